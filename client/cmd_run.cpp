@@ -1,0 +1,11 @@
+#include "client/commands.h"
+
+namespace ralph {
+
+const std::vector<Command>& RunCommands()
+{
+    static const std::vector<Command> commands = {};
+    return commands;
+}
+
+}  // namespace ralph

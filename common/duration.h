@@ -1,0 +1,19 @@
+// Durations as users write them in ralphd.conf, ralph.ini and flags: "90", "30s", "5m", "1h30m", "250ms".
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ralph {
+
+using Millis = std::chrono::milliseconds;
+
+/// A bare number means seconds. Returns nothing for anything malformed or negative.
+std::optional<Millis> ParseDuration(std::string_view text);
+
+/// The shortest exact form: "30m", "1h30m", "1.5s" is written "1500ms".
+std::string FormatDuration(Millis d);
+
+}  // namespace ralph

@@ -1,0 +1,73 @@
+#include "common/paths.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace ralph {
+
+std::string GetEnv(const char* name)
+{
+    const char* v = std::getenv(name);
+    return v ? v : "";
+}
+
+static std::string Home()
+{
+    std::string home = GetEnv("HOME");
+    return home.empty() ? "/tmp" : home;
+}
+
+std::string DefaultSocketPath()
+{
+    if (auto v = GetEnv("RALPH_SOCKET"); !v.empty()) return v;
+    if (auto v = GetEnv("XDG_RUNTIME_DIR"); !v.empty()) return v + "/ralph/ralphd.sock";
+    return "/tmp/ralph-" + std::to_string(getuid()) + "/ralphd.sock";
+}
+
+std::string DefaultStateDir()
+{
+    if (auto v = GetEnv("RALPH_STATE_DIR"); !v.empty()) return v;
+    if (auto v = GetEnv("XDG_STATE_HOME"); !v.empty()) return v + "/ralph";
+    return Home() + "/.local/state/ralph";
+}
+
+std::string UserConfigDir()
+{
+    if (auto v = GetEnv("XDG_CONFIG_HOME"); !v.empty()) return v + "/ralph";
+    return Home() + "/.config/ralph";
+}
+
+std::string DefaultConfigPath()
+{
+    if (auto v = GetEnv("RALPH_CONFIG"); !v.empty()) return v;
+    return UserConfigDir() + "/ralphd.conf";
+}
+
+std::string DirName(const std::string& path)
+{
+    auto slash = path.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+
+std::string MakeDirs(const std::string& path, unsigned mode)
+{
+    if (path.empty()) return "empty directory path";
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0) {
+        return S_ISDIR(st.st_mode) ? "" : path + " exists and is not a directory";
+    }
+    std::string parent = DirName(path);
+    if (parent != path && parent != "." && parent != "/") {
+        if (auto err = MakeDirs(parent, 0700); !err.empty()) return err;
+    }
+    if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+        return "cannot create directory " + path + ": " + std::strerror(errno);
+    return "";
+}
+
+}  // namespace ralph

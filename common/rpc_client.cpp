@@ -1,0 +1,115 @@
+#include "common/rpc_client.h"
+
+#include "common/jsonrpc.h"
+
+#include <cerrno>
+#include <cstring>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace ralph {
+
+namespace json = boost::json;
+
+static int ConnectUnix(const std::string& path, int* error)
+{
+    sockaddr_un addr{};
+    if (path.size() >= sizeof addr.sun_path) {
+        *error = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *error = errno;
+        return -1;
+    }
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        *error = errno;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+RpcClient::RpcClient(const std::string& socket_path) : path_(socket_path)
+{
+    int error = 0;
+    fd_ = ConnectUnix(socket_path, &error);
+    if (fd_ < 0) throw ConnectionError("cannot connect to " + socket_path + ": " + std::strerror(error));
+}
+
+RpcClient::~RpcClient()
+{
+    if (fd_ >= 0) close(fd_);
+}
+
+void RpcClient::SendLine(const std::string& line)
+{
+    std::size_t off = 0;
+    while (off < line.size()) {
+        ssize_t n = send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw ConnectionError("lost the connection to ralphd (" + path_ + "): " + std::strerror(errno));
+        }
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+std::optional<std::string> RpcClient::ReadLine(std::chrono::milliseconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (auto line = framer_.Next()) return line;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) throw ConnectionError("ralphd did not answer in time (" + path_ + ")");
+        pollfd p{fd_, POLLIN, 0};
+        int r = poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1 << 30)));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) throw ConnectionError(std::string("poll: ") + std::strerror(errno));
+        if (r == 0) continue;
+        char buf[65536];
+        ssize_t n = recv(fd_, buf, sizeof buf, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw ConnectionError("lost the connection to ralphd (" + path_ + "): " + std::strerror(errno));
+        }
+        if (n == 0) return std::nullopt;
+        framer_.Append(std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+}
+
+json::object RpcClient::Call(const std::string& method, json::value params,
+                             const std::function<void(const json::object&)>& on_notification)
+{
+    long long id = next_id_++;
+    SendLine(json::serialize(jsonrpc::MakeRequest(id, method, std::move(params))) + "\n");
+    for (;;) {
+        auto line = ReadLine();
+        if (!line) throw ConnectionError("ralphd closed the connection (" + path_ + ")");
+        boost::system::error_code ec;
+        json::value v = json::parse(*line, ec);
+        if (ec || !v.is_object()) throw ConnectionError("ralphd sent an unreadable reply: " + line->substr(0, 200));
+        json::object& o = v.as_object();
+        if (!o.contains("id")) {
+            if (on_notification) on_notification(o);
+            continue;
+        }
+        return std::move(o);
+    }
+}
+
+bool SocketAnswers(const std::string& socket_path)
+{
+    int error = 0;
+    int fd = ConnectUnix(socket_path, &error);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+}
+
+}  // namespace ralph

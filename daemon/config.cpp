@@ -1,0 +1,211 @@
+#include "daemon/config.h"
+
+#include <boost/program_options.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace ralph {
+
+namespace po = boost::program_options;
+
+namespace {
+
+struct Key {
+    const char* name;
+    const char* default_text;
+    const char* meaning;
+};
+
+const Key kKeys[] = {
+    {"server.mode", "managed", "managed (ralphd owns the opencode server) or external (use server.url)"},
+    {"server.url", "", "external mode: the opencode server's base URL, e.g. http://127.0.0.1:4096"},
+    {"server.password", "", "external mode: the server's OPENCODE_SERVER_PASSWORD, if it has one"},
+    {"server.opencode", "opencode", "the opencode binary (also RALPH_OPENCODE); found on PATH when not a path"},
+    {"server.port", "14096", "preferred port of the managed server"},
+    {"server.port_range", "14096-14196", "ports to try when the preferred one is taken"},
+    {"server.health_interval", "5s", "time between health checks"},
+    {"server.health_failures", "3", "consecutive failed health checks before a restart"},
+    {"server.restart_backoff_max", "60s", "longest wait between restarts (the wait doubles from 1s)"},
+    {"server.start_limit_burst", "5", "starts allowed within start_limit_interval before the server is fatal"},
+    {"server.start_limit_interval", "5m", "window of start_limit_burst"},
+    {"server.stop_timeout", "10s", "wait after SIGTERM before SIGKILL"},
+    {"server.idle_stop", "0", "stop the server after this long with no run (0: never)"},
+    {"run.max_iterations", "10", "iterations before a run stops (max_iterations)"},
+    {"run.iteration_timeout", "30m", "an iteration taking longer is aborted"},
+    {"run.max_consecutive_failures", "3", "failed iterations in a row before a run fails"},
+    {"run.completion_promise", "COMPLETE", "the agent prints <promise>TEXT</promise> when done"},
+    {"run.model", "", "provider/model for every prompt (empty: opencode's default)"},
+    {"run.agent", "", "opencode agent (empty: opencode's default)"},
+};
+
+po::options_description Describe(bool run_only)
+{
+    po::options_description desc;
+    for (const Key& k : kKeys) {
+        std::string name = k.name;
+        if (run_only && name.rfind("run.", 0) != 0) continue;
+        desc.add_options()(k.name, po::value<std::string>(), k.meaning);
+    }
+    return desc;
+}
+
+[[noreturn]] void Bad(const std::string& key, const std::string& value, const std::string& allowed)
+{
+    throw ConfigError("invalid value '" + value + "' for " + key + ": " + allowed);
+}
+
+int ToInt(const std::string& key, const std::string& v, int min, int max)
+{
+    std::size_t used = 0;
+    long long n = 0;
+    try {
+        n = std::stoll(v, &used);
+    } catch (...) {
+        used = 0;
+    }
+    if (used != v.size() || v.empty() || n < min || n > max)
+        Bad(key, v, "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max));
+    return static_cast<int>(n);
+}
+
+Millis ToDuration(const std::string& key, const std::string& v, bool allow_zero)
+{
+    auto d = ParseDuration(v);
+    if (!d || (!allow_zero && d->count() == 0))
+        Bad(key, v, std::string("expected a duration such as 30s, 5m, 1h30m or 250ms") +
+                        (allow_zero ? "" : ", more than zero"));
+    return *d;
+}
+
+void ApplyRunKey(RunSettings& run, const std::string& key, const std::string& v)
+{
+    if (key == "run.max_iterations") run.max_iterations = ToInt(key, v, 1, 1000000);
+    else if (key == "run.iteration_timeout") run.iteration_timeout = ToDuration(key, v, false);
+    else if (key == "run.max_consecutive_failures") run.max_consecutive_failures = ToInt(key, v, 1, 1000000);
+    else if (key == "run.completion_promise") {
+        if (v.empty() || v.find('<') != std::string::npos || v.find('>') != std::string::npos)
+            Bad(key, v, "expected non-empty text without '<' or '>'");
+        run.completion_promise = v;
+    } else if (key == "run.model") {
+        if (!v.empty() && (v.find('/') == std::string::npos || v.front() == '/' || v.back() == '/'))
+            Bad(key, v, "expected provider/model, e.g. anthropic/claude-sonnet-4");
+        run.model = v;
+    } else if (key == "run.agent") run.agent = v;
+}
+
+void ApplyServerKey(ServerSettings& s, const std::string& key, const std::string& v)
+{
+    if (key == "server.mode") {
+        if (v != "managed" && v != "external") Bad(key, v, "expected managed or external");
+        s.mode = v;
+    } else if (key == "server.url") {
+        if (!v.empty() && v.rfind("http://", 0) != 0) Bad(key, v, "expected an http:// URL");
+        s.url = v;
+    } else if (key == "server.password") s.password = v;
+    else if (key == "server.opencode") s.opencode = v;
+    else if (key == "server.port") s.port = ToInt(key, v, 1, 65535);
+    else if (key == "server.port_range") {
+        auto dash = v.find('-');
+        if (dash == std::string::npos) Bad(key, v, "expected FIRST-LAST, e.g. 14096-14196");
+        s.port_min = ToInt(key, v.substr(0, dash), 1, 65535);
+        s.port_max = ToInt(key, v.substr(dash + 1), 1, 65535);
+        if (s.port_min > s.port_max) Bad(key, v, "expected FIRST-LAST with FIRST <= LAST");
+    } else if (key == "server.health_interval") s.health_interval = ToDuration(key, v, false);
+    else if (key == "server.health_failures") s.health_failures = ToInt(key, v, 1, 1000);
+    else if (key == "server.restart_backoff_max") s.restart_backoff_max = ToDuration(key, v, false);
+    else if (key == "server.start_limit_burst") s.start_limit_burst = ToInt(key, v, 1, 1000);
+    else if (key == "server.start_limit_interval") s.start_limit_interval = ToDuration(key, v, false);
+    else if (key == "server.stop_timeout") s.stop_timeout = ToDuration(key, v, false);
+    else if (key == "server.idle_stop") s.idle_stop = ToDuration(key, v, true);
+}
+
+/// Parses an INI file into `vm`; a missing file is no error. Unknown keys are.
+void StoreFile(const std::string& path, const po::options_description& desc, po::variables_map& vm, bool must_exist)
+{
+    std::ifstream in(path);
+    if (!in) {
+        if (must_exist) throw ConfigError("cannot read " + path);
+        return;
+    }
+    try {
+        po::store(po::parse_config_file(in, desc, false), vm);
+    } catch (const po::unknown_option& e) {
+        throw ConfigError(path + ": unknown key '" + e.get_option_name() + "'");
+    } catch (const po::error& e) {
+        throw ConfigError(path + ": " + e.what());
+    }
+}
+
+}  // namespace
+
+std::vector<std::string> ConfigKeyNames()
+{
+    std::vector<std::string> names;
+    for (const Key& k : kKeys) names.emplace_back(k.name);
+    return names;
+}
+
+std::string ConfigKeysHelp()
+{
+    std::ostringstream out;
+    std::string section;
+    for (const Key& k : kKeys) {
+        std::string name = k.name;
+        std::string sec = name.substr(0, name.find('.'));
+        if (sec != section) {
+            out << "  [" << sec << "]\n";
+            section = sec;
+        }
+        std::string line = "    " + name.substr(sec.size() + 1) + " = " + k.default_text;
+        if (line.size() < 38) line.resize(38, ' ');
+        out << line << " " << k.meaning << "\n";
+    }
+    return out.str();
+}
+
+Config LoadConfig(const std::string& path, const std::map<std::string, std::string>& overrides)
+{
+    po::options_description desc = Describe(false);
+    po::variables_map vm;
+    // The first value stored for a key wins: command line, then environment, then the file.
+    for (const auto& [key, value] : overrides) {
+        if (!desc.find_nothrow(key, false)) throw ConfigError("unknown config key '" + key + "'");
+        vm.emplace(key, po::variable_value(value, false));
+    }
+    po::store(po::parse_environment(desc,
+                                    [&desc](const std::string& env) -> std::string {
+                                        if (env == "RALPH_OPENCODE") return "server.opencode";
+                                        if (env.rfind("RALPH_SERVER_", 0) != 0 && env.rfind("RALPH_RUN_", 0) != 0)
+                                            return "";
+                                        std::string key;
+                                        for (char c : env.substr(6)) key += static_cast<char>(std::tolower(c));
+                                        key[key.find('_')] = '.';
+                                        return desc.find_nothrow(key, false) ? key : "";
+                                    }),
+              vm);
+    StoreFile(path, desc, vm, false);
+
+    Config config;
+    config.path = path;
+    for (const auto& [key, value] : vm) {
+        const std::string& v = value.as<std::string>();
+        if (key.rfind("run.", 0) == 0) ApplyRunKey(config.run, key, v);
+        else ApplyServerKey(config.server, key, v);
+    }
+    if (config.server.mode == "external" && config.server.url.empty())
+        throw ConfigError("server.mode is external but server.url is empty: set server.url to the server's address");
+    return config;
+}
+
+RunSettings ApplyTaskIni(const RunSettings& base, const std::string& ini_path)
+{
+    po::options_description desc = Describe(true);
+    po::variables_map vm;
+    StoreFile(ini_path, desc, vm, true);
+    RunSettings run = base;
+    for (const auto& [key, value] : vm) ApplyRunKey(run, key, value.as<std::string>());
+    return run;
+}
+
+}  // namespace ralph

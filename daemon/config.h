@@ -1,0 +1,64 @@
+// ralphd.conf and a task's ralph.ini (SPEC §6), read with Boost.Program_options.
+// Precedence: command line, then environment (RALPH_SERVER_PORT, RALPH_RUN_MODEL, RALPH_OPENCODE, ...),
+// then the config file, then the defaults below.
+#pragma once
+
+#include "common/duration.h"
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ralph {
+
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct ServerSettings {
+    std::string mode{"managed"};  ///< managed | external
+    std::string url;              ///< external mode: the server's base URL
+    std::string password;         ///< external mode: its OPENCODE_SERVER_PASSWORD, if any
+    std::string opencode;         ///< the opencode binary; empty means "opencode" on PATH
+    int port{14096};
+    int port_min{14096};
+    int port_max{14196};
+    Millis health_interval{std::chrono::seconds(5)};
+    int health_failures{3};
+    Millis restart_backoff_max{std::chrono::seconds(60)};
+    int start_limit_burst{5};
+    Millis start_limit_interval{std::chrono::minutes(5)};
+    Millis stop_timeout{std::chrono::seconds(10)};
+    Millis idle_stop{0};  ///< 0: never stop an idle server
+};
+
+struct RunSettings {
+    int max_iterations{10};
+    Millis iteration_timeout{std::chrono::minutes(30)};
+    int max_consecutive_failures{3};
+    std::string completion_promise{"COMPLETE"};
+    std::string model;  ///< provider/model, empty for opencode's default
+    std::string agent;
+};
+
+struct Config {
+    ServerSettings server;
+    RunSettings run;
+    std::string path;  ///< the config file read (it may not exist)
+};
+
+/// Reads the config. `overrides` are "section.key=value" strings from the command line.
+/// Throws ConfigError naming the key, the value and what is allowed.
+Config LoadConfig(const std::string& path, const std::map<std::string, std::string>& overrides);
+
+/// Applies a task's ralph.ini ([run] keys only) over `base`. Throws ConfigError.
+RunSettings ApplyTaskIni(const RunSettings& base, const std::string& ini_path);
+
+/// Every key with its default and meaning, for `ralphd --help`.
+std::string ConfigKeysHelp();
+
+/// The names of every config key ("server.port", ...).
+std::vector<std::string> ConfigKeyNames();
+
+}  // namespace ralph

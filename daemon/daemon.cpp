@@ -1,0 +1,180 @@
+#include "daemon/daemon.h"
+
+#include "common/log.h"
+#include "common/paths.h"
+#include "common/rpc_client.h"
+#include "daemon/loop_engine.h"
+#include "daemon/sd_notify.h"
+#include "daemon/server_supervisor.h"
+#include "daemon/socket_server.h"
+#include "daemon/store.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace ralph {
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
+
+Daemon::~Daemon()
+{
+    socket_.reset();
+    loops_.reset();
+    supervisor_.reset();
+    store_.reset();
+    if (listening_) unlink(options_.socket_path.c_str());
+    if (lock_fd_ >= 0) {
+        unlink(lock_path_.c_str());
+        close(lock_fd_);
+    }
+}
+
+std::string Daemon::database_path() const { return options_.state_dir + "/ralph.db"; }
+
+double Daemon::uptime_seconds() const
+{
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+}
+
+bool Daemon::TakeInstanceLock()
+{
+    lock_path_ = options_.socket_path + ".lock";
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        int fd = open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            Log(LogLevel::Error) << "cannot open lock file " << lock_path_ << ": " << std::strerror(errno);
+            return false;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            char buf[32] = {};
+            ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+            close(fd);
+            std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+            while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+            Log(LogLevel::Error) << "ralphd is already running (pid " << pid << ", socket " << options_.socket_path << ")";
+            return false;
+        }
+        // A daemon that was exiting may have unlinked the file we opened: then lock the new one.
+        struct stat held {}, now {};
+        if (fstat(fd, &held) != 0 || stat(lock_path_.c_str(), &now) != 0 || held.st_ino != now.st_ino) {
+            close(fd);
+            continue;
+        }
+        std::string pid = std::to_string(getpid()) + "\n";
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+            Log(LogLevel::Warning) << "cannot write pid to " << lock_path_ << ": " << std::strerror(errno);
+        }
+        lock_fd_ = fd;
+        return true;
+    }
+    Log(LogLevel::Error) << "cannot take the lock " << lock_path_ << ": it keeps being replaced";
+    return false;
+}
+
+int Daemon::Run()
+{
+    try {
+        config_ = LoadConfig(options_.config_path, options_.overrides);
+    } catch (const ConfigError& e) {
+        Log(LogLevel::Error) << "configuration: " << e.what();
+        return 1;
+    }
+
+    std::string socket_dir = DirName(options_.socket_path);
+    if (auto err = MakeDirs(socket_dir, 0700); !err.empty()) {
+        Log(LogLevel::Error) << err;
+        return 1;
+    }
+    struct stat st {};
+    if (stat(socket_dir.c_str(), &st) == 0 && st.st_uid == getuid() && (st.st_mode & 077) != 0)
+        chmod(socket_dir.c_str(), 0700);
+    if (!TakeInstanceLock()) return 1;
+
+    if (auto err = MakeDirs(options_.state_dir, 0700); !err.empty()) {
+        Log(LogLevel::Error) << err;
+        return 1;
+    }
+    try {
+        store_ = std::make_unique<RunStore>(database_path());
+    } catch (const StoreError& e) {
+        Log(LogLevel::Error) << e.what();
+        return 1;
+    }
+    RegisterAllMethods(table_);
+
+    supervisor_ = std::make_unique<ServerSupervisor>(io_, config_.server, *store_, options_.state_dir);
+    loops_ = std::make_unique<LoopEngine>(*this);
+    supervisor_->ReconcileLeftovers();
+
+    SocketServerOptions socket_options;
+    socket_options.idle_timeout = options_.client_idle_timeout;
+    socket_ = std::make_unique<SocketServer>(io_, table_, *this, socket_options);
+    try {
+        if (int fd = SdListenFd(); fd >= 0) {
+            socket_->Adopt(fd);
+            Log(LogLevel::Info) << "using the socket passed by systemd";
+        } else {
+            if (access(options_.socket_path.c_str(), F_OK) == 0) {
+                if (SocketAnswers(options_.socket_path)) {
+                    Log(LogLevel::Error) << "another process answers on " << options_.socket_path
+                                         << " without holding " << lock_path_ << "; not replacing it";
+                    return 1;
+                }
+                unlink(options_.socket_path.c_str());  // stale: left by a daemon that was killed
+            }
+            socket_->Listen(options_.socket_path);
+            listening_ = true;
+        }
+    } catch (const std::exception& e) {
+        Log(LogLevel::Error) << e.what();
+        return 1;
+    }
+    socket_->Start();
+    loops_->ResumeLeftRuns();
+
+    asio::signal_set signals(io_, SIGTERM, SIGINT);
+    signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+        if (!ec) RequestShutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    });
+    SdWatchdogStart(io_);
+    Log(LogLevel::Info) << "ralphd " << RALPH_VERSION << " ready (pid " << getpid() << ", socket "
+                        << options_.socket_path << ", database " << database_path() << ")";
+    SdNotify("READY=1\nSTATUS=serving");
+
+    io_.run();
+    Log(LogLevel::Info) << "ralphd stopped";
+    return 0;
+}
+
+void Daemon::RequestShutdown(const std::string& why)
+{
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    Log(LogLevel::Info) << "shutting down (" << why << ")";
+    SdNotify("STOPPING=1");
+    asio::co_spawn(io_, Shutdown(), asio::detached);
+}
+
+asio::awaitable<void> Daemon::Shutdown()
+{
+    // Phase one: accept no more work and wake every waiter. Phase two: release resources.
+    socket_->Close();
+    try {
+        co_await loops_->Shutdown();
+        co_await supervisor_->Shutdown();
+    } catch (const std::exception& e) {
+        Log(LogLevel::Error) << "during shutdown: " << e.what();
+    }
+    io_.stop();
+}
+
+}  // namespace ralph

@@ -1,0 +1,70 @@
+// Daemon: owns everything ralphd runs — config, store, socket, the opencode server supervisor and
+// the loop engine — on one io_context thread. Run() reads like the daemon's life: lock, open the
+// database, reconcile leftovers, listen, report ready, serve, shut down in two phases.
+#pragma once
+
+#include "daemon/config.h"
+#include "daemon/rpc_table.h"
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace ralph {
+
+class RunStore;
+class SocketServer;
+class ServerSupervisor;
+class LoopEngine;
+
+struct DaemonOptions {
+    std::string socket_path;
+    std::string state_dir;
+    std::string config_path;
+    std::map<std::string, std::string> overrides;  ///< "section.key" -> value from the command line
+    std::chrono::milliseconds client_idle_timeout{std::chrono::seconds(60)};
+};
+
+class Daemon {
+public:
+    explicit Daemon(DaemonOptions options);
+    ~Daemon();
+
+    /// Runs until shut down; returns the process exit code. Errors are logged with what to do.
+    int Run();
+    /// Starts a clean shutdown (idempotent); safe to call from a handler.
+    void RequestShutdown(const std::string& why);
+
+    asio::io_context& io() { return io_; }
+    const Config& config() const { return config_; }
+    RunStore& store() { return *store_; }
+    ServerSupervisor& supervisor() { return *supervisor_; }
+    LoopEngine& loops() { return *loops_; }
+    const DaemonOptions& options() const { return options_; }
+    std::string database_path() const;
+    double uptime_seconds() const;
+    bool shutting_down() const { return shutting_down_; }
+
+private:
+    bool TakeInstanceLock();
+    asio::awaitable<void> Shutdown();
+
+    DaemonOptions options_;
+    Config config_;
+    asio::io_context io_{1};
+    RpcTable table_;
+    std::unique_ptr<RunStore> store_;
+    std::unique_ptr<ServerSupervisor> supervisor_;
+    std::unique_ptr<LoopEngine> loops_;
+    std::unique_ptr<SocketServer> socket_;
+    int lock_fd_{-1};
+    std::string lock_path_;
+    bool listening_{false};
+    bool shutting_down_{false};
+    std::chrono::steady_clock::time_point started_{std::chrono::steady_clock::now()};
+};
+
+}  // namespace ralph

@@ -1,0 +1,11 @@
+#include "daemon/rpc_table.h"
+
+namespace ralph {
+
+const std::vector<RpcMethod>& RunMethods()
+{
+    static const std::vector<RpcMethod> methods = {};
+    return methods;
+}
+
+}  // namespace ralph

@@ -1,0 +1,71 @@
+// The method table: every socket method with its spec and handler, and the dispatcher that
+// turns one received line into the reply line. Handlers run on the daemon's io_context thread.
+#pragma once
+
+#include "proto/protocol.h"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json.hpp>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ralph {
+
+namespace json = boost::json;
+namespace asio = boost::asio;
+
+class Daemon;
+
+/// What a handler may use besides its parameters.
+struct CallContext {
+    Daemon& daemon;
+    /// Writes a notification to the caller's connection (run.events with follow).
+    std::function<asio::awaitable<void>(json::object)> notify;
+    /// Called once the reply has been written (daemon.shutdown replies first, then stops).
+    std::function<void()> after_reply;
+};
+
+/// A handler throws RpcError for an application error; anything else becomes -32603.
+using Handler = asio::awaitable<json::value> (*)(CallContext&, const json::object& params);
+
+struct RpcMethod {
+    MethodSpec spec;
+    Handler handler;
+};
+
+class RpcTable {
+public:
+    /// Adds a domain's methods; a duplicate name is a programming error (throws).
+    void Add(const std::vector<RpcMethod>& methods);
+    const RpcMethod* Find(std::string_view name) const;
+    std::vector<const MethodSpec*> Specs() const;
+
+private:
+    std::vector<const RpcMethod*> ordered_;
+    std::map<std::string, const RpcMethod*, std::less<>> by_name_;
+};
+
+/// Each domain's table, defined in its rpc_*.cpp file.
+const std::vector<RpcMethod>& DaemonMethods();
+const std::vector<RpcMethod>& ServerMethods();
+const std::vector<RpcMethod>& TaskMethods();
+const std::vector<RpcMethod>& RunMethods();
+const std::vector<RpcMethod>& AttachMethods();
+
+/// The one place that registers every domain (nothing is added after serving starts).
+void RegisterAllMethods(RpcTable& table);
+
+/// Answers one line: the reply line (with '\n'), or nothing when no reply is due.
+asio::awaitable<std::optional<std::string>> HandleLine(const RpcTable& table, CallContext& ctx, std::string_view line);
+
+/// Helpers for handlers reading checked params.
+std::string ParamString(const json::object& params, const char* name, const std::string& fallback = "");
+std::optional<int64_t> ParamInt(const json::object& params, const char* name);
+bool ParamBool(const json::object& params, const char* name, bool fallback = false);
+
+}  // namespace ralph

@@ -1,0 +1,132 @@
+// RunStore: ralph's state in SQLite (WAL). Every state change is one BEGIN IMMEDIATE transaction,
+// committed before the caller replies. Only FinishRun writes a terminal status, and the schema
+// itself refuses any change to a run that is no longer running (trigger runs_terminal_final).
+// Owned by the daemon's io_context thread; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace ralph {
+
+struct StoreError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct RunRow {
+    int64_t id{0};
+    std::string task_name, task_dir, project_root;
+    std::string status{"running"};
+    std::string reason;  ///< empty while running
+    int iteration{0};    ///< the latest iteration started (0 before the first)
+    int max_iterations{10};
+    std::string model, agent, promise;
+    int64_t iteration_timeout_ms{0};
+    int max_consecutive_failures{3};
+    int consecutive_failures{0};
+    std::string stop_requested;  ///< "", "after_iteration" or "now"
+    int64_t started_at{0}, ended_at{0};  ///< unix milliseconds; ended_at 0 while running
+    std::string session_id;
+    int last_port{0};
+    int64_t tokens_in{0}, tokens_out{0};
+    double cost{0};
+};
+
+struct IterationRow {
+    int64_t run_id{0};
+    int n{0};
+    std::string session_id;
+    std::string outcome;  ///< empty while the iteration is under way
+    int64_t started_at{0}, ended_at{0};
+    std::string error;
+    bool promise_seen{false};
+    int64_t tokens_in{0}, tokens_out{0};
+    double cost{0};
+    int port{0};
+};
+
+struct RunEvent {
+    int64_t id{0};
+    int64_t run_id{0};
+    int64_t at{0};
+    int iteration{0};
+    std::string kind;  ///< iteration.start, iteration.end, text, tool, error, run.end, note
+    std::string data;  ///< JSON object text
+};
+
+/// The managed opencode server a daemon started, so that its successor can find it after a crash.
+struct ManagedServerRecord {
+    int pid{0};
+    uint64_t start_time{0};  ///< field 22 of /proc/PID/stat, to tell a reused pid apart
+    int port{0};
+    int64_t started_at{0};
+};
+
+class RunStore {
+public:
+    static constexpr int kSchemaVersion = 1;
+
+    /// Opens (creating with mode 0600) and migrates the database. Throws StoreError with a
+    /// message a user can act on, e.g. for a database written by a newer ralph.
+    explicit RunStore(const std::string& path);
+    ~RunStore();
+    RunStore(const RunStore&) = delete;
+    RunStore& operator=(const RunStore&) = delete;
+
+    int SchemaVersion();
+    const std::string& path() const { return path_; }
+
+    /// Inserts a running run and returns its id; std::nullopt when the task already has a running run.
+    std::optional<int64_t> InsertRun(const RunRow& run);
+    std::optional<RunRow> GetRun(int64_t id);
+    std::optional<RunRow> LatestRunForTask(const std::string& task_dir);
+    std::optional<RunRow> RunningRunForTask(const std::string& task_dir);
+    /// Running runs first, then the newest; `limit` 0 means every run.
+    std::vector<RunRow> ListRuns(const std::string& task_dir, int limit);
+    std::vector<RunRow> RunningRuns();
+
+    /// Records iteration n of a run with its session (before the prompt is sent) and makes it current.
+    void BeginIteration(int64_t run_id, int n, const std::string& session_id, int port, int64_t at);
+    /// Ends an iteration, adds its tokens and cost to the run and updates the failure streak.
+    void FinishIteration(const IterationRow& it);
+    std::vector<IterationRow> Iterations(int64_t run_id);
+    /// The run's iteration whose outcome is still empty, if any (left by a crash).
+    std::optional<IterationRow> UnfinishedIteration(int64_t run_id);
+
+    /// The only writer of a terminal status. Returns false (and changes nothing) when the run
+    /// is not running.
+    bool FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at);
+    /// Marks a running run to stop; false when it is not running.
+    bool RequestStop(int64_t id, bool now);
+
+    int64_t AppendEvent(int64_t run_id, int iteration, const std::string& kind, const std::string& data, int64_t at);
+    std::vector<RunEvent> Events(int64_t run_id, int64_t after, int limit);
+
+    void RecordServerEvent(const std::string& event, int pid, int port, const std::string& detail, int64_t at);
+    std::optional<ManagedServerRecord> GetManagedServer();
+    void SetManagedServer(const std::optional<ManagedServerRecord>& record);
+
+    /// Test hook: raw SQL, for checking the schema's own guards.
+    void ExecForTest(const std::string& sql);
+
+private:
+    class Stmt;
+    void Exec(const std::string& sql);
+    void Migrate();
+    [[noreturn]] void Fail(const std::string& what);
+
+    std::string path_;
+    sqlite3* db_{nullptr};
+};
+
+/// Unix time in milliseconds.
+int64_t NowMillis();
+
+}  // namespace ralph
