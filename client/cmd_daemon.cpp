@@ -31,6 +31,12 @@ int DaemonStatus(Client& client, const std::vector<std::string>& args)
     return kExitOk;
 }
 
+int DaemonStart(Client& client, const std::vector<std::string>& args)
+{
+    // Connecting starts ralphd when it is not running (unless autostart is off).
+    return DaemonStatus(client, args);
+}
+
 int DaemonStop(Client& client, const std::vector<std::string>& args)
 {
     ParseCommandArgs(args, po::options_description());
@@ -61,6 +67,7 @@ int DaemonStop(Client& client, const std::vector<std::string>& args)
 const std::vector<Command>& DaemonCommands()
 {
     static const std::vector<Command> commands = {
+        {"daemon start", "", "start the daemon when it is not running, then show its status", DaemonStart},
         {"daemon status", "", "show the daemon's pid, uptime, socket and files", DaemonStatus, false},
         {"daemon stop", "", "stop the daemon (running loops resume when it starts again)", DaemonStop, false},
     };

@@ -169,10 +169,12 @@ Config LoadConfig(const std::string& path, const std::map<std::string, std::stri
     po::options_description desc = Describe(false);
     po::variables_map vm;
     // The first value stored for a key wins: command line, then environment, then the file.
+    std::vector<std::string> args;
     for (const auto& [key, value] : overrides) {
         if (!desc.find_nothrow(key, false)) throw ConfigError("unknown config key '" + key + "'");
-        vm.emplace(key, po::variable_value(value, false));
+        args.push_back("--" + key + "=" + value);
     }
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
     po::store(po::parse_environment(desc,
                                     [&desc](const std::string& env) -> std::string {
                                         if (env == "RALPH_OPENCODE") return "server.opencode";

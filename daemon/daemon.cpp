@@ -151,6 +151,12 @@ int Daemon::Run()
     SdNotify("READY=1\nSTATUS=serving");
 
     io_.run();
+    // Let every cancelled operation complete so that no coroutine is left holding a reference
+    // to an object about to be destroyed.
+    socket_->Close();
+    io_.restart();
+    for (int i = 0; i < 1000 && io_.poll() > 0; ++i) {
+    }
     Log(LogLevel::Info) << "ralphd stopped";
     return 0;
 }

@@ -288,6 +288,20 @@ void RunStore::Exec(const std::string& sql)
 
 void RunStore::ExecForTest(const std::string& sql) { Exec(sql); }
 
+void RunStore::CreateAtVersionForTest(const std::string& path, int version)
+{
+    sqlite3* db = nullptr;
+    if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) throw StoreError("cannot open " + path);
+    for (int v = 0; v < version; ++v) {
+        std::string sql = std::string(kMigrations[v]) + "PRAGMA user_version = " + std::to_string(v + 1) + ";";
+        if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+            sqlite3_close(db);
+            throw StoreError("migration step " + std::to_string(v) + " failed");
+        }
+    }
+    sqlite3_close(db);
+}
+
 int RunStore::SchemaVersion()
 {
     Stmt s(*this, "PRAGMA user_version");

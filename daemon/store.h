@@ -115,6 +115,8 @@ public:
 
     /// Test hook: raw SQL, for checking the schema's own guards.
     void ExecForTest(const std::string& sql);
+    /// Test hook: creates a database at an earlier schema version (the first `version` steps).
+    static void CreateAtVersionForTest(const std::string& path, int version);
 
 private:
     class Stmt;

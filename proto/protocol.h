@@ -27,6 +27,7 @@ struct MethodSpec {
     const char* summary;
     std::vector<ParamSpec> params;
     const char* result;
+    bool unchecked_params{false};  ///< accept any params (only the JSON-RPC conformance tests use this)
 };
 
 const char* ParamTypeName(ParamType t);

@@ -1,0 +1,253 @@
+#include "tests/harness.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace ralph::test {
+
+namespace fs = std::filesystem;
+
+static std::vector<std::string> BuildEnv(const std::map<std::string, std::string>& overrides)
+{
+    std::map<std::string, std::string> merged;
+    for (char** e = environ; *e; ++e) {
+        std::string kv = *e;
+        auto eq = kv.find('=');
+        if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (const auto& [k, v] : overrides) {
+        if (v.empty()) merged.erase(k);
+        else merged[k] = v;
+    }
+    std::vector<std::string> out;
+    for (const auto& [k, v] : merged) out.push_back(k + "=" + v);
+    return out;
+}
+
+pid_t SpawnProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                   const std::string& stdout_path, const std::string& stderr_path, const std::string& cwd)
+{
+    std::vector<std::string> envs = BuildEnv(env);
+    std::vector<char*> cargv, cenv;
+    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    cargv.push_back(nullptr);
+    for (const auto& e : envs) cenv.push_back(const_cast<char*>(e.c_str()));
+    cenv.push_back(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        signal(SIGPIPE, SIG_DFL);
+        execve(cargv[0], cargv.data(), cenv.data());
+        dprintf(2, "exec %s: %s\n", cargv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int WaitExit(pid_t pid, std::chrono::milliseconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        int status = 0;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (r < 0) return -2;
+        if (std::chrono::steady_clock::now() > deadline) return -1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+CommandResult RunProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                         const std::string& cwd, std::chrono::seconds timeout)
+{
+    char tmpl[] = "/tmp/ralph-run-XXXXXX";
+    std::string tmp = mkdtemp(tmpl);
+    pid_t pid = SpawnProgram(argv, env, tmp + "/out", tmp + "/err", cwd);
+    CommandResult r;
+    r.exit_code = WaitExit(pid, timeout);
+    if (r.exit_code == -1) {
+        kill(pid, SIGKILL);
+        WaitExit(pid, std::chrono::seconds(5));
+        ADD_FAILURE() << "timed out after " << timeout.count() << "s: " << argv[0];
+    }
+    r.out = ReadFile(tmp + "/out");
+    r.err = ReadFile(tmp + "/err");
+    fs::remove_all(tmp);
+    return r;
+}
+
+std::string ReadFile(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text)
+{
+    fs::create_directories(fs::path(path).parent_path());
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+}
+
+bool PathExists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+bool ProcessAlive(pid_t pid)
+{
+    std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+    if (stat.empty()) return false;
+    auto close = stat.rfind(')');
+    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!cond()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+}
+
+TestEnv::TestEnv()
+{
+    // Short: a Unix socket path must fit in 108 bytes.
+    char tmpl[] = "/tmp/rt-XXXXXX";
+    dir = mkdtemp(tmpl);
+    socket = dir + "/run/ralphd.sock";
+    state_dir = dir + "/state";
+    config_path = dir + "/config/ralph/ralphd.conf";
+    home = dir + "/home";
+    fs::create_directories(home);
+    env = {
+        {"RALPH_SOCKET", socket},
+        {"RALPH_STATE_DIR", state_dir},
+        {"RALPH_CONFIG", config_path},
+        {"RALPHD", RALPHD_PATH},
+        {"HOME", home},
+        {"XDG_CONFIG_HOME", dir + "/config"},
+        {"XDG_DATA_HOME", dir + "/data"},
+        {"XDG_STATE_HOME", dir + "/xdgstate"},
+        {"XDG_CACHE_HOME", dir + "/cache"},
+        {"XDG_RUNTIME_DIR", ""},
+        {"RALPH_NO_AUTOSTART", ""},
+        {"JOURNAL_STREAM", ""},
+        {"NOTIFY_SOCKET", ""},
+        {"OPENCODE_DISABLE_AUTOUPDATE", "1"},
+        {"OPENCODE_DISABLE_MODELS_FETCH", "1"},
+    };
+}
+
+TestEnv::~TestEnv()
+{
+    if (daemon_pid_ > 0 && ProcessAlive(daemon_pid_)) StopDaemon();
+    // An autostarted daemon is not our child: stop it through the socket.
+    if (SocketAnswers(socket)) {
+        try {
+            Call("daemon.shutdown");
+        } catch (...) {
+        }
+        WaitFor([&] { return !SocketAnswers(socket); }, std::chrono::seconds(30));
+    }
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+void TestEnv::WriteConfig(const std::string& text) { WriteFile(config_path, text); }
+
+pid_t TestEnv::StartDaemon(const std::vector<std::string>& extra_args)
+{
+    std::vector<std::string> argv = {RALPHD_PATH, "--debug"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    ++daemon_starts_;
+    std::string err_path = dir + "/ralphd." + std::to_string(daemon_starts_) + ".stderr";
+    daemon_pid_ = SpawnProgram(argv, env, dir + "/ralphd.stdout", err_path);
+    bool ready = WaitFor(
+        [&] {
+            if (!ProcessAlive(daemon_pid_)) return true;
+            try {
+                auto reply = Call("daemon.ping");
+                return reply.contains("result");
+            } catch (const ConnectionError&) {
+                return false;
+            }
+        },
+        std::chrono::seconds(15));
+    if (!ready || !ProcessAlive(daemon_pid_)) {
+        ADD_FAILURE() << "ralphd did not start; its stderr:\n" << DaemonStderr();
+    }
+    return daemon_pid_;
+}
+
+std::string TestEnv::DaemonStderr() const
+{
+    std::string all;
+    for (int i = 1; i <= daemon_starts_; ++i) all += ReadFile(dir + "/ralphd." + std::to_string(i) + ".stderr");
+    return all;
+}
+
+int TestEnv::StopDaemon()
+{
+    if (daemon_pid_ <= 0) return -1;
+    kill(daemon_pid_, SIGTERM);
+    int code = WaitExit(daemon_pid_, std::chrono::seconds(60));
+    if (code == -1) {
+        ADD_FAILURE() << "ralphd did not exit within 60s of SIGTERM";
+        kill(daemon_pid_, SIGKILL);
+        code = WaitExit(daemon_pid_, std::chrono::seconds(5));
+    }
+    daemon_pid_ = -1;
+    return code;
+}
+
+void TestEnv::KillDaemon()
+{
+    if (daemon_pid_ <= 0) return;
+    kill(daemon_pid_, SIGKILL);
+    WaitExit(daemon_pid_, std::chrono::seconds(10));
+    daemon_pid_ = -1;
+}
+
+CommandResult TestEnv::Ralph(const std::vector<std::string>& args, const std::string& cwd,
+                             const std::map<std::string, std::string>& extra_env, std::chrono::seconds timeout)
+{
+    std::vector<std::string> argv = {RALPH_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto e = env;
+    for (const auto& [k, v] : extra_env) e[k] = v;
+    return RunProgram(argv, e, cwd, timeout);
+}
+
+std::unique_ptr<RpcClient> TestEnv::Connect() const { return std::make_unique<RpcClient>(socket); }
+
+boost::json::object TestEnv::Call(const std::string& method, boost::json::value params) const
+{
+    RpcClient c(socket);
+    return c.Call(method, std::move(params));
+}
+
+}  // namespace ralph::test

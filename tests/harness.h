@@ -1,0 +1,80 @@
+// Test harness: a private directory per test with its own socket, state, config and HOME, a real
+// ralphd started as a user would, and the real ralph run as a subprocess.
+#pragma once
+
+#include "common/rpc_client.h"
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace ralph::test {
+
+struct CommandResult {
+    int exit_code{-1};
+    std::string out;
+    std::string err;
+};
+
+/// Runs a program to completion; stdout and stderr are captured. env entries override the
+/// current environment ("" removes a variable).
+CommandResult RunProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                         const std::string& cwd = "", std::chrono::seconds timeout = std::chrono::seconds(120));
+
+/// Starts a program in the background with stdout/stderr to files; returns its pid.
+pid_t SpawnProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                   const std::string& stdout_path, const std::string& stderr_path, const std::string& cwd = "");
+
+/// Waits for a child; returns its exit code, 128+signal, or -1 on timeout.
+int WaitExit(pid_t pid, std::chrono::milliseconds timeout);
+
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& text);
+bool PathExists(const std::string& path);
+/// True while a process exists and is not a zombie.
+bool ProcessAlive(pid_t pid);
+/// Polls `cond` every 20 ms until it holds or the timeout passes.
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
+
+class TestEnv {
+public:
+    TestEnv();
+    ~TestEnv();
+    TestEnv(const TestEnv&) = delete;
+    TestEnv& operator=(const TestEnv&) = delete;
+
+    std::string dir;         ///< private root, removed at the end
+    std::string socket;      ///< dir/run/ralphd.sock
+    std::string state_dir;   ///< dir/state
+    std::string config_path; ///< dir/config/ralph/ralphd.conf (XDG_CONFIG_HOME = dir/config)
+    std::string home;        ///< dir/home
+    /// Environment for every program started: RALPH_*, HOME and XDG_* pointing into dir.
+    std::map<std::string, std::string> env;
+
+    void WriteConfig(const std::string& text);
+
+    /// Starts ralphd in the foreground (as a child) and waits until it answers daemon.ping;
+    /// fails the test with its stderr when it exits or does not answer within 15 s.
+    pid_t StartDaemon(const std::vector<std::string>& extra_args = {});
+    /// SIGTERM and wait; returns the exit code.
+    int StopDaemon();
+    void KillDaemon();  ///< SIGKILL and reap
+    pid_t daemon_pid() const { return daemon_pid_; }
+    std::string DaemonStderr() const;
+
+    CommandResult Ralph(const std::vector<std::string>& args, const std::string& cwd = "",
+                        const std::map<std::string, std::string>& extra_env = {},
+                        std::chrono::seconds timeout = std::chrono::seconds(120));
+    std::unique_ptr<RpcClient> Connect() const;
+    /// One request over a fresh connection; returns the reply object.
+    boost::json::object Call(const std::string& method, boost::json::value params = boost::json::object{}) const;
+
+private:
+    pid_t daemon_pid_{-1};
+    int daemon_starts_{0};
+};
+
+}  // namespace ralph::test

@@ -1,0 +1,212 @@
+// The run store migrates step by step, refuses a newer schema, and never lets a run leave a
+// terminal status.
+#include "daemon/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <sys/stat.h>
+
+namespace ralph {
+namespace {
+
+class UnitStore : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        char tmpl[] = "/tmp/ralph-store-XXXXXX";
+        dir_ = mkdtemp(tmpl);
+        path_ = dir_ + "/ralph.db";
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+
+    RunRow NewRun(const std::string& task_dir)
+    {
+        RunRow r;
+        r.task_name = "t";
+        r.task_dir = task_dir;
+        r.project_root = "/p";
+        r.max_iterations = 5;
+        r.promise = "COMPLETE";
+        r.iteration_timeout_ms = 1000;
+        r.started_at = NowMillis();
+        return r;
+    }
+    void RawExec(const std::string& sql)
+    {
+        sqlite3* db = nullptr;
+        ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+        char* err = nullptr;
+        int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+        sqlite3_free(err);
+        sqlite3_close(db);
+        ASSERT_EQ(rc, SQLITE_OK) << sql;
+    }
+    std::string dir_, path_;
+};
+
+TEST_F(UnitStore, MigratesFromEmptyToCurrent)
+{
+    RunStore store(path_);
+    EXPECT_EQ(store.SchemaVersion(), RunStore::kSchemaVersion);
+    struct stat st {};
+    ASSERT_EQ(stat(path_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(UnitStore, MigratesFromEveryEarlierVersion)
+{
+    for (int v = 0; v <= RunStore::kSchemaVersion; ++v) {
+        std::filesystem::remove(path_);
+        RunStore::CreateAtVersionForTest(path_, v);
+        if (v >= 1) {
+            RawExec("INSERT INTO runs (task_name, task_dir, project_root, status, max_iterations, promise, "
+                    "iteration_timeout_ms, max_consecutive_failures, started_at) "
+                    "VALUES ('t', '/p/tasks/t', '/p', 'completed', 3, 'COMPLETE', 1000, 3, 1)");
+        }
+        RunStore store(path_);
+        EXPECT_EQ(store.SchemaVersion(), RunStore::kSchemaVersion) << "from version " << v;
+        if (v >= 1) {
+            auto run = store.GetRun(1);
+            ASSERT_TRUE(run) << "from version " << v;
+            EXPECT_EQ(run->status, "completed");
+        }
+    }
+}
+
+TEST_F(UnitStore, RefusesANewerSchema)
+{
+    { RunStore store(path_); }
+    RawExec("PRAGMA user_version = 99");
+    try {
+        RunStore store(path_);
+        FAIL() << "opened a newer schema";
+    } catch (const StoreError& e) {
+        std::string msg = e.what();
+        EXPECT_NE(msg.find("99"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("upgrade ralph"), std::string::npos) << msg;
+    }
+}
+
+TEST_F(UnitStore, OneRunningRunPerTask)
+{
+    RunStore store(path_);
+    auto a = store.InsertRun(NewRun("/p/tasks/a"));
+    ASSERT_TRUE(a);
+    EXPECT_FALSE(store.InsertRun(NewRun("/p/tasks/a")));
+    auto b = store.InsertRun(NewRun("/p/tasks/b"));
+    ASSERT_TRUE(b);
+    EXPECT_GT(*b, *a);
+    EXPECT_TRUE(store.FinishRun(*a, "completed", "promise", NowMillis()));
+    auto c = store.InsertRun(NewRun("/p/tasks/a"));
+    ASSERT_TRUE(c);
+    EXPECT_GT(*c, *b);  // ids increase and are never reused
+}
+
+TEST_F(UnitStore, EveryTransitionOutOfATerminalStatusIsRefused)
+{
+    RunStore store(path_);
+    for (std::string terminal : {"completed", "stopped", "failed"}) {
+        auto id = store.InsertRun(NewRun("/p/tasks/" + terminal));
+        ASSERT_TRUE(id);
+        ASSERT_TRUE(store.FinishRun(*id, terminal, "x", 1000));
+        auto before = store.GetRun(*id);
+        for (std::string next : {"completed", "stopped", "failed"}) {
+            EXPECT_FALSE(store.FinishRun(*id, next, "y", 2000)) << terminal << " -> " << next;
+        }
+        EXPECT_FALSE(store.RequestStop(*id, true));
+        EXPECT_THROW(store.BeginIteration(*id, 1, "ses_x", 1, 3000), StoreError);
+        // The schema refuses it too, whatever SQL tries.
+        EXPECT_THROW(store.ExecForTest("UPDATE runs SET status = 'running' WHERE id = " + std::to_string(*id)),
+                     StoreError);
+        EXPECT_THROW(store.ExecForTest("UPDATE runs SET reason = 'other' WHERE id = " + std::to_string(*id)),
+                     StoreError);
+        EXPECT_THROW(store.ExecForTest("DELETE FROM runs WHERE id = " + std::to_string(*id)), StoreError);
+        auto after = store.GetRun(*id);
+        EXPECT_EQ(after->status, terminal);
+        EXPECT_EQ(after->reason, "x");
+        EXPECT_EQ(after->ended_at, before->ended_at);
+    }
+    EXPECT_THROW(store.FinishRun(1, "running", "", 0), StoreError);
+}
+
+TEST_F(UnitStore, IterationsAddUpAndTrackFailureStreaks)
+{
+    RunStore store(path_);
+    auto id = *store.InsertRun(NewRun("/p/tasks/a"));
+    store.BeginIteration(id, 1, "ses_1", 14096, 100);
+    EXPECT_EQ(store.UnfinishedIteration(id)->n, 1);
+    IterationRow it;
+    it.run_id = id;
+    it.n = 1;
+    it.outcome = "error";
+    it.ended_at = 200;
+    it.tokens_in = 10;
+    it.tokens_out = 5;
+    it.cost = 0.5;
+    store.FinishIteration(it);
+    EXPECT_FALSE(store.UnfinishedIteration(id));
+    auto run = store.GetRun(id);
+    EXPECT_EQ(run->iteration, 1);
+    EXPECT_EQ(run->session_id, "ses_1");
+    EXPECT_EQ(run->last_port, 14096);
+    EXPECT_EQ(run->consecutive_failures, 1);
+    EXPECT_EQ(run->tokens_in, 10);
+
+    store.BeginIteration(id, 2, "ses_2", 14096, 300);
+    it.n = 2;
+    it.outcome = "continue";
+    store.FinishIteration(it);
+    run = store.GetRun(id);
+    EXPECT_EQ(run->consecutive_failures, 0);
+    EXPECT_EQ(run->tokens_in, 20);
+    EXPECT_DOUBLE_EQ(run->cost, 1.0);
+    // Finishing an iteration twice adds nothing.
+    store.FinishIteration(it);
+    EXPECT_EQ(store.GetRun(id)->tokens_in, 20);
+    auto its = store.Iterations(id);
+    ASSERT_EQ(its.size(), 2u);
+    EXPECT_EQ(its[0].outcome, "error");
+    EXPECT_EQ(its[1].session_id, "ses_2");
+}
+
+TEST_F(UnitStore, EventsAndServerRecord)
+{
+    RunStore store(path_);
+    auto id = *store.InsertRun(NewRun("/p/tasks/a"));
+    auto e1 = store.AppendEvent(id, 1, "text", R"({"text":"hi"})", 1);
+    auto e2 = store.AppendEvent(id, 1, "tool", R"({"tool":"write"})", 2);
+    auto all = store.Events(id, 0, 100);
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all[0].id, e1);
+    auto after = store.Events(id, e1, 100);
+    ASSERT_EQ(after.size(), 1u);
+    EXPECT_EQ(after[0].id, e2);
+
+    EXPECT_FALSE(store.GetManagedServer());
+    store.SetManagedServer(ManagedServerRecord{123, 456, 14096, 789});
+    auto rec = store.GetManagedServer();
+    ASSERT_TRUE(rec);
+    EXPECT_EQ(rec->pid, 123);
+    EXPECT_EQ(rec->start_time, 456u);
+    store.SetManagedServer(std::nullopt);
+    EXPECT_FALSE(store.GetManagedServer());
+}
+
+TEST_F(UnitStore, ListsRunningRunsEvenPastTheLimit)
+{
+    RunStore store(path_);
+    auto running = *store.InsertRun(NewRun("/p/tasks/old"));
+    for (int i = 0; i < 5; ++i) {
+        auto id = *store.InsertRun(NewRun("/p/tasks/t" + std::to_string(i)));
+        store.FinishRun(id, "stopped", "user", 1);
+    }
+    auto list = store.ListRuns("", 3);
+    ASSERT_EQ(list.size(), 4u);
+    EXPECT_EQ(list.back().id, running);
+    EXPECT_EQ(store.ListRuns("", 0).size(), 6u);
+}
+
+}  // namespace
+}  // namespace ralph
