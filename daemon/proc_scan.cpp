@@ -1,0 +1,257 @@
+#include "daemon/proc_scan.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <dirent.h>
+#include <fcntl.h>
+#include <set>
+#include <unistd.h>
+
+namespace ralph {
+
+namespace {
+
+/// The whole content of a (/proc) file, whose reported size is 0; "" when it cannot be read.
+std::string Slurp(const std::string& path, std::size_t limit = 4 << 20)
+{
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    std::string out;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+        if (out.size() >= limit) break;
+    }
+    close(fd);
+    return out;
+}
+
+template <typename T>
+bool ToNumber(std::string_view s, T& out, int base = 10)
+{
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out, base);
+    return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+std::vector<std::string_view> Fields(std::string_view line)
+{
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+        std::size_t start = i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+        if (i > start) out.push_back(line.substr(start, i - start));
+    }
+    return out;
+}
+
+std::string_view BaseName(std::string_view path)
+{
+    auto slash = path.rfind('/');
+    return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+std::optional<ProcStat> ProcFs::ParseStat(std::string_view text)
+{
+    // "pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime
+    //  stime cutime cstime priority nice num_threads itrealvalue starttime ..."
+    auto open = text.find('(');
+    auto close = text.rfind(')');
+    if (open == std::string_view::npos || close == std::string_view::npos || close < open) return std::nullopt;
+    ProcStat st;
+    std::string_view pid_text = text.substr(0, open);
+    while (!pid_text.empty() && pid_text.back() == ' ') pid_text.remove_suffix(1);
+    if (!ToNumber(pid_text, st.pid)) return std::nullopt;
+    auto rest = Fields(text.substr(close + 1));
+    // rest[0] is field 3 (state), so field N is rest[N - 3].
+    if (rest.size() < 20 || rest[0].size() != 1) return std::nullopt;
+    st.state = rest[0][0];
+    if (!ToNumber(rest[1], st.ppid) || !ToNumber(rest[2], st.pgid) || !ToNumber(rest[3], st.sid) ||
+        !ToNumber(rest[19], st.start_time))
+        return std::nullopt;
+    return st;
+}
+
+std::optional<ProcStat> ProcFs::Stat(int pid) const
+{
+    if (pid <= 0) return std::nullopt;
+    return ParseStat(Slurp(root_ + "/" + std::to_string(pid) + "/stat"));
+}
+
+std::vector<std::string> ProcFs::Cmdline(int pid) const
+{
+    std::string raw = Slurp(root_ + "/" + std::to_string(pid) + "/cmdline");
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < raw.size()) {
+        std::size_t nul = raw.find('\0', start);
+        if (nul == std::string::npos) nul = raw.size();
+        out.emplace_back(raw, start, nul - start);
+        start = nul + 1;
+    }
+    return out;
+}
+
+std::optional<uid_t> ProcFs::Uid(int pid) const
+{
+    std::string status = Slurp(root_ + "/" + std::to_string(pid) + "/status");
+    auto at = status.find("\nUid:");
+    if (at == std::string::npos) return std::nullopt;
+    auto end = status.find('\n', at + 1);
+    auto fields = Fields(std::string_view(status).substr(at + 5, end == std::string::npos ? std::string::npos : end - at - 5));
+    uid_t uid = 0;
+    if (fields.empty() || !ToNumber(fields[0], uid)) return std::nullopt;
+    return uid;
+}
+
+bool ProcFs::EnvironHas(int pid, std::string_view entry) const
+{
+    std::string env = Slurp(root_ + "/" + std::to_string(pid) + "/environ");
+    std::size_t start = 0;
+    while (start < env.size()) {
+        std::size_t nul = env.find('\0', start);
+        if (nul == std::string::npos) nul = env.size();
+        if (std::string_view(env).substr(start, nul - start) == entry) return true;
+        start = nul + 1;
+    }
+    return false;
+}
+
+std::vector<int> ProcFs::Pids() const
+{
+    std::vector<int> out;
+    DIR* dir = opendir(root_.c_str());
+    if (!dir) return out;
+    while (dirent* e = readdir(dir)) {
+        int pid = 0;
+        if (ToNumber(std::string_view(e->d_name), pid) && pid > 0) out.push_back(pid);
+    }
+    closedir(dir);
+    return out;
+}
+
+std::vector<ProcStat> ProcFs::Descendants(int ancestor) const
+{
+    std::multimap<int, ProcStat> by_parent;
+    for (int pid : Pids()) {
+        if (auto st = Stat(pid)) by_parent.emplace(st->ppid, *st);
+    }
+    std::vector<ProcStat> out;
+    std::vector<int> todo{ancestor};
+    std::set<int> seen{ancestor};
+    while (!todo.empty()) {
+        int parent = todo.back();
+        todo.pop_back();
+        auto [begin, end] = by_parent.equal_range(parent);
+        for (auto it = begin; it != end; ++it) {
+            if (!seen.insert(it->second.pid).second) continue;
+            out.push_back(it->second);
+            todo.push_back(it->second.pid);
+        }
+    }
+    return out;
+}
+
+void ProcFs::ParseTcpTable(std::string_view text, uid_t uid, std::map<uint64_t, int>& out)
+{
+    // "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt   uid  timeout inode"
+    std::size_t start = text.find('\n');  // skip the header
+    while (start != std::string_view::npos && start < text.size()) {
+        std::size_t end = text.find('\n', start + 1);
+        std::string_view line = text.substr(start + 1, end == std::string_view::npos ? std::string_view::npos : end - start - 1);
+        start = end;
+        auto f = Fields(line);
+        if (f.size() < 10 || f[3] != "0A") continue;  // 0A: TCP_LISTEN
+        auto colon = f[1].rfind(':');
+        int port = 0;
+        uid_t owner = 0;
+        uint64_t inode = 0;
+        if (colon == std::string_view::npos || !ToNumber(f[1].substr(colon + 1), port, 16) || !ToNumber(f[7], owner) ||
+            !ToNumber(f[9], inode))
+            continue;
+        if (owner == uid && inode != 0) out[inode] = port;
+    }
+}
+
+std::map<uint64_t, int> ProcFs::ListeningSockets(uid_t uid) const
+{
+    std::map<uint64_t, int> out;
+    ParseTcpTable(Slurp(root_ + "/net/tcp", 64 << 20), uid, out);
+    ParseTcpTable(Slurp(root_ + "/net/tcp6", 64 << 20), uid, out);
+    return out;
+}
+
+std::vector<int> ProcFs::PortsOf(int pid, const std::map<uint64_t, int>& listening) const
+{
+    std::set<int> ports;
+    std::string fd_dir = root_ + "/" + std::to_string(pid) + "/fd";
+    DIR* dir = opendir(fd_dir.c_str());
+    if (!dir) return {};
+    while (dirent* e = readdir(dir)) {
+        if (e->d_name[0] == '.') continue;
+        char target[256];
+        ssize_t n = readlink((fd_dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+        if (n <= 0) continue;
+        std::string_view link(target, static_cast<std::size_t>(n));
+        constexpr std::string_view prefix = "socket:[";
+        if (link.substr(0, prefix.size()) != prefix || link.back() != ']') continue;
+        uint64_t inode = 0;
+        if (!ToNumber(link.substr(prefix.size(), link.size() - prefix.size() - 1), inode)) continue;
+        if (auto it = listening.find(inode); it != listening.end()) ports.insert(it->second);
+    }
+    closedir(dir);
+    return {ports.begin(), ports.end()};
+}
+
+bool ProcFs::IsOpencodeServe(const std::vector<std::string>& argv)
+{
+    for (std::size_t i = 0; i + 1 < argv.size(); ++i) {
+        std::string_view base = BaseName(argv[i]);
+        if (base.substr(0, 8) == "opencode" && argv[i + 1] == "serve") return true;
+    }
+    return false;
+}
+
+std::vector<OpencodeServerProcess> ProcFs::FindOpencodeServers(uid_t uid) const
+{
+    struct Candidate {
+        OpencodeServerProcess server;
+        int ppid;
+    };
+    std::vector<Candidate> found;
+    std::map<uint64_t, int> listening;
+    bool listening_read = false;
+    for (int pid : Pids()) {
+        std::vector<std::string> argv = Cmdline(pid);
+        if (!IsOpencodeServe(argv)) continue;
+        auto owner = Uid(pid);
+        auto st = Stat(pid);
+        if (!owner || *owner != uid || !st || st->state == 'Z') continue;
+        if (!listening_read) {
+            listening = ListeningSockets(uid);
+            listening_read = true;
+        }
+        auto ports = PortsOf(pid, listening);
+        found.push_back({{pid, ports.empty() ? 0 : ports.front()}, st->ppid});
+    }
+    // A launcher (node running the npm bin script) and the server it started both match; keep
+    // the server: drop a match without a port whose child is also a match.
+    std::vector<OpencodeServerProcess> out;
+    for (const Candidate& c : found) {
+        bool launcher = c.server.port == 0 && std::any_of(found.begin(), found.end(), [&](const Candidate& other) {
+                            return other.ppid == c.server.pid;
+                        });
+        if (!launcher) out.push_back(c.server);
+    }
+    return out;
+}
+
+}  // namespace ralph
