@@ -1,14 +1,609 @@
 #include "daemon/loop_engine.h"
 
+#include "common/errors.h"
+#include "common/json_util.h"
+#include "common/log.h"
 #include "daemon/daemon.h"
+#include "daemon/server_supervisor.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <set>
+#include <sys/stat.h>
 
 namespace ralph {
 
-LoopEngine::LoopEngine(Daemon& daemon) : daemon_(daemon) {}
+namespace json = boost::json;
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kRequestTimeout = std::chrono::seconds(30);
+constexpr auto kAbortGrace = std::chrono::seconds(15);
+
+bool IsDirectory(const std::string& path)
+{
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/// "APIError: Incorrect API key provided" from opencode's error object.
+std::string DescribeError(const json::value& error)
+{
+    std::string name = Str(At(error, "name"));
+    std::string message = Str(At(error, "data", "message"));
+    if (name.empty()) return message.empty() ? json::serialize(error) : message;
+    return message.empty() ? name : name + ": " + message;
+}
+
+// GCC 12 miscompiles nested braced JSON initialisers inside coroutines ("array used as
+// initializer"), so request bodies are built here, outside them.
+
+/// A fresh session in the project, with rules that can never block an unattended loop
+/// (opencode-server-facts.md §8); anything still asked is rejected by the iteration.
+json::object SessionBody(const RunRow& run, int n)
+{
+    json::array rules;
+    for (auto [permission, action] : {std::pair{"external_directory", "allow"}, std::pair{"question", "deny"},
+                                      std::pair{"doom_loop", "allow"}}) {
+        rules.push_back(json::object{{"permission", permission}, {"pattern", "*"}, {"action", action}});
+    }
+    json::object body;
+    body["title"] = "ralph: " + run.task_name + " run " + std::to_string(run.id) + " #" + std::to_string(n);
+    body["permission"] = std::move(rules);
+    return body;
+}
+
+/// The prompt, with the model as the nested object opencode reads (flat fields are ignored).
+json::object PromptBody(const std::string& text, const std::string& model, const std::string& agent)
+{
+    json::object part;
+    part["type"] = "text";
+    part["text"] = text;
+    json::object body;
+    body["parts"] = json::array{part};
+    if (auto slash = model.find('/'); slash != std::string::npos) {
+        json::object m;
+        m["providerID"] = model.substr(0, slash);
+        m["modelID"] = model.substr(slash + 1);
+        body["model"] = std::move(m);
+    }
+    if (!agent.empty()) body["agent"] = agent;
+    return body;
+}
+
+const char* kRejectMessage =
+    "ralph runs this loop unattended and answers no permission request or question: "
+    "continue without it, or write what you need into the task's progress file.";
+
+}  // namespace
+
+bool ContainsPromise(const std::string& text, const std::string& promise)
+{
+    static const std::string open = "<promise>", close = "</promise>";
+    std::size_t pos = 0;
+    while ((pos = text.find(open, pos)) != std::string::npos) {
+        std::size_t start = pos + open.size();
+        std::size_t end = text.find(close, start);
+        if (end == std::string::npos) return false;
+        std::string inner = text.substr(start, end - start);
+        auto first = inner.find_first_not_of(" \t\r\n");
+        auto last = inner.find_last_not_of(" \t\r\n");
+        if (first != std::string::npos && inner.substr(first, last - first + 1) == promise) return true;
+        pos = end + close.size();
+    }
+    return false;
+}
+
+struct LoopEngine::ActiveRun {
+    explicit ActiveRun(asio::any_io_executor ex) : wake(std::move(ex)) {}
+    int64_t id{0};
+    bool stop_now{false};
+    bool server_lost{false};  ///< the server went away during the current iteration
+    Notifier wake;            ///< stop --now, server loss, shutdown
+    EventHub::Watch* watch{nullptr};
+};
+
+void LoopEngine::Wake(ActiveRun& active)
+{
+    active.wake.Notify();
+    if (active.watch) active.watch->notifier.Notify();
+}
+
+struct LoopEngine::IterationResult {
+    std::string outcome{"continue"};
+    std::string error;
+    bool promise{false};
+    int64_t tokens_in{0}, tokens_out{0};
+    double cost{0};
+    bool recorded{true};  ///< false when no iteration row was written (no session could be made)
+};
+
+LoopEngine::LoopEngine(Daemon& daemon)
+    : daemon_(daemon), store_(daemon.store()), hub_(daemon.io(), daemon.supervisor()),
+      activity_(daemon.io().get_executor())
+{
+    daemon.supervisor().Subscribe([this](ServerState s) { OnServerState(s); });
+}
+
 LoopEngine::~LoopEngine() = default;
 
-void LoopEngine::ResumeLeftRuns() {}
+void LoopEngine::Event(int64_t run_id, int iteration, const std::string& kind, json::object data)
+{
+    try {
+        store_.AppendEvent(run_id, iteration, kind, json::serialize(data), NowMillis());
+    } catch (const StoreError& e) {
+        Log(LogLevel::Error) << "run " << run_id << ": cannot record event " << kind << ": " << e.what();
+    }
+    activity_.Notify();
+}
 
-boost::asio::awaitable<void> LoopEngine::Shutdown() { co_return; }
+void LoopEngine::Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message)
+{
+    auto run = store_.GetRun(run_id);
+    if (!store_.FinishRun(run_id, status, reason, NowMillis())) return;
+    json::object data{{"status", status}, {"reason", reason}};
+    if (!message.empty()) data["message"] = message;
+    Event(run_id, run ? run->iteration : 0, "run.end", std::move(data));
+    Log(LogLevel::Info) << "run " << run_id << " " << status << " (" << reason << ")"
+                        << (message.empty() ? "" : ": " + message);
+}
+
+RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::string* error)
+{
+    if (shutting_down_) throw RpcError(kInvalidState, "ralphd is shutting down; start the run again when it is back");
+    if (auto running = store_.RunningRunForTask(task.dir)) {
+        throw RpcError(kAlreadyRunning, "task " + task.name + " already has a running run: run " +
+                                            std::to_string(running->id) + " (iteration " +
+                                            std::to_string(running->iteration) + "/" +
+                                            std::to_string(running->max_iterations) + "); stop it with: ralph stop " +
+                                            std::to_string(running->id));
+    }
+    RunRow row;
+    row.task_name = task.name;
+    row.task_dir = task.dir;
+    row.project_root = task.project_root;
+    row.max_iterations = settings.max_iterations;
+    row.model = settings.model;
+    row.agent = settings.agent;
+    row.promise = settings.completion_promise;
+    row.iteration_timeout_ms = settings.iteration_timeout.count();
+    row.max_consecutive_failures = settings.max_consecutive_failures;
+    row.started_at = NowMillis();
+    auto id = store_.InsertRun(row);
+    if (!id) throw RpcError(kAlreadyRunning, "task " + task.name + " already has a running run");
+    Event(*id, 0, "run.start",
+          {{"task", task.name}, {"task_dir", task.dir}, {"project", task.project_root},
+           {"max_iterations", row.max_iterations}, {"model", row.model}, {"agent", row.agent},
+           {"promise", row.promise}, {"iteration_timeout_ms", row.iteration_timeout_ms}});
+    Log(LogLevel::Info) << "run " << *id << " started: " << task.dir;
+
+    PrdStatus prd = ReadPrd(task.dir + "/prd.json");
+    if (prd.present && !prd.valid()) {
+        *error = prd.error;
+        Finish(*id, "failed", "task_invalid", prd.error);
+    } else {
+        Spawn(*id);
+    }
+    return *store_.GetRun(*id);
+}
+
+bool LoopEngine::Stop(int64_t run_id, bool now)
+{
+    if (!store_.RequestStop(run_id, now)) return false;
+    Event(run_id, store_.GetRun(run_id)->iteration, "note",
+          {{"message", now ? "stop requested: aborting the current iteration"
+                           : "stop requested: the run stops after the current iteration"}});
+    if (auto it = active_.find(run_id); it != active_.end() && now) {
+        it->second->stop_now = true;
+        Wake(*it->second);
+    }
+    return true;
+}
+
+void LoopEngine::OnServerState(ServerState state)
+{
+    if ((state == ServerState::Running || state == ServerState::External) && daemon_.supervisor().Live()) {
+        for (auto& [id, a] : active_) Wake(*a);
+        return;
+    }
+    if (state == ServerState::Starting) return;
+    // The server is gone (or unhealthy): iterations in flight are interrupted.
+    hub_.Close();
+    for (auto& [id, a] : active_) {
+        if (a->watch) a->server_lost = true;
+        Wake(*a);
+    }
+}
+
+void LoopEngine::ResumeLeftRuns()
+{
+    for (const RunRow& run : store_.RunningRuns()) {
+        if (auto it = store_.UnfinishedIteration(run.id)) {
+            IterationRow done = *it;
+            done.outcome = "interrupted";
+            done.error = "ralphd stopped during this iteration";
+            done.ended_at = NowMillis();
+            store_.FinishIteration(done);
+            Event(run.id, it->n, "iteration.end", {{"outcome", "interrupted"}, {"error", done.error}});
+        }
+        Log(LogLevel::Info) << "resuming run " << run.id << " (" << run.task_name << ") after iteration " << run.iteration;
+        Event(run.id, run.iteration, "note", {{"message", "ralphd restarted: the run goes on"}});
+        Spawn(run.id);
+    }
+}
+
+void LoopEngine::Spawn(int64_t run_id)
+{
+    auto active = std::make_shared<ActiveRun>(daemon_.io().get_executor());
+    active->id = run_id;
+    active_[run_id] = active;
+    asio::co_spawn(daemon_.io(), Loop(active), asio::detached);
+}
+
+asio::awaitable<void> LoopEngine::Shutdown()
+{
+    shutting_down_ = true;
+    for (auto& [id, a] : active_) Wake(*a);
+    activity_.Notify();
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!active_.empty() && Clock::now() < deadline) co_await activity_.WaitFor(std::chrono::milliseconds(50));
+    hub_.Close();
+}
+
+asio::awaitable<void> LoopEngine::Loop(std::shared_ptr<ActiveRun> active)
+{
+    const int64_t id = active->id;
+    ServerSupervisor& supervisor = daemon_.supervisor();
+    for (;;) {
+        std::optional<RunRow> run;
+        try {
+            run = store_.GetRun(id);
+        } catch (const StoreError& e) {
+            Log(LogLevel::Error) << "run " << id << ": " << e.what();
+        }
+        if (!run || run->status != "running" || shutting_down_) break;
+        if (!run->stop_requested.empty()) {
+            Finish(id, "stopped", "user");
+            break;
+        }
+        if (run->iteration >= run->max_iterations) {
+            Finish(id, "stopped", "max_iterations");
+            break;
+        }
+        PrdStatus prd = ReadPrd(run->task_dir + "/prd.json");
+        if (prd.present && !prd.valid()) {
+            Finish(id, "failed", "task_invalid", prd.error);
+            break;
+        }
+        if (prd.complete()) {
+            Finish(id, "completed", "prd_complete");
+            break;
+        }
+        if (!IsDirectory(run->task_dir) || !IsDirectory(run->project_root)) {
+            Finish(id, "failed", "task_invalid",
+                   "the task directory " + run->task_dir + " or its project " + run->project_root + " no longer exists");
+            break;
+        }
+
+        // The server, started on demand; while it restarts the run waits, and `fatal` ends it.
+        bool have_server = false;
+        try {
+            co_await supervisor.Ensure();
+            have_server = true;
+        } catch (const RpcError& e) {
+            if (supervisor.state() == ServerState::Fatal) {
+                Finish(id, "failed", "server_unavailable", e.what());
+                break;
+            }
+            Log(LogLevel::Debug) << "run " << id << " waits for the server: " << e.what();
+        }
+        if (!have_server) {
+            co_await active->wake.WaitFor(std::chrono::seconds(1));
+            continue;
+        }
+
+        const int n = run->iteration + 1;
+        active->stop_now = run->stop_requested == "now";
+        IterationResult result;
+        try {
+            result = co_await Iterate(*active, *run, n);
+        } catch (const std::exception& e) {
+            result.outcome = "error";
+            result.error = e.what();
+            Log(LogLevel::Error) << "run " << id << " iteration " << n << ": " << e.what();
+        }
+        if (!result.recorded) {
+            // No session could be created: the server went away; try again once it is back.
+            co_await active->wake.WaitFor(std::chrono::seconds(1));
+            continue;
+        }
+        IterationRow done;
+        done.run_id = id;
+        done.n = n;
+        done.outcome = result.outcome;
+        done.error = result.error;
+        done.promise_seen = result.promise;
+        done.tokens_in = result.tokens_in;
+        done.tokens_out = result.tokens_out;
+        done.cost = result.cost;
+        done.ended_at = NowMillis();
+        bool saved = true;
+        try {
+            store_.FinishIteration(done);
+        } catch (const StoreError& e) {
+            Log(LogLevel::Error) << "run " << id << ": " << e.what();
+            saved = false;
+        }
+        if (!saved) {  // e.g. a full disk: keep the run and try again shortly
+            co_await active->wake.WaitFor(std::chrono::seconds(5));
+            continue;
+        }
+        json::object end = Obj("outcome", result.outcome, "promise", result.promise, "tokens_in", result.tokens_in,
+                               "tokens_out", result.tokens_out, "cost", result.cost);
+        if (!result.error.empty()) end["error"] = result.error;
+        Event(id, n, "iteration.end", std::move(end));
+        if (result.outcome == "error" || result.outcome == "timeout") {
+            AppendToFile(run->task_dir + "/progress.txt",
+                         "\n## ralph: iteration " + std::to_string(n) + " of run " + std::to_string(id) + " failed (" +
+                             result.outcome + ")\n" + result.error + "\n");
+        }
+        if (shutting_down_ && result.outcome == "interrupted") break;
+
+        // Decide.
+        if (result.outcome == "complete") {
+            Finish(id, "completed", "promise");
+            break;
+        }
+        auto after = store_.GetRun(id);
+        if (!after || after->status != "running") break;
+        if (after->consecutive_failures >= after->max_consecutive_failures) {
+            Finish(id, "failed", "consecutive_failures",
+                   std::to_string(after->consecutive_failures) + " iterations failed in a row; the last: " + result.error);
+            break;
+        }
+        // prd.json, re-read (the agent may have completed the stories or broken the file) and
+        // stop requests are checked at the top of the loop, as is the iteration limit.
+    }
+    active_.erase(id);
+    activity_.Notify();
+}
+
+asio::awaitable<void> LoopEngine::Abort(const std::string& session_id, const std::string& directory)
+{
+    auto live = daemon_.supervisor().Live();
+    if (!live) co_return;
+    co_await HttpCall(*live, http::verb::post, "/session/" + session_id + "/abort?directory=" + UrlEncode(directory), "",
+                      std::chrono::seconds(10));
+}
+
+asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& active, const RunRow& run, int n)
+{
+    IterationResult result;
+    auto live = daemon_.supervisor().Live();
+    if (!live) {
+        result.recorded = false;
+        co_return result;
+    }
+    const ServerEndpoint server = *live;
+    const std::string dir_query = "?directory=" + UrlEncode(run.project_root);
+
+    Task task{run.task_name, run.task_dir, run.project_root};
+    PrdStatus prd = ReadPrd(run.task_dir + "/prd.json");
+    std::string prompt = RenderPrompt(LoadPromptTemplate(task), PromptVars{task, run.id, n, run.max_iterations,
+                                                                           run.promise, prd.branch_name});
+
+    // 1. A fresh session in the project, with rules that can never block an unattended loop.
+    json::object create = SessionBody(run, n);
+    HttpResult created = co_await HttpCall(server, http::verb::post, "/session" + dir_query, json::serialize(create),
+                                           kRequestTimeout);
+    std::string session_id = created.ok() ? Str(At(created.Json(), "id")) : "";
+    if (session_id.empty()) {
+        if (!daemon_.supervisor().Live()) {
+            result.recorded = false;
+            co_return result;
+        }
+        // Record the failed attempt as an iteration so that the failure limit applies.
+        store_.BeginIteration(run.id, n, "", server.port, NowMillis());
+        Event(run.id, n, "iteration.start", Obj("session", "", "port", server.port));
+        result.outcome = "error";
+        result.error = "could not create an opencode session: " + created.Describe();
+        co_return result;
+    }
+
+    // 2. Record the iteration with its session before prompting, so attach can find it.
+    store_.BeginIteration(run.id, n, session_id, server.port, NowMillis());
+    Event(run.id, n, "iteration.start", Obj("session", session_id, "port", server.port));
+
+    EventHub::Watch watch(daemon_.io().get_executor());
+    watch.session_id = session_id;
+    hub_.Add(&watch);
+    active.watch = &watch;
+    active.server_lost = false;
+    struct Cleanup {
+        EventHub& hub;
+        EventHub::Watch& watch;
+        ActiveRun& active;
+        ~Cleanup()
+        {
+            hub.Remove(&watch);
+            active.watch = nullptr;
+        }
+    } cleanup{hub_, watch, active};
+
+    // 3. Subscribe before prompting, then prompt asynchronously.
+    if (!co_await hub_.Connect(server, std::chrono::seconds(10))) {
+        result.outcome = daemon_.supervisor().Live() ? "error" : "interrupted";
+        result.error = "could not open the server's event stream";
+        co_return result;
+    }
+    json::object prompt_body = PromptBody(prompt, run.model, run.agent);
+    HttpResult prompted = co_await HttpCall(server, http::verb::post, "/session/" + session_id + "/prompt_async" + dir_query,
+                                            json::serialize(prompt_body), kRequestTimeout);
+    if (!prompted.ok()) {
+        result.outcome = daemon_.supervisor().Live() ? "error" : "interrupted";
+        result.error = "opencode refused the prompt: " + prompted.Describe();
+        co_return result;
+    }
+
+    // 4. Wait for the session to go idle, watching its events.
+    const auto deadline = Clock::now() + std::chrono::milliseconds(run.iteration_timeout_ms);
+    std::optional<Clock::time_point> abort_deadline;
+    bool idle = false;
+    bool aborted_by_us = false;
+    std::set<std::string> user_messages, logged_parts;
+    std::string session_error;
+    auto abort = [&](const std::string& outcome, const std::string& why) -> asio::awaitable<void> {
+        if (aborted_by_us) co_return;
+        aborted_by_us = true;
+        result.outcome = outcome;
+        result.error = why;
+        Event(run.id, n, "note", Obj("message", why));
+        co_await Abort(session_id, run.project_root);
+        abort_deadline = Clock::now() + kAbortGrace;
+    };
+    while (!idle) {
+        while (!watch.events.empty()) {
+            json::object ev = std::move(watch.events.front());
+            watch.events.pop_front();
+            std::string type = Str(ev.if_contains("type"));
+            const json::value props = ev["properties"];
+            if (type == "session.idle") {
+                idle = true;
+            } else if (type == "session.status") {
+                std::string status = Str(At(props, "status", "type"));
+                if (status == "idle") idle = true;
+                else if (status == "retry")
+                    Event(run.id, n, "note",
+                          Obj("message", "the model failed and opencode retries (attempt " +
+                                           std::to_string(Int(At(props, "status", "attempt"))) +
+                                           "): " + Str(At(props, "status", "message"))));
+            } else if (type == "session.error") {
+                if (auto* err = At(props, "error")) {
+                    std::string name = Str(At(*err, "name"));
+                    if (!(aborted_by_us && name == "MessageAbortedError")) session_error = DescribeError(*err);
+                }
+            } else if (type == "permission.asked") {
+                std::string rid = Str(At(props, "id"));
+                Event(run.id, n, "note", Obj("message", "rejected a permission request (" + Str(At(props, "permission")) +
+                                                          ") since the loop runs unattended"));
+                co_await HttpCall(server, http::verb::post, "/permission/" + rid + "/reply" + dir_query,
+                                  json::serialize(Obj("reply", "reject", "message", kRejectMessage)),
+                                  kRequestTimeout);
+            } else if (type == "question.asked") {
+                std::string rid = Str(At(props, "id"));
+                Event(run.id, n, "note", Obj("message", "rejected a question since the loop runs unattended"));
+                co_await HttpCall(server, http::verb::post, "/question/" + rid + "/reject" + dir_query, "", kRequestTimeout);
+            } else if (type == "message.updated") {
+                if (Str(At(props, "info", "role")) == "user") user_messages.insert(Str(At(props, "info", "id")));
+            } else if (type == "message.part.updated") {
+                const json::value* part = At(props, "part");
+                if (!part || user_messages.count(Str(At(*part, "messageID")))) continue;
+                std::string part_type = Str(At(*part, "type"));
+                std::string part_id = Str(At(*part, "id"));
+                if (part_type == "tool") {
+                    std::string status = Str(At(*part, "state", "status"));
+                    if ((status == "completed" || status == "error") && logged_parts.insert(part_id).second) {
+                        json::object data = Obj("tool", Str(At(*part, "tool")), "title",
+                                                Str(At(*part, "state", "title")), "status", status);
+                        if (status == "error") data["error"] = Str(At(*part, "state", "error"));
+                        Event(run.id, n, "tool", std::move(data));
+                    }
+                } else if (part_type == "text" && At(*part, "time", "end") && !At(*part, "synthetic") &&
+                           logged_parts.insert(part_id).second) {
+                    Event(run.id, n, "text", Obj("text", Str(At(*part, "text"))));
+                }
+            }
+        }
+        if (idle) break;
+        if (active.server_lost || (shutting_down_ && !aborted_by_us)) {
+            if (shutting_down_ && daemon_.supervisor().Live()) co_await Abort(session_id, run.project_root);
+            result.outcome = "interrupted";
+            result.error = active.server_lost ? "the opencode server went away during this iteration"
+                                              : "ralphd stopped during this iteration";
+            co_return result;
+        }
+        if (active.stop_now && !aborted_by_us) {
+            co_await abort("aborted", "stopped at once by ralph stop --now");
+            continue;
+        }
+        if (Clock::now() >= deadline && !aborted_by_us) {
+            co_await abort("timeout", "the iteration took longer than " +
+                                          FormatDuration(Millis(run.iteration_timeout_ms)) + " and was aborted");
+            continue;
+        }
+        if (abort_deadline && Clock::now() >= *abort_deadline) break;  // aborted but never went idle
+        if (watch.resync) {
+            // Events may have been lost while the stream was down: ask whether the session is still busy.
+            watch.resync = false;
+            HttpResult st = co_await HttpCall(server, http::verb::get, "/session/status" + dir_query, "", kRequestTimeout);
+            if (st.ok() && !At(st.Json(), session_id.c_str())) idle = true;
+            continue;
+        }
+        // Wake on events, on stop, server loss or shutdown, at the deadline, and each minute to re-check.
+        auto wake_at = aborted_by_us ? *abort_deadline : deadline;
+        co_await watch.notifier.WaitUntil(std::min(wake_at, Clock::now() + std::chrono::seconds(60)));
+    }
+
+    // 5. Read what happened: errors, the promise, tokens and cost.
+    HttpResult messages = co_await HttpCall(server, http::verb::get, "/session/" + session_id + "/message" + dir_query, "",
+                                            kRequestTimeout);
+    if (!messages.ok()) {
+        if (aborted_by_us) co_return result;
+        result.outcome = daemon_.supervisor().Live() ? "error" : "interrupted";
+        result.error = "could not read the session's messages: " + messages.Describe();
+        co_return result;
+    }
+    json::value all = messages.Json();
+    const json::value* last_assistant = nullptr;
+    std::string message_error;
+    if (all.is_array()) {
+        for (const json::value& m : all.as_array()) {
+            const json::value* info = At(m, "info");
+            if (!info || Str(At(*info, "role")) != "assistant") continue;
+            last_assistant = &m;
+            result.tokens_in += Int(At(*info, "tokens", "input"));
+            result.tokens_out += Int(At(*info, "tokens", "output"));
+            result.cost += Real(At(*info, "cost"));
+            if (auto* err = At(*info, "error"); err && !err->is_null()) {
+                if (!(aborted_by_us && Str(At(*err, "name")) == "MessageAbortedError")) message_error = DescribeError(*err);
+            }
+            if (auto* parts = At(m, "parts"); parts && parts->is_array()) {
+                for (const json::value& part : parts->as_array()) {
+                    std::string part_type = Str(At(part, "type"));
+                    std::string part_id = Str(At(part, "id"));
+                    if (part_type == "text") {
+                        std::string text = Str(At(part, "text"));
+                        if (ContainsPromise(text, run.promise)) result.promise = true;
+                        if (logged_parts.insert(part_id).second && !text.empty())
+                            Event(run.id, n, "text", Obj("text", text));
+                    } else if (part_type == "tool" && logged_parts.insert(part_id).second) {
+                        Event(run.id, n, "tool", Obj("tool", Str(At(part, "tool")), "title", Str(At(part, "state", "title")),
+                                                     "status", Str(At(part, "state", "status"))));
+                    }
+                }
+            }
+        }
+    }
+    if (aborted_by_us) co_return result;  // timeout or stop --now, decided above
+    if (!session_error.empty() || !message_error.empty()) {
+        result.outcome = "error";
+        result.error = !message_error.empty() ? message_error : session_error;
+        result.promise = false;
+    } else if (!last_assistant) {
+        result.outcome = "error";
+        result.error = "the agent gave no answer";
+    } else if (!At(*last_assistant, "info", "time", "completed")) {
+        result.outcome = "error";
+        result.error = "the agent's last answer never finished";
+    } else {
+        result.outcome = result.promise ? "complete" : "continue";
+    }
+    if (!result.error.empty()) Event(run.id, n, "error", Obj("message", result.error));
+    co_return result;
+}
 
 }  // namespace ralph

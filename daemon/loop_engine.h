@@ -1,11 +1,24 @@
-// LoopEngine: runs Ralph loops (SPEC §2), one coroutine per running run, on the daemon's io_context.
+// LoopEngine: runs Ralph loops (SPEC §2), one coroutine per running run, on the daemon's
+// io_context thread. It is, with an explicit `stop`, the only writer of run status.
 #pragma once
 
+#include "daemon/config.h"
+#include "daemon/event_hub.h"
+#include "daemon/notifier.h"
+#include "daemon/store.h"
+#include "daemon/task.h"
+
 #include <boost/asio/awaitable.hpp>
+#include <boost/json.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
 
 namespace ralph {
 
 class Daemon;
+enum class ServerState;
 
 class LoopEngine {
 public:
@@ -15,11 +28,46 @@ public:
     /// Picks up runs a previous daemon left running: their unfinished iteration becomes
     /// `interrupted` and they go on from the next iteration.
     void ResumeLeftRuns();
-    /// Daemon shutdown: abort in-flight sessions and leave the runs to resume on the next start.
+    /// Daemon shutdown: abort in-flight sessions (their iterations become `interrupted`) and
+    /// leave the runs `running`, to resume on the next start.
     boost::asio::awaitable<void> Shutdown();
 
+    /// Starts a run of a task. Refuses a second running run (RpcError ALREADY_RUNNING). A task
+    /// that cannot run (broken prd.json or ralph.ini) gives a run that failed at once
+    /// (`task_invalid`), with the reason in `error`.
+    RunRow Start(const Task& task, const RunSettings& settings, std::string* error);
+    /// Asks a running run to stop after its iteration, or at once (`now`). False when not running.
+    bool Stop(int64_t run_id, bool now);
+
+    /// Appends an event to a run's log and wakes followers.
+    void Event(int64_t run_id, int iteration, const std::string& kind, boost::json::object data);
+    /// Woken whenever any run gets an event or ends; followers re-check their run.
+    Notifier& activity() { return activity_; }
+
+    EventHub& hub() { return hub_; }
+
 private:
+    struct ActiveRun;
+    struct IterationResult;
+
+    void Spawn(int64_t run_id);
+    boost::asio::awaitable<void> Loop(std::shared_ptr<ActiveRun> active);
+    boost::asio::awaitable<IterationResult> Iterate(ActiveRun& active, const RunRow& run, int n);
+    boost::asio::awaitable<void> Abort(const std::string& session_id, const std::string& directory);
+    /// Ends the run (if still running) and logs why.
+    void Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message = "");
+    void OnServerState(ServerState state);
+    static void Wake(ActiveRun& active);
+
     Daemon& daemon_;
+    RunStore& store_;
+    EventHub hub_;
+    Notifier activity_;
+    std::map<int64_t, std::shared_ptr<ActiveRun>> active_;
+    bool shutting_down_{false};
 };
+
+/// Finds `<promise>TEXT</promise>` (whitespace around TEXT allowed) in agent output.
+bool ContainsPromise(const std::string& text, const std::string& promise);
 
 }  // namespace ralph

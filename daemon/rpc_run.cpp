@@ -1,10 +1,200 @@
+// run.*: starting, listing, inspecting, stopping and following runs.
+#include "common/duration.h"
+#include "common/errors.h"
+#include "common/json_util.h"
+#include "common/jsonrpc.h"
+#include "daemon/daemon.h"
+#include "daemon/loop_engine.h"
 #include "daemon/rpc_table.h"
+#include "daemon/run_view.h"
+#include "daemon/server_supervisor.h"
+#include "daemon/store.h"
+#include "daemon/task.h"
 
 namespace ralph {
 
+namespace {
+
+json::object EventJson(const RunEvent& e)
+{
+    boost::system::error_code ec;
+    json::value data = json::parse(e.data, ec);
+    return {{"id", e.id}, {"at", e.at}, {"iteration", e.iteration}, {"kind", e.kind},
+            {"data", ec ? json::value(json::object{}) : data}};
+}
+
+asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
+{
+    Daemon& d = ctx.daemon;
+    Task task = ResolveTask(ParamString(params, "task"), ParamString(params, "cwd"));
+    RunSettings settings;
+    try {
+        settings = TaskRunSettings(d.config().run, task);
+    } catch (const ConfigError& e) {
+        throw RpcError(kInvalidParams, std::string("task ") + task.name + ": " + e.what());
+    }
+    if (auto n = ParamInt(params, "max_iterations")) {
+        if (*n < 1 || *n > 1000000) throw RpcError(kInvalidParams, "invalid params: 'max_iterations' must be from 1 to 1000000");
+        settings.max_iterations = static_cast<int>(*n);
+    }
+    if (auto model = ParamString(params, "model"); !model.empty()) {
+        auto slash = model.find('/');
+        if (slash == std::string::npos || slash == 0 || slash + 1 == model.size())
+            throw RpcError(kInvalidParams, "invalid params: 'model' must be provider/model, e.g. anthropic/claude-sonnet-4");
+        settings.model = model;
+    }
+    if (auto agent = ParamString(params, "agent"); !agent.empty()) settings.agent = agent;
+    if (auto promise = ParamString(params, "promise"); !promise.empty()) {
+        if (promise.find('<') != std::string::npos || promise.find('>') != std::string::npos)
+            throw RpcError(kInvalidParams, "invalid params: 'promise' may not contain '<' or '>'");
+        settings.completion_promise = promise;
+    }
+    if (auto* t = params.if_contains("iteration_timeout"); t && !t->is_null()) {
+        std::optional<Millis> timeout;
+        if (t->is_string()) timeout = ParseDuration(std::string(t->as_string()));
+        else if (auto secs = ParamInt(params, "iteration_timeout"); secs && *secs > 0) timeout = Millis(*secs * 1000);
+        if (!timeout || timeout->count() <= 0)
+            throw RpcError(kInvalidParams, "invalid params: 'iteration_timeout' must be a duration such as 30s, 10m or 1h");
+        settings.iteration_timeout = *timeout;
+    }
+    std::string error;
+    RunRow run = d.loops().Start(task, settings, &error);
+    json::object out = RunJson(run, d.supervisor().Live());
+    if (!error.empty()) out["error"] = error;
+    co_return out;
+}
+
+asio::awaitable<json::value> List(CallContext& ctx, const json::object& params)
+{
+    Daemon& d = ctx.daemon;
+    std::string task_dir;
+    if (auto ref = ParamString(params, "task"); !ref.empty()) task_dir = ResolveTask(ref, ParamString(params, "cwd")).dir;
+    bool all = ParamBool(params, "all");
+    auto live = d.supervisor().Live();
+    json::array runs;
+    for (const RunRow& r : d.store().ListRuns(task_dir, all ? 0 : 20)) runs.push_back(RunJson(r, live));
+    json::object server = d.supervisor().Status();
+    json::value untracked = json::array{};
+    if (auto* u = server.if_contains("untracked_servers")) {
+        untracked = *u;
+        server.erase("untracked_servers");
+    }
+    co_return Obj("server", std::move(server), "runs", std::move(runs), "untracked_servers", untracked);
+}
+
+asio::awaitable<json::value> Get(CallContext& ctx, const json::object& params)
+{
+    Daemon& d = ctx.daemon;
+    RunRow run = ResolveRun(d, params.at("run"), ParamString(params, "cwd"));
+    json::object out = RunJson(run, d.supervisor().Live());
+    json::array iterations;
+    for (const IterationRow& it : d.store().Iterations(run.id)) iterations.push_back(IterationJson(it));
+    out["iterations"] = std::move(iterations);
+    co_return out;
+}
+
+asio::awaitable<json::value> Stop(CallContext& ctx, const json::object& params)
+{
+    Daemon& d = ctx.daemon;
+    RunRow run = ResolveRun(d, params.at("run"), ParamString(params, "cwd"));
+    bool now = ParamBool(params, "now");
+    bool stopping = d.loops().Stop(run.id, now);
+    RunRow after = *d.store().GetRun(run.id);
+    json::object out = RunJson(after, d.supervisor().Live());
+    out["stopping"] = stopping;
+    if (!stopping)
+        out["message"] = "run " + std::to_string(run.id) + " is not running (" + after.status +
+                         (after.reason.empty() ? "" : ", " + after.reason) + "); nothing changed";
+    co_return out;
+}
+
+asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params)
+{
+    Daemon& d = ctx.daemon;
+    RunRow run = ResolveRun(d, params.at("run"), ParamString(params, "cwd"));
+    int64_t after = ParamInt(params, "after").value_or(0);
+    auto iteration = ParamInt(params, "iteration");
+    bool follow = ParamBool(params, "follow");
+    auto matches = [&](const RunEvent& e) { return !iteration || e.iteration == *iteration; };
+    if (!follow) {
+        json::array events;
+        for (;;) {
+            auto page = d.store().Events(run.id, after, 1000);
+            for (const RunEvent& e : page) {
+                after = e.id;
+                if (matches(e)) events.push_back(EventJson(e));
+            }
+            if (page.size() < 1000) break;
+        }
+        co_return Obj("run", RunJson(*d.store().GetRun(run.id), d.supervisor().Live()), "events", std::move(events),
+                      "last_id", after);
+    }
+    // Follow: stream every event as a run.event notification until the run has ended and its
+    // last event is sent.
+    for (;;) {
+        auto page = d.store().Events(run.id, after, 500);
+        for (const RunEvent& e : page) {
+            after = e.id;
+            if (matches(e))
+                co_await ctx.notify(jsonrpc::MakeNotification("run.event", Obj("run", run.id, "event", EventJson(e))));
+        }
+        if (!page.empty()) continue;
+        RunRow now = *d.store().GetRun(run.id);
+        if (now.status != "running" || d.shutting_down()) {
+            co_return Obj("run", RunJson(now, d.supervisor().Live()), "last_id", after, "daemon_stopping",
+                          d.shutting_down());
+        }
+        co_await d.loops().activity().WaitFor(std::chrono::seconds(30));
+    }
+}
+
+}  // namespace
+
 const std::vector<RpcMethod>& RunMethods()
 {
-    static const std::vector<RpcMethod> methods = {};
+    static const std::vector<RpcMethod> methods = {
+        {{"run.start", "Starts a run of a task; refuses a second running run of the same task.",
+          {{"task", ParamType::String, true, "", "task reference (SPEC §1)"},
+           {"cwd", ParamType::String, true, "", "the caller's working directory (absolute)"},
+           {"max_iterations", ParamType::Integer, false, "run.max_iterations", "iteration limit"},
+           {"model", ParamType::String, false, "run.model", "provider/model"},
+           {"agent", ParamType::String, false, "run.agent", "opencode agent"},
+           {"promise", ParamType::String, false, "run.completion_promise", "the completion promise text"},
+           {"iteration_timeout", ParamType::StringOrInteger, false, "run.iteration_timeout",
+            "a duration (\"30m\") or seconds"}},
+          "the run (as in `run.list`); a task that cannot run gives a `failed` run (`task_invalid`) with `error`. "
+          "Errors: -32004 `TASK_NOT_FOUND`, -32005 `ALREADY_RUNNING` naming the running run"},
+         Start},
+        {{"run.list", "The server and the runs: running ones and the latest 20, or every run.",
+          {{"all", ParamType::Boolean, false, "false", "every run"},
+           {"task", ParamType::String, false, "", "only this task's runs"},
+           {"cwd", ParamType::String, false, "", "resolves `task`"}},
+          "`{server, runs: [{id, task, task_dir, project, status, reason, iteration, max_iterations, server_url, "
+          "last_port, session_id, started_at, ended_at, tokens, cost, ...}], untracked_servers: [{pid, port}]}`; "
+          "`server_url` is null unless the run is running and the server healthy; times are unix milliseconds"},
+         List},
+        {{"run.get", "One run and its iterations.",
+          {{"run", ParamType::StringOrInteger, true, "", "run id, or task reference (its running, else latest run)"},
+           {"cwd", ParamType::String, false, "", "resolves a task reference"}},
+          "the run with `iterations: [{n, session_id, outcome, started_at, ended_at, error, promise_seen, tokens, "
+          "cost, port}]`"},
+         Get},
+        {{"run.stop", "Stops a run after its current iteration, or at once; a run that is not running is left unchanged.",
+          {{"run", ParamType::StringOrInteger, true, "", "run id or task reference"},
+           {"now", ParamType::Boolean, false, "false", "abort the current iteration"},
+           {"cwd", ParamType::String, false, "", "resolves a task reference"}},
+          "the run with `stopping` (false when it was not running) and `message`"},
+         Stop},
+        {{"run.events", "A run's event log; with `follow`, `run.event` notifications until the run ends, then the response.",
+          {{"run", ParamType::StringOrInteger, true, "", "run id or task reference"},
+           {"after", ParamType::Integer, false, "0", "only events with a larger id"},
+           {"iteration", ParamType::Integer, false, "", "only this iteration's events"},
+           {"follow", ParamType::Boolean, false, "false", "stream until the run ends"},
+           {"cwd", ParamType::String, false, "", "resolves a task reference"}},
+          "`{run, events: [{id, at, iteration, kind, data}], last_id}` (with follow: `{run, last_id}` after the "
+          "notifications `{run, event}`); kinds: run.start, iteration.start, text, tool, note, error, iteration.end, run.end"},
+         Events},
+    };
     return methods;
 }
 

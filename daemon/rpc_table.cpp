@@ -50,6 +50,8 @@ static asio::awaitable<json::object> Dispatch(const RpcTable& table, CallContext
         const json::object& params = req.params.is_object() ? req.params.as_object() : empty;
         json::value result = co_await m->handler(ctx, params);
         co_return jsonrpc::MakeResult(req.id, std::move(result));
+    } catch (const ClientGone&) {
+        throw;
     } catch (const RpcError& e) {
         code = e.code;
         message = e.what();

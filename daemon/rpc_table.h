@@ -21,6 +21,11 @@ namespace asio = boost::asio;
 
 class Daemon;
 
+/// Thrown by CallContext::notify when the caller has gone; the connection just ends.
+struct ClientGone : std::exception {
+    const char* what() const noexcept override { return "client went away"; }
+};
+
 /// What a handler may use besides its parameters.
 struct CallContext {
     Daemon& daemon;

@@ -47,7 +47,7 @@ public:
     {
         CallContext ctx{server_.daemon_,
                         [this](json::object n) -> asio::awaitable<void> {
-                            co_await Write(json::serialize(n) + "\n");
+                            if (!co_await Write(json::serialize(n) + "\n")) throw ClientGone();
                         },
                         {}};
         char buf[16384];
@@ -56,7 +56,12 @@ public:
                 if (!line->empty() && line->back() == '\r') line->pop_back();
                 if (line->find_first_not_of(" \t") == std::string::npos) continue;
                 ctx.after_reply = {};
-                auto reply = co_await HandleLine(server_.table_, ctx, *line);
+                std::optional<std::string> reply;
+                try {
+                    reply = co_await HandleLine(server_.table_, ctx, *line);
+                } catch (const ClientGone&) {
+                    co_return;
+                }
                 if (reply && !co_await Write(*reply)) co_return;
                 if (ctx.after_reply) ctx.after_reply();
                 if (closing_) co_return;

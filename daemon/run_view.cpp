@@ -1,0 +1,75 @@
+#include "daemon/run_view.h"
+
+#include "common/errors.h"
+#include "daemon/daemon.h"
+#include "daemon/task.h"
+
+namespace ralph {
+
+namespace json = boost::json;
+
+json::object RunJson(const RunRow& r, const std::optional<ServerEndpoint>& live)
+{
+    json::object o{
+        {"id", r.id},
+        {"task", r.task_name},
+        {"task_dir", r.task_dir},
+        {"project", r.project_root},
+        {"status", r.status},
+        {"reason", r.reason.empty() ? json::value(nullptr) : json::value(r.reason)},
+        {"iteration", r.iteration},
+        {"max_iterations", r.max_iterations},
+        {"server_url", r.status == "running" && live ? json::value(live->url()) : json::value(nullptr)},
+        {"last_port", r.last_port ? json::value(r.last_port) : json::value(nullptr)},
+        {"session_id", r.session_id.empty() ? json::value(nullptr) : json::value(r.session_id)},
+        {"started_at", r.started_at},
+        {"ended_at", r.ended_at ? json::value(r.ended_at) : json::value(nullptr)},
+        {"tokens", {{"input", r.tokens_in}, {"output", r.tokens_out}}},
+        {"cost", r.cost},
+        {"model", r.model.empty() ? json::value(nullptr) : json::value(r.model)},
+        {"agent", r.agent.empty() ? json::value(nullptr) : json::value(r.agent)},
+        {"promise", r.promise},
+        {"consecutive_failures", r.consecutive_failures},
+        {"stop_requested", r.stop_requested.empty() ? json::value(nullptr) : json::value(r.stop_requested)},
+    };
+    return o;
+}
+
+json::object IterationJson(const IterationRow& it)
+{
+    return {
+        {"n", it.n},
+        {"session_id", it.session_id.empty() ? json::value(nullptr) : json::value(it.session_id)},
+        {"outcome", it.outcome.empty() ? json::value(nullptr) : json::value(it.outcome)},
+        {"started_at", it.started_at},
+        {"ended_at", it.ended_at ? json::value(it.ended_at) : json::value(nullptr)},
+        {"error", it.error.empty() ? json::value(nullptr) : json::value(it.error)},
+        {"promise_seen", it.promise_seen},
+        {"tokens", {{"input", it.tokens_in}, {"output", it.tokens_out}}},
+        {"cost", it.cost},
+        {"port", it.port ? json::value(it.port) : json::value(nullptr)},
+    };
+}
+
+RunRow ResolveRun(Daemon& daemon, const json::value& ref, const std::string& cwd)
+{
+    std::optional<int64_t> id;
+    if (ref.is_int64()) id = ref.as_int64();
+    else if (ref.is_uint64()) id = static_cast<int64_t>(ref.as_uint64());
+    else if (ref.is_string()) {
+        std::string s(ref.as_string());
+        if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() < 18) id = std::stoll(s);
+    }
+    if (id) {
+        auto run = daemon.store().GetRun(*id);
+        if (!run) throw RpcError(kNotFound, "no run " + std::to_string(*id) + "; `ralph status --all` lists every run");
+        return *run;
+    }
+    if (!ref.is_string()) throw RpcError(kInvalidParams, "invalid params: 'run' must be a run id or a task reference");
+    Task task = ResolveTask(std::string(ref.as_string()), cwd);
+    if (auto running = daemon.store().RunningRunForTask(task.dir)) return *running;
+    if (auto latest = daemon.store().LatestRunForTask(task.dir)) return *latest;
+    throw RpcError(kNotFound, "task " + task.name + " has no runs yet; start one with: ralph run " + task.name);
+}
+
+}  // namespace ralph
