@@ -83,6 +83,19 @@ std::optional<std::string> RpcClient::ReadLine(std::chrono::milliseconds timeout
     }
 }
 
+std::optional<std::string> RpcClient::TryReadLine(std::chrono::milliseconds timeout, bool* timed_out)
+{
+    *timed_out = false;
+    if (auto line = framer_.Next()) return line;
+    pollfd p{fd_, POLLIN, 0};
+    int r = poll(&p, 1, static_cast<int>(timeout.count()));
+    if (r == 0) {
+        *timed_out = true;
+        return std::nullopt;
+    }
+    return ReadLine();
+}
+
 json::object RpcClient::Call(const std::string& method, json::value params,
                              const std::function<void(const json::object&)>& on_notification)
 {

@@ -35,6 +35,9 @@ public:
     /// The next line, or nothing at end of stream. Throws ConnectionError on timeout or error.
     std::optional<std::string> ReadLine(std::chrono::milliseconds timeout = std::chrono::hours(24 * 365));
 
+    /// Like ReadLine, but a timeout is no error: `timed_out` is set and nothing returned.
+    std::optional<std::string> TryReadLine(std::chrono::milliseconds timeout, bool* timed_out);
+
     int fd() const { return fd_; }
 
 private:

@@ -1,0 +1,187 @@
+#include "client/format.h"
+
+#include "client/client.h"
+#include "common/jsonrpc.h"
+#include "common/rpc_client.h"
+
+#include <chrono>
+#include <iostream>
+#include <unistd.h>
+
+namespace ralph {
+
+namespace json = boost::json;
+
+void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows)
+{
+    std::vector<std::size_t> width(headers.size());
+    for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
+    for (const auto& row : rows)
+        for (std::size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    auto line = [&](const std::vector<std::string>& cells) {
+        std::string out;
+        for (std::size_t i = 0; i < cells.size(); ++i) {
+            out += cells[i];
+            if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+        }
+        std::cout << out << "\n";
+    };
+    line(headers);
+    for (const auto& row : rows) line(row);
+}
+
+std::string Field(const json::value& object, const char* key)
+{
+    if (!object.is_object()) return "-";
+    auto* v = object.as_object().if_contains(key);
+    if (!v || v->is_null()) return "-";
+    if (v->is_string()) return std::string(v->as_string());
+    return json::serialize(*v);
+}
+
+static std::string Clock(long long unix_ms)
+{
+    time_t t = static_cast<time_t>(unix_ms / 1000);
+    tm local{};
+    localtime_r(&t, &local);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%H:%M:%S", &local);
+    return buf;
+}
+
+static std::string Indent(const std::string& text, const std::string& pad)
+{
+    std::string out;
+    for (char c : text) {
+        out += c;
+        if (c == '\n') out += pad;
+    }
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\n')) out.pop_back();
+    return out;
+}
+
+std::string EventLine(const json::object& e)
+{
+    const json::value data = e.contains("data") ? e.at("data") : json::value(json::object{});
+    std::string kind = Field(e, "kind");
+    long long at = e.contains("at") && e.at("at").is_int64() ? e.at("at").as_int64() : 0;
+    std::string prefix = Clock(at) + "  #" + Field(e, "iteration") + "  ";
+    if (kind == "run.start")
+        return prefix + "run started: task " + Field(data, "task") + ", up to " + Field(data, "max_iterations") + " iterations";
+    if (kind == "iteration.start") return prefix + "iteration started (session " + Field(data, "session") + ")";
+    if (kind == "text") return prefix + "  " + Indent(Field(data, "text"), std::string(prefix.size() + 2, ' '));
+    if (kind == "tool") {
+        std::string line = prefix + "  tool " + Field(data, "tool");
+        if (Field(data, "title") != "-" && !Field(data, "title").empty()) line += ": " + Field(data, "title");
+        if (Field(data, "status") == "error") line += " (failed: " + Field(data, "error") + ")";
+        return line;
+    }
+    if (kind == "note") return prefix + "  note: " + Field(data, "message");
+    if (kind == "error") return prefix + "  error: " + Field(data, "message");
+    if (kind == "iteration.end") {
+        std::string line = prefix + "iteration ended: " + Field(data, "outcome");
+        if (data.is_object() && data.as_object().contains("tokens_in"))
+            line += " (tokens " + Field(data, "tokens_in") + " in, " + Field(data, "tokens_out") + " out)";
+        if (Field(data, "error") != "-") line += ": " + Field(data, "error");
+        return line;
+    }
+    if (kind == "run.end") {
+        std::string line = prefix + "run " + Field(data, "status") + " (" + Field(data, "reason") + ")";
+        if (Field(data, "message") != "-") line += ": " + Field(data, "message");
+        return line;
+    }
+    return prefix + kind + " " + json::serialize(data);
+}
+
+std::string ServerLine(const json::object& s)
+{
+    std::string state = Field(s, "state");
+    std::string line = "server: " + state;
+    if (Field(s, "mode") == "external") line += " (external " + Field(s, "url") + ")";
+    else if (state == "running" || state == "unhealthy" || state == "starting") {
+        if (Field(s, "url") != "-") line += " at " + Field(s, "url");
+        std::vector<std::string> facts;
+        if (Field(s, "pid") != "-") facts.push_back("pid " + Field(s, "pid"));
+        if (Field(s, "version") != "-") facts.push_back("opencode " + Field(s, "version"));
+        if (s.contains("uptime") && s.at("uptime").is_number())
+            facts.push_back("up " + HumanDuration(static_cast<long long>(s.at("uptime").to_number<double>() * 1000)));
+        if (!facts.empty()) {
+            line += " (";
+            for (std::size_t i = 0; i < facts.size(); ++i) line += (i ? ", " : "") + facts[i];
+            line += ")";
+        }
+    } else if (state == "stopped") {
+        line += " (starts on the next run or attach)";
+    }
+    if (Field(s, "last_error") != "-" && state != "running") line += "; last error: " + Field(s, "last_error");
+    return line;
+}
+
+int ExitCodeForRun(const json::object& run)
+{
+    std::string status = Field(run, "status");
+    if (status == "completed") return kExitOk;
+    if (status == "stopped") return kExitRunStopped;
+    if (status == "failed") return kExitRunFailed;
+    return kExitDaemonError;  // still running: the daemon stopped while following
+}
+
+json::object FollowRun(Client& client, const json::value& run_ref, int64_t after, bool print_events)
+{
+    bool tty = print_events && isatty(STDOUT_FILENO);
+    RpcClient& rpc = client.Connection();
+    json::object params{{"run", run_ref}, {"cwd", client.cwd}, {"follow", true}, {"after", after}};
+    rpc.SendLine(json::serialize(jsonrpc::MakeRequest("follow", "run.events", params)) + "\n");
+
+    auto started = std::chrono::steady_clock::now();
+    std::string iteration = "-", max_iterations = "?", last_tool = "-";
+    bool status_shown = false;
+    auto clear_status = [&] {
+        if (status_shown) std::cout << "\r\033[K";
+        status_shown = false;
+    };
+    auto draw_status = [&] {
+        if (!tty) return;
+        long long ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+        std::cout << "\r\033[K" << "iteration " << iteration << "/" << max_iterations << "  " << HumanDuration(ms)
+                  << "  last tool: " << last_tool << std::flush;
+        status_shown = true;
+    };
+    for (;;) {
+        bool timed_out = false;
+        auto line = rpc.TryReadLine(std::chrono::milliseconds(1000), &timed_out);
+        if (timed_out) {
+            draw_status();
+            continue;
+        }
+        if (!line) throw ConnectionError("ralphd closed the connection while following the run");
+        json::value v = json::parse(*line);
+        json::object& o = v.as_object();
+        if (o.contains("id")) {
+            clear_status();
+            if (auto* err = o.if_contains("error")) {
+                throw DaemonError(static_cast<int>(err->at("code").as_int64()), std::string(err->at("message").as_string()));
+            }
+            json::object result = o["result"].as_object();
+            if (result.contains("daemon_stopping") && result["daemon_stopping"].as_bool() && print_events)
+                std::cerr << "ralph: ralphd is stopping; the run resumes when it starts again\n";
+            return result["run"].as_object();
+        }
+        const json::object& event = o["params"].as_object().at("event").as_object();
+        std::string kind = Field(event, "kind");
+        if (kind == "run.start") max_iterations = Field(event.at("data"), "max_iterations");
+        if (kind == "iteration.start") iteration = Field(event, "iteration");
+        if (kind == "tool") {
+            last_tool = Field(event.at("data"), "tool");
+            if (Field(event.at("data"), "title") != "-") last_tool += " " + Field(event.at("data"), "title");
+        }
+        if (print_events) {
+            clear_status();
+            std::cout << EventLine(event) << "\n";
+            draw_status();
+            if (!tty) std::cout << std::flush;
+        }
+    }
+}
+
+}  // namespace ralph

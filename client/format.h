@@ -1,0 +1,32 @@
+// Printing runs for people: tables, event lines and the live progress line of `run -f`/`logs -f`.
+#pragma once
+
+#include <boost/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace ralph {
+
+/// Prints rows under headers, columns padded to their widest cell.
+void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
+
+/// The text of a JSON field: strings as they are, null as "-", numbers and the rest serialised.
+std::string Field(const boost::json::value& object, const char* key);
+
+/// "12:03:44  #3  tool write: hello.txt" for a run event ({id, at, iteration, kind, data}).
+std::string EventLine(const boost::json::object& event);
+
+/// The server line above `ralph status`.
+std::string ServerLine(const boost::json::object& server);
+
+/// Follows a run's events (run.events with follow) on an open connection, printing each event;
+/// on a terminal a status line (iteration, elapsed time, last tool call) is kept at the bottom.
+/// Returns the final run object.
+class Client;
+boost::json::object FollowRun(Client& client, const boost::json::value& run_ref, int64_t after, bool print_events);
+
+/// Exit code of `ralph run -f` for a finished run: 0 completed, 4 stopped, 5 failed.
+int ExitCodeForRun(const boost::json::object& run);
+
+}  // namespace ralph
