@@ -37,6 +37,13 @@ std::string Duration(const json::value& run)
     return HumanDuration(end - start);
 }
 
+std::string FormatCost(const json::value& run)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "$%.4f", run.at("cost").is_number() ? run.at("cost").to_number<double>() : 0.0);
+    return buf;
+}
+
 std::string ServerColumn(const json::value& run)
 {
     // Only a live address: the run is running and the server healthy now.
@@ -146,7 +153,7 @@ int Show(Client& client, const std::vector<std::string>& args)
                                                                        : std::string("-"))
               << "\n"
               << "  tokens:     " << Field(run.at("tokens"), "input") << " in, " << Field(run.at("tokens"), "output")
-              << " out; cost " << Field(run, "cost") << "\n";
+              << " out; cost " << FormatCost(run) << "\n";
     const json::array& its = run.at("iterations").as_array();
     if (!its.empty()) {
         std::cout << "\n";
