@@ -583,6 +583,7 @@ asio::awaitable<void> ServerSupervisor::ReadOutput(std::shared_ptr<Instance> ins
                 inst->port = port;
                 inst->listening = true;
                 Wake();
+                return;  // not worth quoting in an error message
             }
         }
         inst->recent.push_back(std::move(plain));
