@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -248,6 +250,118 @@ boost::json::object TestEnv::Call(const std::string& method, boost::json::value 
 {
     RpcClient c(socket);
     return c.Call(method, std::move(params));
+}
+
+std::string OpencodeBinary()
+{
+    if (const char* v = std::getenv("RALPH_OPENCODE"); v && *v) return v;
+    return std::string(RALPH_SOURCE_DIR) + "/.deps/opencode/node_modules/.bin/opencode";
+}
+
+FakeModel::FakeModel(const std::string& dir, const std::vector<std::string>& extra_args)
+{
+    log_path = dir + "/fake-model.log";
+    std::vector<std::string> argv = {RALPH_FAKE_MODEL_PATH, "--port", "0", "--log", log_path};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    pid = SpawnProgram(argv, {}, dir + "/fake-model.out", dir + "/fake-model.err");
+    WaitFor(
+        [&] {
+            std::string out = ReadFile(dir + "/fake-model.out");
+            auto pos = out.find("listening on ");
+            if (pos == std::string::npos) return !ProcessAlive(pid);
+            url = out.substr(pos + 13);
+            url = url.substr(0, url.find('\n'));
+            return true;
+        },
+        std::chrono::seconds(10));
+    if (url.empty()) ADD_FAILURE() << "ralph-fake-model did not start: " << ReadFile(dir + "/fake-model.err");
+}
+
+FakeModel::~FakeModel()
+{
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        WaitExit(pid, std::chrono::seconds(5));
+    }
+}
+
+E2EEnv::E2EEnv(bool permissive_opencode_config, const std::string& extra_daemon_config)
+{
+    std::string opencode = OpencodeBinary();
+    if (access(opencode.c_str(), X_OK) != 0)
+        ADD_FAILURE() << "opencode is not installed at " << opencode << ": run scripts/install-opencode";
+    env["RALPH_OPENCODE"] = opencode;
+    env["OPENCODE_DISABLE_LSP_DOWNLOAD"] = "1";
+    // Offline even when a registry is reachable: nothing is fetched at run time.
+    env["npm_config_registry"] = "http://127.0.0.1:9/";
+    model = std::make_unique<FakeModel>(dir);
+    auto r = RunProgram({"/bin/bash", std::string(RALPH_SOURCE_DIR) + "/scripts/fake-model-config", model->url,
+                         dir + "/config"},
+                        env);
+    if (r.exit_code != 0) ADD_FAILURE() << "fake-model-config failed: " << r.err;
+    if (!permissive_opencode_config) {
+        std::string path = dir + "/config/opencode/opencode.json";
+        boost::json::value config = boost::json::parse(ReadFile(path));
+        config.as_object().erase("permission");
+        WriteFile(path, boost::json::serialize(config));
+    }
+    // A port range of its own, so that tests running side by side do not meet.
+    port_base = 20000 + static_cast<int>((getpid() * 7919 + std::chrono::steady_clock::now().time_since_epoch().count()) % 400) * 50;
+    WriteConfig("[server]\nport = " + std::to_string(port_base) + "\nport_range = " + std::to_string(port_base) + "-" +
+                std::to_string(port_base + 40) + "\n" + extra_daemon_config);
+}
+
+std::string E2EEnv::MakeProject(const std::string& name)
+{
+    std::string project = dir + "/" + name;
+    fs::create_directories(project);
+    WriteFile(project + "/README.md", "# " + name + "\n");
+    auto git = [&](const std::vector<std::string>& args) {
+        std::vector<std::string> argv = {"/usr/bin/git", "-C", project, "-c", "user.name=t", "-c", "user.email=t@t"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        auto r = RunProgram(argv, env);
+        if (r.exit_code != 0) ADD_FAILURE() << "git failed: " << r.err;
+    };
+    git({"init", "-q"});
+    git({"add", "-A"});
+    git({"commit", "-qm", "init"});
+    return project;
+}
+
+std::string E2EEnv::AddTask(const std::string& project, const std::string& task, const std::string& prompt_md,
+                            const std::string& prd_json)
+{
+    std::string path = project + "/tasks/" + task;
+    if (!prompt_md.empty()) WriteFile(path + "/prompt.md", prompt_md);
+    if (!prd_json.empty()) WriteFile(path + "/prd.json", prd_json);
+    return path;
+}
+
+boost::json::object E2EEnv::WaitRunEnd(int64_t id, std::chrono::seconds timeout)
+{
+    boost::json::object run;
+    bool ended = WaitFor(
+        [&] {
+            auto reply = Call("run.get", boost::json::object{{"run", id}});
+            if (!reply.contains("result")) return false;
+            run = reply["result"].as_object();
+            return run["status"] != "running";
+        },
+        timeout);
+    if (!ended) ADD_FAILURE() << "run " << id << " still running after " << timeout.count() << "s";
+    return run;
+}
+
+boost::json::value E2EEnv::RalphJson(const std::vector<std::string>& args, const std::string& cwd)
+{
+    std::vector<std::string> all = {"--json"};
+    all.insert(all.end(), args.begin(), args.end());
+    auto r = Ralph(all, cwd);
+    EXPECT_EQ(r.exit_code, 0) << "ralph " << args[0] << ": " << r.err;
+    boost::system::error_code ec;
+    auto v = boost::json::parse(r.out, ec);
+    EXPECT_FALSE(ec) << r.out;
+    return v;
 }
 
 }  // namespace ralph::test

@@ -77,4 +77,39 @@ private:
     int daemon_starts_{0};
 };
 
+/// ralph-fake-model on a free port; stopped at the end.
+class FakeModel {
+public:
+    explicit FakeModel(const std::string& dir, const std::vector<std::string>& extra_args = {});
+    ~FakeModel();
+    std::string url;       ///< http://127.0.0.1:PORT
+    std::string log_path;  ///< one JSON line per request
+    pid_t pid{-1};
+};
+
+/// A TestEnv wired for the real opencode 1.18.33 and the scripted model: opencode's HOME and
+/// XDG directories are private, its global config names the fake model as its only LLM, and
+/// the managed server uses a port range of its own.
+class E2EEnv : public TestEnv {
+public:
+    /// permissive: the opencode config allows everything (as the demo's does); false leaves
+    /// opencode's defaults, which ask for outside writes and questions.
+    explicit E2EEnv(bool permissive_opencode_config = true, const std::string& extra_daemon_config = "");
+    std::unique_ptr<FakeModel> model;
+    int port_base{0};
+
+    /// A git repository under dir/<name> with one commit; returns its path.
+    std::string MakeProject(const std::string& name);
+    /// tasks/<task>/ in a project with prompt.md (and prd.json when given); returns its path.
+    std::string AddTask(const std::string& project, const std::string& task, const std::string& prompt_md,
+                        const std::string& prd_json = "");
+    /// Waits until run `id` is no longer running; returns run.get's result.
+    boost::json::object WaitRunEnd(int64_t id, std::chrono::seconds timeout = std::chrono::seconds(120));
+    /// `ralph --json ARGS...` parsed; fails the test unless it exits 0.
+    boost::json::value RalphJson(const std::vector<std::string>& args, const std::string& cwd = "");
+};
+
+/// The opencode binary the tests use: $RALPH_OPENCODE, else the one scripts/install-opencode installs.
+std::string OpencodeBinary();
+
 }  // namespace ralph::test
