@@ -7,20 +7,9 @@ namespace ralph {
 
 namespace {
 
-json::array UntrackedJson(const ServerSupervisor& s)
-{
-    json::array out;
-    for (const UntrackedServer& u : s.UntrackedServers())
-        out.push_back(json::object{{"pid", u.pid}, {"port", u.port ? json::value(u.port) : json::value(nullptr)}});
-    return out;
-}
-
 asio::awaitable<json::value> Status(CallContext& ctx, const json::object&)
 {
-    ServerSupervisor& s = ctx.daemon.supervisor();
-    json::object o = s.Status();
-    o["untracked_servers"] = UntrackedJson(s);
-    co_return o;
+    co_return ctx.daemon.supervisor().Status();
 }
 
 asio::awaitable<json::value> Start(CallContext& ctx, const json::object&)
@@ -36,27 +25,23 @@ asio::awaitable<json::value> Start(CallContext& ctx, const json::object&)
 asio::awaitable<json::value> Stop(CallContext& ctx, const json::object&)
 {
     ServerSupervisor& s = ctx.daemon.supervisor();
-    json::object before = s.Status();
+    int pid = s.managed_pid();
     co_await s.Stop();
     json::object o = s.Status();
-    o["was_running"] = !before.at("pid").is_null();
-    o["stopped_pid"] = before.at("pid");
+    o["was_running"] = pid != 0;
+    o["stopped_pid"] = pid ? json::value(pid) : json::value(nullptr);
     co_return o;
 }
 
 asio::awaitable<json::value> Restart(CallContext& ctx, const json::object&)
 {
     ServerSupervisor& s = ctx.daemon.supervisor();
-    json::value old_pid = s.Status().at("pid");
+    int pid = s.managed_pid();
     co_await s.Restart();
     json::object o = s.Status();
-    o["stopped_pid"] = old_pid;
+    o["stopped_pid"] = pid ? json::value(pid) : json::value(nullptr);
     co_return o;
 }
-
-#define RALPH_SERVER_STATUS_FIELDS                                                                                  \
-    "`{mode (managed|external), state (stopped|starting|running|unhealthy|backoff|fatal|external), pid, url, port, " \
-    "version, uptime (seconds), restarts, last_error, healthy, log, next_restart_in (seconds)}` (null when unknown)"
 
 }  // namespace
 
@@ -66,23 +51,25 @@ const std::vector<RpcMethod>& ServerMethods()
         {{"server.status",
           "Describes the opencode server, and lists opencode servers of this user that ralph does not manage.",
           {},
-          RALPH_SERVER_STATUS_FIELDS " plus `untracked_servers: [{pid, port}]`"},
+          "`{mode (managed|external), state (stopped|starting|running|unhealthy|backoff|fatal|external), pid, url, "
+          "port, version, uptime (seconds), restarts, last_error, healthy, log, next_restart_in (seconds), "
+          "untracked_servers: [{pid, port}]}`; null where unknown"},
          Status},
         {{"server.start",
           "Starts the managed server unless it runs, and waits until it is healthy. Clears `fatal` and cuts a "
           "restart back-off short. Error SERVER_UNAVAILABLE says why it could not start and what to do.",
           {},
-          "the status object plus `already_running`"},
+          "the server.status object plus `already_running`"},
          Start},
         {{"server.stop",
           "Stops the managed server: POST /global/dispose, SIGTERM to its process group, SIGKILL after "
           "server.stop_timeout, then ends every tool process it left. INVALID_STATE in external mode.",
           {},
-          "the status object plus `was_running`, `stopped_pid`"},
+          "the server.status object plus `was_running`, `stopped_pid`"},
          Stop},
         {{"server.restart", "Stops the managed server (as server.stop) and starts it again. INVALID_STATE in external mode.",
           {},
-          "the status object plus `stopped_pid`"},
+          "the server.status object plus `stopped_pid`"},
          Restart},
     };
     return methods;

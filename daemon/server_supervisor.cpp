@@ -473,6 +473,10 @@ json::object ServerSupervisor::Status() const
     o["last_error"] = last_error_.empty() ? json::value(nullptr) : json::value(last_error_);
     o["healthy"] = false;
     o["next_restart_in"] = nullptr;
+    json::array untracked;
+    for (const UntrackedServer& u : UntrackedServers())
+        untracked.push_back(json::object{{"pid", u.pid}, {"port", u.port ? json::value(u.port) : json::value(nullptr)}});
+    o["untracked_servers"] = std::move(untracked);
     if (external_) {
         o["url"] = settings_.url;
         if (external_url_error_.empty()) o["port"] = external_endpoint_.port;
@@ -494,10 +498,12 @@ json::object ServerSupervisor::Status() const
     return o;
 }
 
+int ServerSupervisor::managed_pid() const { return current_ && !current_->exited ? current_->pid : 0; }
+
 std::vector<UntrackedServer> ServerSupervisor::UntrackedServers() const
 {
     std::vector<UntrackedServer> out;
-    int managed = current_ && !current_->exited ? current_->pid : 0;
+    int managed = managed_pid();
     for (const OpencodeServerProcess& p : proc_->FindOpencodeServers(getuid())) {
         if (p.pid == managed) continue;
         out.push_back({p.pid, p.port});

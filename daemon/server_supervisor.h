@@ -121,8 +121,11 @@ public:
     /// The endpoint only while the server is running and healthy: what may be shown as live.
     std::optional<ServerEndpoint> Live() const;
     /// mode, state, pid, url, port, version, uptime, restarts, last_error, healthy, log,
-    /// next_restart_in (server.status; no password).
+    /// next_restart_in and untracked_servers [{pid, port}] (server.status; never the password).
+    /// Reads /proc for the untracked servers: a few milliseconds.
     boost::json::object Status() const;
+    /// The pid of the managed server process while it exists, else 0.
+    int managed_pid() const;
     /// `opencode serve` processes of this user that ralph does not manage (reads /proc).
     std::vector<UntrackedServer> UntrackedServers() const;
     /// Where the managed server's stdout and stderr go.
