@@ -318,7 +318,7 @@ TEST(E2ELoop, DaemonKilledMidRunResumesWithOneInterruptedIteration)
     E2EEnv env;
     env.StartDaemon();
     std::string project = env.MakeProject("proj");
-    env.AddTask(project, "long", "SLOW:3000 WRITE:it-{ITERATION}.txt=x COMPLETE_AFTER:3\n");
+    env.AddTask(project, "long", "SLOW:1500 WRITE:it-{ITERATION}.txt=x COMPLETE_AFTER:3\n");
     int64_t id = StartRun(env, {"long", "-n", "6"}, project);
     WaitFor([&] { return env.Call("run.get", json::object{{"run", id}})["result"].at("iteration").as_int64() >= 2; },
             std::chrono::seconds(60));
@@ -333,6 +333,40 @@ TEST(E2ELoop, DaemonKilledMidRunResumesWithOneInterruptedIteration)
     // Iteration numbers are contiguous.
     int n = 1;
     for (const auto& it : run.at("iterations").as_array()) EXPECT_EQ(it.at("n"), n++);
+}
+
+}  // namespace
+}  // namespace ralph::test
+
+namespace ralph::test {
+namespace {
+
+TEST(E2ELoop, ServerKilledMidIterationInterruptsItAndTheRunGoesOn)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "long", "SLOW:1500 WRITE:it-{ITERATION}.txt=x COMPLETE_AFTER:3\n");
+    int64_t id = StartRun(env, {"long", "-n", "6"}, project);
+    WaitFor([&] { return env.Call("run.get", json::object{{"run", id}})["result"].at("iteration").as_int64() >= 1; },
+            std::chrono::seconds(60));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    json::value server = env.RalphJson({"server", "status"});
+    pid_t pid = static_cast<pid_t>(server.at("pid").as_int64());
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    auto run = env.WaitRunEnd(id);
+    EXPECT_EQ(run.at("status"), "completed") << env.DaemonStderr();
+    auto outcomes = Outcomes(run);
+    EXPECT_EQ(std::count(outcomes.begin(), outcomes.end(), "interrupted"), 1) << json::serialize(run);
+    EXPECT_EQ(outcomes.front(), "interrupted");
+    // The run went on with a new server.
+    json::value after = env.RalphJson({"server", "status"});
+    EXPECT_NE(after.at("pid").as_int64(), pid);
+    EXPECT_GE(after.at("restarts").as_int64(), 1);
+    if (getenv("RALPH_TEST_SHOW_LOG")) {
+        std::cerr << env.DaemonStderr() << json::serialize(run) << "\n" << env.Ralph({"logs", "long"}).out;
+    }
 }
 
 }  // namespace
