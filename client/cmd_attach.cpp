@@ -1,10 +1,118 @@
+// ralph attach: asks ralphd where to attach (attach.target), then becomes `opencode attach` with
+// execvp, so that the terminal and its signals belong to opencode alone. The server's password
+// travels over the socket (0600 in a 0700 directory, peer uid checked) and reaches opencode in
+// OPENCODE_SERVER_PASSWORD, never on a command line.
 #include "client/commands.h"
+#include "client/format.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <unistd.h>
 
 namespace ralph {
 
+namespace json = boost::json;
+namespace po = boost::program_options;
+
+namespace {
+
+/// A run argument: digits are a run id, anything else a task reference.
+json::value RunRef(const std::string& arg)
+{
+    if (!arg.empty() && arg.size() < 18 && arg.find_first_not_of("0123456789") == std::string::npos)
+        return std::stoll(arg);
+    return json::value(arg);
+}
+
+std::string ShellQuote(const std::string& s)
+{
+    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/:=@%+") ==
+                          std::string::npos)
+        return s;
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+std::string Text(const json::object& o, const char* key)
+{
+    auto* v = o.if_contains(key);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+int Attach(Client& client, const std::vector<std::string>& args)
+{
+    po::options_description o;
+    o.add_options()("ref", po::value<std::string>())("session,s", po::value<std::string>())("latest", po::bool_switch())(
+        "print", po::bool_switch());
+    auto vm = ParseCommandArgs(args, o, "ref");
+    bool latest = vm["latest"].as<bool>();
+    bool print = vm["print"].as<bool>();
+    if (latest && vm.count("ref")) throw UsageError("give a task or run, or --latest, not both");
+    if (latest && vm.count("session")) throw UsageError("give --session or --latest, not both");
+    // Checked before asking the daemon, which may start the server for us.
+    bool execute = !print && !client.json_output;
+    if (execute && !(isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))) {
+        std::cerr << "ralph attach: the opencode TUI needs a terminal on stdin and stdout; "
+                     "use --print to see the command, or --json for the target\n";
+        return kExitUsage;
+    }
+
+    json::object params{{"cwd", client.cwd}};
+    if (vm.count("ref")) params["run"] = RunRef(vm["ref"].as<std::string>());
+    if (vm.count("session")) params["session"] = vm["session"].as<std::string>();
+    if (latest) params["latest"] = true;
+    json::object target = client.Call("attach.target", params).as_object();
+    std::string password = Text(target, "password");
+    std::string username = Text(target, "username");
+    target.erase("password");
+    if (client.json_output) {
+        PrintJson(target);
+        return kExitOk;
+    }
+    if (std::string note = Text(target, "note"); !note.empty()) std::cerr << note << "\n";
+
+    std::vector<std::string> argv = {Text(target, "opencode"), "attach", Text(target, "url")};
+    if (std::string session = Text(target, "session"); !session.empty()) {
+        argv.push_back("--session");
+        argv.push_back(session);
+    }
+    argv.push_back("--dir");
+    argv.push_back(Text(target, "directory"));
+    if (print) {
+        std::string line;
+        for (const std::string& a : argv) line += (line.empty() ? "" : " ") + ShellQuote(a);
+        std::cout << line << "\n";
+        return kExitOk;
+    }
+
+    client.Disconnect();  // no socket descriptor for opencode to inherit
+    if (password.empty()) unsetenv("OPENCODE_SERVER_PASSWORD");
+    else setenv("OPENCODE_SERVER_PASSWORD", password.c_str(), 1);
+    if (username.empty()) unsetenv("OPENCODE_SERVER_USERNAME");
+    else setenv("OPENCODE_SERVER_USERNAME", username.c_str(), 1);
+    std::signal(SIGPIPE, SIG_DFL);  // ralph ignores it; an ignored signal would survive exec
+    std::vector<char*> cargv;
+    for (std::string& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    execvp(cargv[0], cargv.data());
+    std::cerr << "ralph attach: cannot run " << argv[0] << ": " << std::strerror(errno) << "\n";
+    return kExitDaemonError;
+}
+
+}  // namespace
+
 const std::vector<Command>& AttachCommands()
 {
-    static const std::vector<Command> commands = {};
+    static const std::vector<Command> commands = {
+        {"attach", "[<task or run>] [--session ID] [--latest] [--print]",
+         "open the opencode TUI on a run's latest session (no argument: the server's session list in this project; "
+         "--latest: the most recently active session; --print: only print the command); never changes a run",
+         Attach},
+    };
     return commands;
 }
 

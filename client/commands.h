@@ -24,6 +24,7 @@ const std::vector<Command>& DaemonCommands();
 const std::vector<Command>& ServerCommands();
 const std::vector<Command>& RunCommands();
 const std::vector<Command>& AttachCommands();
+const std::vector<Command>& ImportCommands();
 
 /// Every command, in the order `ralph --help` lists them.
 std::vector<const Command*> AllCommands();

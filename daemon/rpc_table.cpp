@@ -36,6 +36,7 @@ void RegisterAllMethods(RpcTable& table)
     table.Add(TaskMethods());
     table.Add(RunMethods());
     table.Add(AttachMethods());
+    table.Add(ImportMethods());
 }
 
 static asio::awaitable<json::object> Dispatch(const RpcTable& table, CallContext& ctx, const jsonrpc::Request& req)

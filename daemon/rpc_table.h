@@ -61,6 +61,7 @@ const std::vector<RpcMethod>& ServerMethods();
 const std::vector<RpcMethod>& TaskMethods();
 const std::vector<RpcMethod>& RunMethods();
 const std::vector<RpcMethod>& AttachMethods();
+const std::vector<RpcMethod>& ImportMethods();
 
 /// The one place that registers every domain (nothing is added after serving starts).
 void RegisterAllMethods(RpcTable& table);

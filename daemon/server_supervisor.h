@@ -128,6 +128,9 @@ public:
     int managed_pid() const;
     /// `opencode serve` processes of this user that ralph does not manage (reads /proc).
     std::vector<UntrackedServer> UntrackedServers() const;
+    /// The opencode binary the managed server is started with (server.opencode, RALPH_OPENCODE or
+    /// `opencode`, found on PATH), or "" with `error` saying how to fix it. `ralph attach` runs it too.
+    std::string OpencodeBinary(std::string& error) const { return ResolveOpencode(error); }
     /// Where the managed server's stdout and stderr go.
     const std::string& log_path() const { return log_path_; }
 

@@ -1,5 +1,6 @@
 #include "daemon/store.h"
 
+#include <boost/json.hpp>
 #include <sqlite3.h>
 
 #include <cerrno>
@@ -93,6 +94,12 @@ CREATE TABLE managed_server (
     port INTEGER NOT NULL,
     started_at INTEGER NOT NULL
 );
+)sql",
+    // 1 -> 2: runs imported from the earlier Python ralph remember their entry there, so that
+    // importing twice imports nothing twice. NULL for ralph's own runs (NULLs never collide).
+    R"sql(
+ALTER TABLE runs ADD COLUMN legacy_id TEXT;
+CREATE UNIQUE INDEX runs_by_legacy_id ON runs (legacy_id);
 )sql",
 };
 
@@ -464,6 +471,82 @@ std::optional<IterationRow> RunStore::UnfinishedIteration(int64_t run_id)
     s.Bind(run_id);
     if (!s.Step()) return std::nullopt;
     return ReadIteration(s);
+}
+
+std::vector<ImportOutcome> RunStore::ImportFinishedRuns(const std::vector<ImportedRun>& runs)
+{
+    for (const ImportedRun& in : runs) {
+        const std::string& st = in.run.status;
+        if (st != "completed" && st != "stopped" && st != "failed")
+            throw StoreError("ImportFinishedRuns: '" + st + "' is not a terminal status");
+        if (in.legacy_id.empty()) throw StoreError("ImportFinishedRuns: a run without legacy_id");
+    }
+    std::vector<ImportOutcome> out;
+    Transaction tx(db_);
+    for (const ImportedRun& in : runs) {
+        const RunRow& r = in.run;
+        {
+            Stmt s(*this,
+                   "INSERT INTO runs (task_name, task_dir, project_root, status, reason, iteration, max_iterations, "
+                   "model, agent, promise, iteration_timeout_ms, max_consecutive_failures, started_at, ended_at, "
+                   "session_id, last_port, tokens_in, tokens_out, cost, legacy_id) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (legacy_id) DO NOTHING");
+            s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(r.status).Bind(r.reason).Bind(r.iteration)
+                .Bind(r.max_iterations).Bind(r.model).Bind(r.agent).Bind(r.promise).Bind(r.iteration_timeout_ms)
+                .Bind(r.max_consecutive_failures).Bind(r.started_at).BindNullableInt(r.ended_at).Bind(r.session_id)
+                .BindNullableInt(r.last_port).Bind(r.tokens_in).Bind(r.tokens_out).Bind(r.cost).Bind(in.legacy_id);
+            s.Step();
+        }
+        if (sqlite3_changes(db_) != 1) {
+            Stmt s(*this, "SELECT id FROM runs WHERE legacy_id = ?");
+            s.Bind(in.legacy_id);
+            if (!s.Step()) Fail("import: legacy_id neither inserted nor present");
+            out.push_back({s.Int(0), false});
+            continue;
+        }
+        int64_t id = sqlite3_last_insert_rowid(db_);
+        for (const IterationRow& it : in.iterations) {
+            Stmt s(*this, "INSERT INTO iterations (run_id, n, session_id, outcome, started_at, ended_at, error, "
+                          "promise_seen, tokens_in, tokens_out, cost, port) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            s.Bind(id).Bind(it.n).Bind(it.session_id).Bind(it.outcome).Bind(it.started_at).BindNullableInt(it.ended_at)
+                .Bind(it.error).Bind(it.promise_seen ? 1 : 0).Bind(it.tokens_in).Bind(it.tokens_out).Bind(it.cost)
+                .BindNullableInt(it.port);
+            s.Step();
+        }
+        if (!in.note.empty()) {
+            Stmt s(*this, "INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, 'note', ?)");
+            std::string data = boost::json::serialize(boost::json::object{{"message", in.note}});
+            s.Bind(id).Bind(r.ended_at ? r.ended_at : r.started_at).Bind(r.iteration).Bind(data);
+            s.Step();
+        }
+        out.push_back({id, true});
+    }
+    tx.Commit();
+    return out;
+}
+
+std::optional<RunRow> RunStore::MostRecentlyActiveRun()
+{
+    Stmt s(*this, (std::string("SELECT ") + kRunColumns +
+                   " FROM runs WHERE session_id <> '' ORDER BY status = 'running' DESC, "
+                   "MAX(started_at, COALESCE(ended_at, 0), COALESCE((SELECT MAX(COALESCE(i.ended_at, i.started_at)) "
+                   "FROM iterations i WHERE i.run_id = runs.id), 0)) DESC, id DESC LIMIT 1")
+                      .c_str());
+    if (!s.Step()) return std::nullopt;
+    return ReadRun(s);
+}
+
+std::optional<RunRow> RunStore::RunForSession(const std::string& session_id)
+{
+    if (session_id.empty()) return std::nullopt;
+    Stmt s(*this, (std::string("SELECT ") + kRunColumns +
+                   " FROM runs WHERE session_id = ?1 OR id IN (SELECT run_id FROM iterations WHERE session_id = ?1) "
+                   "ORDER BY id DESC LIMIT 1")
+                      .c_str());
+    s.Bind(session_id);
+    if (!s.Step()) return std::nullopt;
+    return ReadRun(s);
 }
 
 bool RunStore::FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at)

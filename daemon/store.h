@@ -69,9 +69,22 @@ struct ManagedServerRecord {
     int64_t started_at{0};
 };
 
+/// A finished run recorded elsewhere (the earlier Python ralph), to be kept as history.
+struct ImportedRun {
+    RunRow run;                            ///< a terminal status; id is ignored
+    std::string legacy_id;                 ///< its key where it came from: never imported twice
+    std::vector<IterationRow> iterations;  ///< run_id is ignored
+    std::string note;                      ///< recorded as the run's `note` event when not empty
+};
+
+struct ImportOutcome {
+    int64_t run_id{0};     ///< the new run, or the one imported earlier under the same legacy_id
+    bool inserted{false};  ///< false: already imported, nothing written
+};
+
 class RunStore {
 public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
 
     /// Opens (creating with mode 0600) and migrates the database. Throws StoreError with a
     /// message a user can act on, e.g. for a database written by a newer ralph.
@@ -112,6 +125,18 @@ public:
     void RecordServerEvent(const std::string& event, int pid, int port, const std::string& detail, int64_t at);
     std::optional<ManagedServerRecord> GetManagedServer();
     void SetManagedServer(const std::optional<ManagedServerRecord>& record);
+
+    /// Inserts finished runs directly with their terminal status, in one transaction (the
+    /// terminal trigger guards only UPDATE, and nothing here ever updates a run). An entry whose
+    /// legacy_id is already present is left out. Throws StoreError, and inserts nothing, for a
+    /// status that is not terminal.
+    std::vector<ImportOutcome> ImportFinishedRuns(const std::vector<ImportedRun>& runs);
+
+    /// Of the runs with a session, the most recently active: running runs first (the one whose
+    /// iteration started or ended last), then the others by their last activity.
+    std::optional<RunRow> MostRecentlyActiveRun();
+    /// The run that recorded an opencode session, as one of its iterations' or as its own.
+    std::optional<RunRow> RunForSession(const std::string& session_id);
 
     /// Test hook: raw SQL, for checking the schema's own guards.
     void ExecForTest(const std::string& sql);

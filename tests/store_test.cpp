@@ -72,6 +72,17 @@ TEST_F(UnitStore, MigratesFromEveryEarlierVersion)
             ASSERT_TRUE(run) << "from version " << v;
             EXPECT_EQ(run->status, "completed");
         }
+        // Version 2 added runs.legacy_id: ralph's own runs have none, and an import finds the column.
+        ImportedRun in;
+        in.run.task_name = "old";
+        in.run.task_dir = "/p/tasks/old";
+        in.run.project_root = "/p";
+        in.run.status = "stopped";
+        in.run.started_at = 5;
+        in.legacy_id = "legacy:x";
+        auto imported = store.ImportFinishedRuns({in});
+        ASSERT_EQ(imported.size(), 1u) << "from version " << v;
+        EXPECT_TRUE(imported[0].inserted) << "from version " << v;
     }
 }
 
@@ -122,13 +133,85 @@ TEST_F(UnitStore, EveryTransitionOutOfATerminalStatusIsRefused)
                      StoreError);
         EXPECT_THROW(store.ExecForTest("UPDATE runs SET reason = 'other' WHERE id = " + std::to_string(*id)),
                      StoreError);
+        for (std::string next : {"completed", "stopped", "failed"}) {
+            EXPECT_THROW(store.ExecForTest("UPDATE runs SET status = '" + next + "' WHERE id = " + std::to_string(*id)),
+                         StoreError)
+                << terminal << " -> " << next << " by SQL";
+        }
+        // Nor any other field: what attach, status or a health check might have been tempted to touch.
+        for (std::string set : {"session_id = 'ses_other'", "last_port = 1", "ended_at = 1", "iteration = 9",
+                                "stop_requested = 'now'", "tokens_in = tokens_in + 1"}) {
+            EXPECT_THROW(store.ExecForTest("UPDATE runs SET " + set + " WHERE id = " + std::to_string(*id)), StoreError)
+                << set;
+        }
+        // An iteration finishing late (e.g. reported after the run ended) adds nothing to the run.
+        IterationRow late;
+        late.run_id = *id;
+        late.n = 1;
+        late.outcome = "continue";
+        late.tokens_in = 100;
+        store.FinishIteration(late);
         EXPECT_THROW(store.ExecForTest("DELETE FROM runs WHERE id = " + std::to_string(*id)), StoreError);
         auto after = store.GetRun(*id);
         EXPECT_EQ(after->status, terminal);
         EXPECT_EQ(after->reason, "x");
         EXPECT_EQ(after->ended_at, before->ended_at);
+        EXPECT_EQ(after->tokens_in, before->tokens_in);
+        EXPECT_EQ(after->session_id, before->session_id);
     }
     EXPECT_THROW(store.FinishRun(1, "running", "", 0), StoreError);
+}
+
+TEST_F(UnitStore, ImportedRunsAreFinalFromTheStartAndImportedOnce)
+{
+    RunStore store(path_);
+    ImportedRun in;
+    in.run = NewRun("/p/tasks/old");
+    in.run.status = "completed";
+    in.run.ended_at = in.run.started_at + 10;
+    in.run.session_id = "ses_old";
+    in.run.last_port = 14096;
+    in.run.iteration = 4;
+    in.legacy_id = "legacy:/p/tasks/old@1";
+    IterationRow it;
+    it.n = 4;
+    it.session_id = "ses_old";
+    it.outcome = "complete";
+    it.started_at = in.run.ended_at;
+    it.ended_at = in.run.ended_at;
+    in.iterations.push_back(it);
+    in.note = "imported";
+    auto first = store.ImportFinishedRuns({in});
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_TRUE(first[0].inserted);
+    auto run = store.GetRun(first[0].run_id);
+    ASSERT_TRUE(run);
+    EXPECT_EQ(run->status, "completed");
+    EXPECT_EQ(run->session_id, "ses_old");
+    EXPECT_EQ(store.Iterations(run->id).size(), 1u);
+    EXPECT_EQ(store.Events(run->id, 0, 10).size(), 1u);
+    // Final like any other terminal run.
+    EXPECT_FALSE(store.FinishRun(run->id, "failed", "y", 1));
+    EXPECT_FALSE(store.RequestStop(run->id, false));
+    EXPECT_THROW(store.ExecForTest("UPDATE runs SET status = 'failed' WHERE id = " + std::to_string(run->id)),
+                 StoreError);
+    EXPECT_THROW(store.ExecForTest("UPDATE runs SET legacy_id = NULL WHERE id = " + std::to_string(run->id)),
+                 StoreError);
+    // The same legacy entry again: nothing written, the earlier run named.
+    auto again = store.ImportFinishedRuns({in});
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_FALSE(again[0].inserted);
+    EXPECT_EQ(again[0].run_id, run->id);
+    EXPECT_EQ(store.ListRuns("", 0).size(), 1u);
+    EXPECT_EQ(store.Iterations(run->id).size(), 1u);
+    // A running status is refused, and nothing of the batch is written.
+    ImportedRun other = in;
+    other.legacy_id = "legacy:/p/tasks/other@2";
+    ImportedRun running = in;
+    running.legacy_id = "legacy:/p/tasks/run@3";
+    running.run.status = "running";
+    EXPECT_THROW(store.ImportFinishedRuns({other, running}), StoreError);
+    EXPECT_EQ(store.ListRuns("", 0).size(), 1u);
 }
 
 TEST_F(UnitStore, IterationsAddUpAndTrackFailureStreaks)
