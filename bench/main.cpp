@@ -1,0 +1,201 @@
+// ralph-bench: runs the benchmark scenarios of docs/performance.md in a private directory and
+// prints a markdown table; every figure also goes to a JSON file. bench/run is the one command
+// that builds it and runs it; see `ralph-bench --help` for running parts of it.
+#include "bench/process.h"
+#include "bench/report.h"
+#include "bench/scenarios.h"
+#include "bench/world.h"
+
+#include <boost/json.hpp>
+
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sys/utsname.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace ralph::bench;
+namespace json = boost::json;
+
+namespace {
+
+const char* kUsage =
+    "Usage: ralph-bench [options]\n\n"
+    "Runs ralph's benchmarks (docs/performance.md) in a private directory and prints a markdown table.\n\n"
+    "  --dir DIR        the private directory, removed first (default /tmp/ralph-bench)\n"
+    "  --out FILE       where the JSON of every figure goes (default ./ralph-bench.json);\n"
+    "                   the table also goes to FILE with .md instead of .json\n"
+    "  --only LIST      comma-separated scenarios: iteration,status,socket,loops,detection\n"
+    "  --quick          fewer repetitions and a 10 s idle: for trying the benchmark, not for figures\n"
+    "  --iterations N   scenario 1 iterations per way (30)      --rounds N   alternating ralph/floor rounds (3)\n"
+    "  --idle-seconds N scenario 5 (60)                         --kills N    scenario 6 (5)\n"
+    "  --keep           leave DIR in place afterwards\n";
+
+std::string Trim(std::string s)
+{
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+std::string FirstLineWith(const std::string& path, const std::string& key)
+{
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(key, 0) == 0) return Trim(line.substr(line.find(':') + 1));
+    return "";
+}
+
+json::object MachineMeta(const Binaries& bin, const Env& env)
+{
+    json::object m;
+    char stamp[64];
+    time_t now = time(nullptr);
+    tm utc{};
+    gmtime_r(&now, &utc);
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    m["date"] = stamp;
+    utsname u{};
+    uname(&u);
+    m["kernel"] = std::string(u.sysname) + " " + u.release + " " + u.machine;
+    std::string cpu = FirstLineWith("/proc/cpuinfo", "model name");
+    m["cpu"] = cpu.substr(cpu.find_first_not_of(" \t"));
+    m["cores"] = std::thread::hardware_concurrency();
+    m["memory_gb"] = std::strtod(FirstLineWith("/proc/meminfo", "MemTotal").c_str(), nullptr) / 1024 / 1024;
+    m["os"] = [] {
+        std::string name = FirstLineWith("/etc/os-release", "PRETTY_NAME");
+        std::ifstream in("/etc/os-release");
+        std::string line;
+        while (std::getline(in, line))
+            if (line.rfind("PRETTY_NAME=", 0) == 0) return line.substr(12);
+        return name;
+    }();
+    int code = 0;
+    m["opencode"] = Trim(Capture({bin.opencode, "--version"}, env, "", &code));
+    std::string commit = Trim(Capture({"git", "-C", bin.source_dir, "rev-parse", "--short", "HEAD"}, env, "", &code));
+    std::string dirty = Trim(Capture({"git", "-C", bin.source_dir, "status", "--porcelain", "--untracked-files=no"}, env, "", &code));
+    m["commit"] = commit + (dirty.empty() ? "" : " (with uncommitted changes)");
+    return m;
+}
+
+std::string LoadAverage() { return Trim(ReadFile("/proc/loadavg")); }
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    Options options;
+    std::string dir = "/tmp/ralph-bench", out;
+    std::set<std::string> only;
+    bool keep = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::cerr << "ralph-bench: " << a << " needs a value\n";
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--help" || a == "-h") {
+            std::cout << kUsage;
+            return 0;
+        } else if (a == "--dir") dir = value();
+        else if (a == "--out") out = value();
+        else if (a == "--keep") keep = true;
+        else if (a == "--only") {
+            std::string list = value();
+            for (std::size_t start = 0; start <= list.size();) {
+                auto comma = list.find(',', start);
+                if (comma == std::string::npos) comma = list.size();
+                only.insert(list.substr(start, comma - start));
+                start = comma + 1;
+            }
+        } else if (a == "--quick") {
+            options.iterations = 10;
+            options.rounds = 2;
+            options.status_invocations = 50;
+            options.pings = 5000;
+            options.throughput_seconds = 1;
+            options.idle_seconds = 10;
+            options.kills = 2;
+        } else if (a == "--iterations") options.iterations = std::stoi(value());
+        else if (a == "--rounds") options.rounds = std::stoi(value());
+        else if (a == "--idle-seconds") options.idle_seconds = std::stoi(value());
+        else if (a == "--kills") options.kills = std::stoi(value());
+        else {
+            std::cerr << "ralph-bench: unknown option " << a << "\n" << kUsage;
+            return 2;
+        }
+    }
+    for (const std::string& s : only) {
+        if (!std::set<std::string>{"iteration", "status", "socket", "loops", "detection"}.count(s)) {
+            std::cerr << "ralph-bench: unknown scenario '" << s << "'\n";
+            return 2;
+        }
+    }
+    if (out.empty()) out = "ralph-bench.json";
+    std::string md = out.size() > 5 && out.substr(out.size() - 5) == ".json" ? out.substr(0, out.size() - 5) + ".md"
+                                                                           : out + ".md";
+
+    Binaries bin{RALPH_PATH, RALPHD_PATH, RALPH_FAKE_MODEL_PATH, "", RALPH_SOURCE_DIR};
+    const char* oc = std::getenv("RALPH_OPENCODE");
+    bin.opencode = oc && *oc ? oc : std::string(RALPH_SOURCE_DIR) + "/.deps/opencode/node_modules/.bin/opencode";
+    if (access(bin.opencode.c_str(), X_OK) != 0) {
+        std::cerr << "ralph-bench: opencode is not installed at " << bin.opencode << ": run scripts/install-opencode\n";
+        return 1;
+    }
+
+    InstallInterruptHandler();
+    Report report;
+    int failures = 0;
+    {
+        World world(dir, bin);
+        json::object meta = MachineMeta(bin, world.env());
+        meta["load_average_start"] = LoadAverage();
+        auto run = [&](const char* name, void (*scenario)(World&, const Options&, Report&)) {
+            if (Interrupted() || (!only.empty() && !only.count(name))) return;
+            try {
+                scenario(world, options, report);
+            } catch (const std::exception& e) {
+                ++failures;
+                std::cerr << "[bench] scenario " << name << " failed: " << e.what() << "\n";
+            }
+        };
+        auto started = std::chrono::steady_clock::now();
+        run("iteration", ScenarioIteration);
+        run("status", ScenarioStatus);
+        run("socket", ScenarioSocket);
+        run("loops", ScenarioLoopsAndIdle);
+        run("detection", ScenarioDetection);
+        meta["load_average_end"] = LoadAverage();
+        meta["duration_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        std::string cmd;
+        for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(i ? argv[i] : "ralph-bench");
+        meta["command"] = cmd;
+        meta["build_type"] = RALPH_BUILD_TYPE;
+        for (auto& [k, v] : meta) report.SetMeta(k, v);
+        std::string json_text = json::serialize(report.Json()) + "\n";
+        if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) std::filesystem::create_directories(parent);
+        WriteFile(out, json_text);
+
+        std::string title = "ralph benchmarks, " + std::string(meta["date"].as_string()) + ", " +
+                            std::string(meta["cpu"].as_string()) + " (" + std::to_string(meta["cores"].as_uint64()) +
+                            " cores, " + std::to_string(static_cast<int>(meta["memory_gb"].as_double() + 0.5)) +
+                            " GB), " + std::string(meta["kernel"].as_string()) + ", opencode " +
+                            std::string(meta["opencode"].as_string()) + ", commit " +
+                            std::string(meta["commit"].as_string()) + "; load average " +
+                            std::string(meta["load_average_start"].as_string()) + " at the start, " +
+                            std::string(meta["load_average_end"].as_string()) + " at the end";
+        std::string table = title + "\n\n" + report.Markdown();
+        WriteFile(md, table);
+        std::cout << table << "\nEvery figure: " << out << "\nThis table: " << md << "\n";
+        if (keep) std::cerr << "[bench] kept " << dir << "\n";
+    }
+    if (!keep) std::filesystem::remove_all(dir);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,197 @@
+#include "bench/process.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <poll.h>
+#include <spawn.h>
+#include <sstream>
+#include <stdexcept>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace ralph::bench {
+
+using Clock = std::chrono::steady_clock;
+
+pid_t Spawn(const std::vector<std::string>& argv, const Env& env, const std::string& cwd,
+            const std::string& stdout_path, const std::string& stderr_path)
+{
+    std::map<std::string, std::string> merged;
+    for (char** e = environ; *e; ++e) {
+        std::string kv = *e;
+        auto eq = kv.find('=');
+        if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (const auto& [k, v] : env) {
+        if (v.empty()) merged.erase(k);
+        else merged[k] = v;
+    }
+    std::vector<std::string> env_strings;
+    for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp, args;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> argv_copy = argv;
+    for (auto& s : argv_copy) args.push_back(s.data());
+    args.push_back(nullptr);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+    // Default signal dispositions and an empty mask, as a shell would give.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    pid_t pid = 0;
+    int rc = posix_spawnp(&pid, args[0], &fa, &attr, args.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+    return pid;
+}
+
+Finished Wait(pid_t pid, Clock::time_point started, std::chrono::milliseconds timeout)
+{
+    Finished f;
+    // A pidfd lets us sleep until the exit instead of polling, so short runs are timed exactly.
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    auto deadline = started + timeout;
+    bool timed_out = false;
+    while (pidfd >= 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        pollfd p{pidfd, POLLIN, 0};
+        int r = poll(&p, 1, static_cast<int>(std::min<long long>(left, 1 << 30)));
+        if (r > 0) break;
+        if (r < 0 && errno != EINTR) break;
+    }
+    if (pidfd >= 0) close(pidfd);
+    if (timed_out) kill(pid, SIGKILL);
+    int status = 0;
+    rusage ru{};
+    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+    }
+    f.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+    f.cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    f.maxrss_kb = ru.ru_maxrss;
+    if (timed_out) f.code = -1;
+    else if (WIFEXITED(status)) f.code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) f.code = 128 + WTERMSIG(status);
+    return f;
+}
+
+Finished RunTimed(const std::vector<std::string>& argv, const Env& env, const std::string& cwd,
+                  const std::string& stdout_path, std::chrono::milliseconds timeout)
+{
+    auto started = Clock::now();
+    pid_t pid = Spawn(argv, env, cwd, stdout_path, "/dev/null");
+    return Wait(pid, started, timeout);
+}
+
+std::string Capture(const std::vector<std::string>& argv, const Env& env, const std::string& cwd, int* code,
+                    std::chrono::milliseconds timeout)
+{
+    char path[] = "/tmp/ralph-bench-out-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) throw std::runtime_error(std::string("mkstemp: ") + std::strerror(errno));
+    close(fd);
+    Finished f = RunTimed(argv, env, cwd, path, timeout);
+    std::string out = ReadFile(path);
+    unlink(path);
+    if (code) *code = f.code;
+    return out;
+}
+
+void Terminate(pid_t pid, std::chrono::milliseconds grace)
+{
+    if (pid <= 0) return;
+    if (kill(pid, SIGTERM) != 0) {
+        waitpid(pid, nullptr, WNOHANG);
+        return;
+    }
+    Wait(pid, Clock::now(), grace);  // kills with SIGKILL after the grace period
+}
+
+long StatusKb(pid_t pid, const char* field)
+{
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line, key = std::string(field) + ":";
+    while (std::getline(in, line)) {
+        if (line.compare(0, key.size(), key) == 0) return std::strtol(line.c_str() + key.size(), nullptr, 10);
+    }
+    return -1;
+}
+
+double CpuSeconds(pid_t pid)
+{
+    std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::istringstream in(stat.substr(close + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {  // fields 14 and 15: utime, stime (clock ticks)
+        if (i == 14) utime = std::stoull(field);
+        if (i == 15) stime = std::stoull(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+bool ResetPeakRss(pid_t pid)
+{
+    std::ofstream out("/proc/" + std::to_string(pid) + "/clear_refs");
+    out << "5";
+    out.flush();
+    return static_cast<bool>(out);
+}
+
+bool Alive(pid_t pid)
+{
+    std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+    auto close = stat.rfind(')');
+    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+std::string ReadFile(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text)
+{
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+double NowSeconds() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+int64_t UnixMillis()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace ralph::bench

@@ -1,0 +1,685 @@
+#include "bench/scenarios.h"
+
+#include "bench/floor_client.h"
+#include "common/rpc_client.h"
+#include "daemon/store.h"
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+namespace ralph::bench {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+void CheckInterrupted()
+{
+    if (g_interrupted) throw std::runtime_error("interrupted");
+}
+
+void Sleep(std::chrono::steady_clock::duration d)
+{
+    auto until = Clock::now() + d;
+    while (Clock::now() < until) {
+        CheckInterrupted();
+        std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), milliseconds(100)));
+    }
+}
+
+double MsSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+void Progress(const std::string& text) { std::cerr << "[bench] " << text << std::endl; }
+
+double Mb(long kb) { return static_cast<double>(kb) / 1024.0; }
+
+std::string RandomWord()
+{
+    std::random_device rd;
+    std::ostringstream s;
+    s << std::hex << rd() << rd();
+    return s.str();
+}
+
+/// ralphd.conf for a managed server on ports of its own.
+std::string ManagedConfig(World& world, const std::string& extra = "")
+{
+    int port = world.FreePort();
+    return "[server]\nport = " + std::to_string(port) + "\nport_range = " + std::to_string(port) + "-" +
+           std::to_string(port + 20) + "\n" + extra;
+}
+
+int64_t Int(const json::value& v) { return v.is_int64() ? v.as_int64() : v.is_uint64() ? static_cast<int64_t>(v.as_uint64()) : 0; }
+
+const char* kTextOnlyPrompt =
+    "TEXTONLY Benchmark iteration: the scripted model answers at once, never with the promise.\n";
+
+}  // namespace
+
+bool Interrupted() { return g_interrupted; }
+
+void InstallInterruptHandler()
+{
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { g_interrupted = true; };
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Per-iteration cost: ralph vs the floor (the same HTTP sequence, nothing else) vs a fresh
+//    `opencode run` per iteration, against one opencode server and the same scripted model.
+
+void ScenarioIteration(World& world, const Options& o, Report& report)
+{
+    const std::string S = "1. Per-iteration cost (" + std::to_string(o.iterations) + " TEXTONLY iterations)";
+    Progress(S);
+    std::string project = world.MakeProject("p1");
+    world.AddTask(project, "bench", kTextOnlyPrompt);
+
+    // One server for (a) and (b): ralphd uses it in external mode, the floor client directly.
+    OpencodeServer server(world, "s1-opencode", RandomWord());
+    Ralphd ralphd(world, "s1-ralphd",
+                  "[server]\nmode = external\nurl = " + server.url() + "\npassword = " + server.password() + "\n");
+    FloorOptions fo;
+    fo.server.port = server.port();
+    fo.server.password = server.password();
+    fo.directory = project;
+    fo.prompt = kTextOnlyPrompt;
+    fo.title = "ralph: bench floor";
+    fo.iterations = o.iterations;
+
+    // Warm-up, not counted: the first prompt in a directory bootstraps opencode's instance (~1 s).
+    Progress("warm-up");
+    ralphd.Ralph({"run", "bench", "-n", "1", "-f"}, project);
+    FloorOptions warm = fo;
+    warm.iterations = 2;
+    RunFloor(warm);
+
+    std::vector<double> a_cycle, a_recorded, a_wall_per_iter, a_client_cpu_ms, a_daemon_cpu_ms;
+    std::vector<double> b_cycle, b_total, b_wall_per_iter;
+    std::vector<double> ratio_rounds;
+    for (int round = 1; round <= o.rounds; ++round) {
+        CheckInterrupted();
+        // (a) ralph run -n N -f, as a user types it.
+        Progress("round " + std::to_string(round) + ": ralph run -n " + std::to_string(o.iterations) + " -f");
+        double cpu0 = CpuSeconds(ralphd.pid());
+        Finished a = ralphd.Ralph({"run", "bench", "-n", std::to_string(o.iterations), "-f"}, project);
+        double cpu1 = CpuSeconds(ralphd.pid());
+        if (a.code != 4) throw std::runtime_error("ralph run -f exited " + std::to_string(a.code) + ", expected 4 (stopped)");
+        json::value shown = ralphd.RalphJson({"show", "bench"}, project);
+        const json::array& its = shown.at("iterations").as_array();
+        if (static_cast<int>(its.size()) != o.iterations) throw std::runtime_error("ralph recorded a wrong number of iterations");
+        std::vector<double> round_a;
+        for (std::size_t i = 0; i < its.size(); ++i) {
+            if (std::string(its[i].at("outcome").as_string()) != "continue")
+                throw std::runtime_error("iteration " + std::to_string(i + 1) + " of ralph's run did not continue: " +
+                                         json::serialize(its[i]));
+            a_recorded.push_back(static_cast<double>(Int(its[i].at("ended_at")) - Int(its[i].at("started_at"))));
+            if (i > 0) {
+                double c = static_cast<double>(Int(its[i].at("started_at")) - Int(its[i - 1].at("started_at")));
+                a_cycle.push_back(c);
+                round_a.push_back(c);
+            }
+        }
+        a_wall_per_iter.push_back(a.wall_ms / o.iterations);
+        a_client_cpu_ms.push_back(a.cpu_s * 1000 / o.iterations);
+        a_daemon_cpu_ms.push_back((cpu1 - cpu0) * 1000 / o.iterations);
+
+        // (b) the floor: the same requests, nothing else.
+        Progress("round " + std::to_string(round) + ": floor client");
+        FloorResult b = RunFloor(fo);
+        if (!b.error.empty()) throw std::runtime_error("floor client: " + b.error);
+        std::vector<double> round_b;
+        for (std::size_t i = 0; i < b.iterations.size(); ++i) {
+            if (!b.iterations[i].ok) throw std::runtime_error("floor iteration " + std::to_string(i + 1) + " failed");
+            b_total.push_back(b.iterations[i].total_ms);
+            if (i > 0) {
+                double c = (b.iterations[i].start_s - b.iterations[i - 1].start_s) * 1000;
+                b_cycle.push_back(c);
+                round_b.push_back(c);
+            }
+        }
+        b_wall_per_iter.push_back(b.wall_ms / o.iterations);
+        ratio_rounds.push_back(Summarize(round_a).median / Summarize(round_b).median);
+    }
+
+    // (c) what other loop runners do: a fresh `opencode run` (its own server) per iteration.
+    Progress("opencode run x " + std::to_string(o.iterations));
+    std::vector<double> c_wall, c_rss;
+    RunTimed({world.bin().opencode, "run", kTextOnlyPrompt}, world.env(), project, "/dev/null", std::chrono::minutes(2));
+    for (int i = 0; i < o.iterations; ++i) {
+        CheckInterrupted();
+        Finished c = RunTimed({world.bin().opencode, "run", kTextOnlyPrompt}, world.env(), project,
+                              world.root() + "/opencode-run.out", std::chrono::minutes(2));
+        if (c.code != 0) throw std::runtime_error("opencode run exited " + std::to_string(c.code));
+        c_wall.push_back(c.wall_ms);
+        c_rss.push_back(Mb(c.maxrss_kb));
+    }
+
+    Summary sa = Summarize(a_cycle), sb = Summarize(b_cycle), sc = Summarize(c_wall);
+    report.Add({"iteration.ralph_ms", S, "(a) `ralph run -n 30 -f`: one iteration (start to next start, ralph's records)",
+                "ms", sa, true, {}, ""});
+    report.Add({"iteration.floor_ms", S, "(b) floor: the same HTTP sequence, minimal C++ client", "ms", sb, true, {}, ""});
+    report.Add({"iteration.opencode_run_ms", S, "(c) a fresh `opencode run` per iteration (whole process)", "ms", sc, true,
+                {}, ""});
+    report.Add({"iteration.ratio_a_b", S, "(a)/(b): ralph over the floor, medians", "×", Single(sa.median / sb.median),
+                false, AtMost(1.05, "≤ 1.05"), ""});
+    report.Add({"iteration.ratio_a_b_rounds", S, "(a)/(b) per round (alternating rounds)", "×", Summarize(ratio_rounds),
+                false, {}, ""});
+    report.Add({"iteration.ratio_c_a", S, "(c)/(a): `opencode run` over ralph, medians", "×", Single(sc.median / sa.median),
+                false, AtLeast(5, "≥ 5"), ""});
+    report.Add({"iteration.ralph_overhead_ms", S, "ralph's own time per iteration: median (a) − median (b)", "ms",
+                Single(sa.median - sb.median), false, {}, ""});
+    report.Add({"iteration.ralphd_cpu_ms", S, "`ralphd` CPU per iteration", "ms", Summarize(a_daemon_cpu_ms), false, {},
+                ""});
+    report.Add({"iteration.client_cpu_ms", S, "`ralph run -f` client CPU per iteration", "ms", Summarize(a_client_cpu_ms),
+                false, {}, ""});
+    report.Add({"iteration.ralph_wall_per_iteration_ms", S, "(a) whole `ralph run -f` process ÷ iterations", "ms",
+                Summarize(a_wall_per_iter), false, {}, ""});
+    report.Add({"iteration.floor_wall_per_iteration_ms", S, "(b) whole floor run ÷ iterations", "ms",
+                Summarize(b_wall_per_iter), false, {}, ""});
+    report.Add({"iteration.ralph_recorded_ms", S, "(a) iteration as recorded (session created to messages read)", "ms",
+                Summarize(a_recorded), true, {}, ""});
+    report.Add({"iteration.floor_total_ms", S, "(b) iteration, POST /session to messages read", "ms", Summarize(b_total),
+                true, {}, ""});
+    report.Add({"iteration.opencode_run_rss_mb", S, "(c) peak RSS of one `opencode run`", "MB", Summarize(c_rss), false,
+                {}, ""});
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Status at scale: whole `ralph status` processes with 10,000 runs and 100,000 iterations.
+
+namespace {
+
+/// Fills a fresh state database (schema from RunStore itself) with terminal runs, their
+/// iterations and a few events each, as months of use would leave it.
+void GenerateHistory(const std::string& db_path, const std::string& projects_root, int runs, int iterations_per_run)
+{
+    { RunStore create(db_path); }  // the schema ralphd creates
+    sqlite3* db = nullptr;
+    if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + db_path);
+    auto exec = [&](const char* sql) {
+        char* err = nullptr;
+        if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string msg = err ? err : "?";
+            sqlite3_free(err);
+            throw std::runtime_error(std::string("generating history: ") + msg);
+        }
+    };
+    auto prepare = [&](const char* sql) {
+        sqlite3_stmt* s = nullptr;
+        if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) throw std::runtime_error(sqlite3_errmsg(db));
+        return s;
+    };
+    exec("BEGIN");
+    sqlite3_stmt* run = prepare(
+        "INSERT INTO runs (id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, "
+        "agent, promise, iteration_timeout_ms, max_consecutive_failures, consecutive_failures, started_at, ended_at, "
+        "session_id, last_port, tokens_in, tokens_out, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', 'COMPLETE', "
+        "1800000, 3, 0, ?, ?, ?, 14096, ?, ?, ?)");
+    sqlite3_stmt* it = prepare(
+        "INSERT INTO iterations (run_id, n, session_id, outcome, started_at, ended_at, error, promise_seen, tokens_in, "
+        "tokens_out, cost, port) VALUES (?, ?, ?, ?, ?, ?, '', ?, 7683, 120, 0.01, 14096)");
+    sqlite3_stmt* ev = prepare("INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)");
+    auto text = [](sqlite3_stmt* s, int i, const std::string& v) {
+        sqlite3_bind_text(s, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    };
+    auto step = [&](sqlite3_stmt* s) {
+        if (sqlite3_step(s) != SQLITE_DONE) throw std::runtime_error(std::string("generating history: ") + sqlite3_errmsg(db));
+        sqlite3_reset(s);
+    };
+    const int64_t now = UnixMillis();
+    const char* statuses[][2] = {{"completed", "promise"}, {"stopped", "max_iterations"},
+                                 {"failed", "consecutive_failures"}, {"completed", "prd_complete"}};
+    for (int r = 1; r <= runs; ++r) {
+        int project = r % 5, task = r % 50;
+        std::string root = projects_root + "/project" + std::to_string(project);
+        std::string name = "task" + std::to_string(task);
+        const auto& st = statuses[r % 4];
+        int64_t started = now - static_cast<int64_t>(runs - r + 1) * 600000;  // one run every 10 minutes
+        int64_t step_ms = 25000;
+        sqlite3_bind_int64(run, 1, r);
+        text(run, 2, name);
+        text(run, 3, root + "/tasks/" + name);
+        text(run, 4, root);
+        text(run, 5, st[0]);
+        text(run, 6, st[1]);
+        sqlite3_bind_int(run, 7, iterations_per_run);
+        sqlite3_bind_int(run, 8, iterations_per_run);
+        sqlite3_bind_int64(run, 9, started);
+        sqlite3_bind_int64(run, 10, started + step_ms * iterations_per_run);
+        text(run, 11, "ses_" + std::to_string(r) + "_" + std::to_string(iterations_per_run));
+        sqlite3_bind_int64(run, 12, 7683LL * iterations_per_run);
+        sqlite3_bind_int64(run, 13, 120LL * iterations_per_run);
+        sqlite3_bind_double(run, 14, 0.01 * iterations_per_run);
+        step(run);
+        auto event = [&](int n, const char* kind, const std::string& data, int64_t at) {
+            sqlite3_bind_int64(ev, 1, r);
+            sqlite3_bind_int64(ev, 2, at);
+            sqlite3_bind_int(ev, 3, n);
+            text(ev, 4, kind);
+            text(ev, 5, data);
+            step(ev);
+        };
+        event(0, "run.start", "{\"task\":\"" + name + "\"}", started);
+        for (int n = 1; n <= iterations_per_run; ++n) {
+            bool last = n == iterations_per_run;
+            std::string outcome = last && std::string(st[0]) == "completed" ? "complete"
+                                  : last && std::string(st[0]) == "failed"  ? "error"
+                                                                            : "continue";
+            int64_t t = started + step_ms * (n - 1);
+            sqlite3_bind_int64(it, 1, r);
+            sqlite3_bind_int(it, 2, n);
+            text(it, 3, "ses_" + std::to_string(r) + "_" + std::to_string(n));
+            text(it, 4, outcome);
+            sqlite3_bind_int64(it, 5, t);
+            sqlite3_bind_int64(it, 6, t + step_ms - 500);
+            sqlite3_bind_int(it, 7, outcome == "complete");
+            step(it);
+            event(n, "iteration.start", "{\"session\":\"ses_" + std::to_string(r) + "_" + std::to_string(n) + "\"}", t);
+            event(n, "text", "{\"text\":\"Working on it.\"}", t + step_ms / 2);
+            event(n, "iteration.end", "{\"outcome\":\"" + outcome + "\"}", t + step_ms - 500);
+        }
+        event(iterations_per_run, "run.end", std::string("{\"status\":\"") + st[0] + "\"}", started + step_ms * iterations_per_run);
+    }
+    sqlite3_finalize(run);
+    sqlite3_finalize(it);
+    sqlite3_finalize(ev);
+    exec("COMMIT");
+    exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    sqlite3_close(db);
+}
+
+}  // namespace
+
+void ScenarioStatus(World& world, const Options& o, Report& report)
+{
+    const std::string S = "2. Status at scale (" + std::to_string(o.status_runs) + " runs, " +
+                          std::to_string(o.status_runs * o.status_iterations) + " iterations)";
+    Progress(S);
+    std::string project = world.MakeProject("p2");
+    std::string state = world.root() + "/s2-ralphd/state";
+    fs::create_directories(state);
+    auto t0 = Clock::now();
+    GenerateHistory(state + "/ralph.db", world.root() + "/history", o.status_runs, o.status_iterations);
+    Progress("generated the history in " + std::to_string(static_cast<int>(MsSince(t0))) + " ms");
+
+    Ralphd ralphd(world, "s2-ralphd", ManagedConfig(world));
+    ralphd.StartServer();  // as a user has it: `ralph status` shows a running server
+
+    std::vector<double> status, all_json, version, rpc_list, rpc_list_all, rpc_server_status, all_json_kb;
+    const std::string all_out = world.root() + "/s2-status-all.json";
+    auto one_round = [&](bool record) {
+        Finished s = ralphd.Ralph({"status"}, project);
+        fs::remove(all_out);
+        Finished a = ralphd.Ralph({"status", "--all", "--json"}, project, all_out);
+        Finished v = ralphd.Ralph({"--version"}, project);
+        if (s.code != 0 || a.code != 0 || v.code != 0) throw std::runtime_error("ralph status failed");
+        if (!record) return;
+        status.push_back(s.wall_ms);
+        all_json.push_back(a.wall_ms);
+        version.push_back(v.wall_ms);
+        all_json_kb.push_back(static_cast<double>(fs::file_size(all_out)) / 1024);
+    };
+    for (int i = 0; i < 5; ++i) one_round(false);
+    Progress(std::to_string(o.status_invocations) + " x ralph status, ralph status --all --json, ralph --version");
+    for (int i = 0; i < o.status_invocations; ++i) {
+        CheckInterrupted();
+        one_round(true);
+    }
+    // Where the time goes inside ralphd: the same methods on one open connection.
+    RpcClient rpc(ralphd.socket());
+    auto timed = [&](const char* method, json::value params, std::vector<double>& out) {
+        auto t = Clock::now();
+        json::object reply = rpc.Call(method, std::move(params));
+        if (!reply.contains("result")) throw std::runtime_error(std::string(method) + " failed");
+        out.push_back(MsSince(t));
+    };
+    for (int i = 0; i < o.status_invocations; ++i) {
+        timed("run.list", json::object{{"cwd", project}}, rpc_list);
+        timed("run.list", json::object{{"cwd", project}, {"all", true}}, rpc_list_all);
+        timed("server.status", json::object{}, rpc_server_status);
+    }
+    Summary s = Summarize(status);
+    report.Add({"status.ralph_status_ms", S, "`ralph status` (whole process)", "ms", s, true, AtMost(10, "≤ 10 ms"), ""});
+    report.Add({"status.ralph_status_all_json_ms", S, "`ralph status --all --json` (whole process)", "ms",
+                Summarize(all_json), true, {}, ""});
+    report.Add({"status.ralph_version_ms", S, "`ralph --version`: process start, no daemon call", "ms",
+                Summarize(version), true, {}, ""});
+    report.Add({"status.rpc_run_list_ms", S, "inside: `run.list` (latest 20) on an open connection", "ms",
+                Summarize(rpc_list), true, {}, ""});
+    report.Add({"status.rpc_run_list_all_ms", S, "inside: `run.list {all}` on an open connection", "ms",
+                Summarize(rpc_list_all), true, {}, ""});
+    report.Add({"status.rpc_server_status_ms", S, "inside: `server.status` on an open connection", "ms",
+                Summarize(rpc_server_status), true, {}, ""});
+    report.Add({"status.all_json_kb", S, "size of `ralph status --all --json`", "kB", Summarize(all_json_kb), false, {}, ""});
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Socket API: daemon.ping, sequential and with concurrent clients.
+
+void ScenarioSocket(World& world, const Options& o, Report& report)
+{
+    const std::string S = "3. Socket API (`daemon.ping`)";
+    Progress(S);
+    Ralphd ralphd(world, "s3-ralphd", ManagedConfig(world));
+    {
+        RpcClient c(ralphd.socket());
+        for (int i = 0; i < 1000; ++i) c.Call("daemon.ping");
+        std::vector<double> us;
+        us.reserve(static_cast<std::size_t>(o.pings));
+        for (int i = 0; i < o.pings; ++i) {
+            auto t = Clock::now();
+            c.Call("daemon.ping");
+            us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+        }
+        report.Add({"ping.sequential_us", S, "round trip, sequential on one connection", "µs", Summarize(us), true,
+                    AtMost(100, "p50 ≤ 100 µs"), ""});
+    }
+    for (int clients : {1, 16, 64}) {
+        CheckInterrupted();
+        std::vector<double> rates;
+        for (int rep = 0; rep < 3; ++rep) {
+            std::vector<std::unique_ptr<RpcClient>> conns;
+            for (int i = 0; i < clients; ++i) conns.push_back(std::make_unique<RpcClient>(ralphd.socket()));
+            std::atomic<bool> go{false}, stop{false};
+            std::atomic<long> calls{0};
+            std::vector<std::thread> threads;
+            for (auto& c : conns) {
+                threads.emplace_back([&, conn = c.get()] {
+                    while (!go) std::this_thread::yield();
+                    long n = 0;
+                    while (!stop) {
+                        conn->Call("daemon.ping");
+                        ++n;
+                    }
+                    calls += n;
+                });
+            }
+            auto t = Clock::now();
+            go = true;
+            std::this_thread::sleep_for(std::chrono::duration<double>(o.throughput_seconds));
+            stop = true;
+            double elapsed = std::chrono::duration<double>(Clock::now() - t).count();
+            for (auto& th : threads) th.join();
+            rates.push_back(static_cast<double>(calls) / elapsed);
+        }
+        std::optional<Goal> goal;
+        if (clients == 16) goal = AtLeast(20000, "≥ 20 000 calls/s");
+        report.Add({"ping.throughput_" + std::to_string(clients), S,
+                    "throughput, " + std::to_string(clients) + " concurrent client" + (clients > 1 ? "s" : ""), "calls/s",
+                    Summarize(rates), false, goal, ""});
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Many loops on the one server, and 5. the same daemon idle afterwards.
+
+namespace {
+
+struct Sampler {
+    /// Samples a process's RSS every `period` on a thread of its own; max() after stop().
+    Sampler(pid_t pid, milliseconds period) : pid_(pid)
+    {
+        thread_ = std::thread([this, period] {
+            while (!stop_) {
+                long kb = StatusKb(pid_, "VmRSS");
+                if (kb > max_kb_) max_kb_ = kb;
+                std::this_thread::sleep_for(period);
+            }
+        });
+    }
+    ~Sampler() { Stop(); }
+    void Stop()
+    {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    long max_kb() const { return max_kb_; }
+
+private:
+    pid_t pid_;
+    std::atomic<bool> stop_{false};
+    std::atomic<long> max_kb_{0};
+    std::thread thread_;
+};
+
+/// Waits until none of the runs is running; returns the largest ended_at. Polls run.get of one
+/// run at a time, a few times a second, so the polling itself costs ralphd next to nothing.
+int64_t WaitRunsEnd(Ralphd& ralphd, const std::vector<int64_t>& ids, std::chrono::seconds timeout)
+{
+    auto deadline = Clock::now() + timeout;
+    int64_t last_end = 0;
+    for (int64_t id : ids) {
+        for (;;) {
+            CheckInterrupted();
+            if (Clock::now() > deadline) throw std::runtime_error("runs did not end in time");
+            json::value run = ralphd.Call("run.get", json::object{{"run", id}});
+            if (std::string(run.at("status").as_string()) != "running") {
+                last_end = std::max(last_end, Int(run.at("ended_at")));
+                break;
+            }
+            std::this_thread::sleep_for(milliseconds(200));
+        }
+    }
+    return last_end;
+}
+
+}  // namespace
+
+void ScenarioLoopsAndIdle(World& world, const Options& o, Report& report)
+{
+    const std::string S4 = "4. Many loops (" + std::to_string(o.loops) + " runs × " + std::to_string(o.loop_iterations) +
+                           " iterations, two projects, one server)";
+    const std::string S5 = "5. Idle (" + std::to_string(o.idle_seconds) + " s, server running, no runs)";
+    Progress(S4);
+    std::string pa = world.MakeProject("pA"), pb = world.MakeProject("pB");
+    std::vector<std::pair<std::string, std::string>> tasks;  // project, task
+    for (int i = 1; i <= o.loops; ++i) {
+        char name[16];
+        std::snprintf(name, sizeof name, "t%02d", (i + 1) / 2);
+        const std::string& project = i % 2 ? pa : pb;
+        world.AddTask(project, name, kTextOnlyPrompt);
+        tasks.emplace_back(project, name);
+    }
+
+    Ralphd ralphd(world, "s4-ralphd", ManagedConfig(world));
+    report.Add({"idle.ralphd_rss_fresh_mb", S5, "`ralphd` RSS just after start, before any run", "MB",
+                Single(Mb(StatusKb(ralphd.pid(), "VmRSS"))), false, {}, ""});
+    int server_pid = ralphd.StartServer();
+    // Warm-up, not counted: bootstrap opencode's instance of each project.
+    for (const std::string& p : {pa, pb}) ralphd.Ralph({"run", tasks[0].second, "-n", "1", "-f"}, p);
+
+    auto start_runs = [&](std::size_t count) {
+        std::vector<int64_t> ids;
+        for (std::size_t i = 0; i < count; ++i) {
+            json::value run = ralphd.RalphJson({"run", tasks[i].second, "-n", std::to_string(o.loop_iterations)}, tasks[i].first);
+            ids.push_back(Int(run.at("id")));
+        }
+        return ids;
+    };
+    auto check_runs = [&](const std::vector<int64_t>& ids) {
+        for (int64_t id : ids) {
+            json::value run = ralphd.Call("run.get", json::object{{"run", id}});
+            if (std::string(run.at("reason").as_string()) != "max_iterations")
+                throw std::runtime_error("run " + std::to_string(id) + " ended " + json::serialize(run.at("reason")));
+            for (const json::value& it : run.at("iterations").as_array())
+                if (std::string(it.at("outcome").as_string()) != "continue")
+                    throw std::runtime_error("run " + std::to_string(id) + " had an iteration " + json::serialize(it));
+        }
+    };
+    struct Measured {
+        double wall_s, ralphd_peak_mb, ralphd_cpu_s, server_peak_mb;
+    };
+    auto measure = [&](std::size_t count) {
+        ResetPeakRss(ralphd.pid());
+        Sampler server_rss(server_pid, milliseconds(100));
+        double cpu0 = CpuSeconds(ralphd.pid());
+        int64_t t0 = UnixMillis();
+        std::vector<int64_t> ids = start_runs(count);
+        int64_t end = WaitRunsEnd(ralphd, ids, std::chrono::seconds(600));
+        double cpu1 = CpuSeconds(ralphd.pid());
+        server_rss.Stop();
+        check_runs(ids);
+        return Measured{static_cast<double>(end - t0) / 1000, Mb(StatusKb(ralphd.pid(), "VmHWM")), cpu1 - cpu0,
+                        Mb(server_rss.max_kb())};
+    };
+    Progress("1 run x " + std::to_string(o.loop_iterations));
+    Measured one = measure(1);
+    Progress(std::to_string(o.loops) + " runs x " + std::to_string(o.loop_iterations) + " at once");
+    Measured many = measure(tasks.size());
+
+    // What one server per run would cost: a fresh idle server, measured, times the runs.
+    Progress("one idle opencode server, for comparison");
+    double idle_server_mb = 0;
+    {
+        OpencodeServer lone(world, "s4-idle-opencode", RandomWord());
+        Sleep(seconds(5));
+        idle_server_mb = Mb(StatusKb(lone.pid(), "VmRSS"));
+    }
+    const double n = static_cast<double>(o.loops), iters = n * o.loop_iterations;
+    report.Add({"loops.wall_one_s", S4, "1 run × " + std::to_string(o.loop_iterations) + ": wall time", "s",
+                Single(one.wall_s), false, {}, ""});
+    report.Add({"loops.wall_many_s", S4, std::to_string(o.loops) + " runs at once: wall time until the last ends", "s",
+                Single(many.wall_s), false, {}, ""});
+    report.Add({"loops.iterations_per_s_many", S4, std::to_string(o.loops) + " runs at once: iterations per second",
+                "/s", Single(iters / many.wall_s), false, {}, ""});
+    report.Add({"loops.iterations_per_s_one", S4, "1 run: iterations per second", "/s",
+                Single(o.loop_iterations / one.wall_s), false, {}, ""});
+    report.Add({"loops.ralphd_peak_rss_one_mb", S4, "`ralphd` peak RSS (VmHWM), 1 run", "MB", Single(one.ralphd_peak_mb),
+                false, {}, ""});
+    report.Add({"loops.ralphd_peak_rss_many_mb", S4, "`ralphd` peak RSS (VmHWM), " + std::to_string(o.loops) + " runs",
+                "MB", Single(many.ralphd_peak_mb), false, AtMost(30, "≤ 30 MB"), ""});
+    report.Add({"loops.ralphd_cpu_one_s", S4, "`ralphd` CPU, 1 run", "s", Single(one.ralphd_cpu_s), false, {}, ""});
+    report.Add({"loops.ralphd_cpu_many_s", S4, "`ralphd` CPU, " + std::to_string(o.loops) + " runs", "s",
+                Single(many.ralphd_cpu_s), false, {}, ""});
+    report.Add({"loops.ralphd_cpu_per_iteration_ms", S4, "`ralphd` CPU per iteration, " + std::to_string(o.loops) + " runs",
+                "ms", Single(many.ralphd_cpu_s * 1000 / iters), false, {}, ""});
+    report.Add({"loops.server_rss_one_mb", S4, "the one opencode server's peak RSS, 1 run", "MB",
+                Single(one.server_peak_mb), false, {}, ""});
+    report.Add({"loops.server_rss_many_mb", S4, "the one opencode server's peak RSS, " + std::to_string(o.loops) + " runs",
+                "MB", Single(many.server_peak_mb), false, {}, ""});
+    report.Add({"loops.servers", S4, "opencode servers serving the " + std::to_string(o.loops) + " runs", "", Single(1),
+                false, AtMost(1, "one, not twenty"), ""});
+    report.Add({"loops.idle_server_rss_mb", S4, "one fresh idle `opencode serve`", "MB", Single(idle_server_mb), false, {},
+                ""});
+    report.Add({"loops.per_run_servers_mb", S4,
+                std::to_string(o.loops) + " per-run servers (idle RSS × " + std::to_string(o.loops) + ")", "MB",
+                Single(idle_server_mb * n), false, {}, ""});
+    report.Add({"loops.memory_saving", S4,
+                std::to_string(o.loops) + " per-run servers over the one server + `ralphd`", "×",
+                Single(idle_server_mb * n / (many.server_peak_mb + many.ralphd_peak_mb)), false, {}, ""});
+
+    // 5. The same daemon with its server running and nothing to do.
+    Progress(S5);
+    Sleep(seconds(5));
+    ResetPeakRss(ralphd.pid());
+    Sampler rss(ralphd.pid(), milliseconds(1000));
+    double cpu0 = CpuSeconds(ralphd.pid()), server_cpu0 = CpuSeconds(server_pid);
+    auto t0 = Clock::now();
+    Sleep(seconds(o.idle_seconds));
+    double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    double cpu = CpuSeconds(ralphd.pid()) - cpu0, server_cpu = CpuSeconds(server_pid) - server_cpu0;
+    rss.Stop();
+    report.Add({"idle.ralphd_rss_mb", S5, "`ralphd` RSS, idle after the loops above", "MB", Single(Mb(rss.max_kb())), false,
+                AtMost(10, "≤ 10 MB"), ""});
+    report.Add({"idle.ralphd_cpu_percent", S5, "`ralphd` CPU", "%", Single(cpu / elapsed * 100), false,
+                AtMost(0.1, "≤ 0.1 %"), ""});
+    report.Add({"idle.server_rss_mb", S5, "the opencode server's RSS", "MB", Single(Mb(StatusKb(server_pid, "VmRSS"))),
+                false, {}, ""});
+    report.Add({"idle.server_cpu_percent", S5, "the opencode server's CPU", "%", Single(server_cpu / elapsed * 100), false,
+                {}, ""});
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Detection: kill -9 the managed server; how soon ralph notices, and has a healthy one again.
+
+namespace {
+
+/// Unix milliseconds of the first ralphd log line at or after `since` that contains `needle`.
+std::optional<int64_t> LogStamp(const std::string& log, const std::string& needle, int64_t since)
+{
+    std::istringstream in(log);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.find(needle) == std::string::npos || line.size() < 24) continue;
+        tm t{};
+        int ms = 0;
+        if (std::sscanf(line.c_str(), "%d-%d-%d %d:%d:%d.%d", &t.tm_year, &t.tm_mon, &t.tm_mday, &t.tm_hour, &t.tm_min,
+                        &t.tm_sec, &ms) != 7)
+            continue;
+        t.tm_year -= 1900;
+        t.tm_mon -= 1;
+        t.tm_isdst = -1;
+        int64_t at = static_cast<int64_t>(mktime(&t)) * 1000 + ms;
+        if (at >= since) return at;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+void ScenarioDetection(World& world, const Options& o, Report& report)
+{
+    const std::string S = "6. Detection (`kill -9` of the server)";
+    Progress(S);
+    // Every restart waits the initial back-off (1 s), as after a first crash; without this the
+    // back-off doubles with each kill of the series and the start limit would end it.
+    Ralphd ralphd(world, "s6-ralphd", ManagedConfig(world, "restart_backoff_max = 1s\nstart_limit_burst = 100\n"));
+    ralphd.StartServer();
+    std::vector<double> noticed, noticed_log, healthy;
+    RpcClient poll(ralphd.socket());
+    for (int k = 0; k < o.kills; ++k) {
+        CheckInterrupted();
+        Sleep(seconds(2));
+        json::object st = poll.Call("server.status")["result"].as_object();
+        if (std::string(st.at("state").as_string()) != "running" || !st.at("healthy").as_bool())
+            throw std::runtime_error("the server is not running before kill " + std::to_string(k + 1));
+        int pid = static_cast<int>(Int(st.at("pid")));
+        int64_t killed_at = UnixMillis();
+        auto t0 = Clock::now();
+        if (kill(pid, SIGKILL) != 0) throw std::runtime_error("kill failed");
+        bool seen = false;
+        while (MsSince(t0) < 30000) {
+            json::object s = poll.Call("server.status")["result"].as_object();
+            bool same = std::string(s.at("state").as_string()) == "running" && Int(s.at("pid")) == pid &&
+                        s.at("healthy").as_bool();
+            if (!seen && !same) {
+                noticed.push_back(MsSince(t0));
+                seen = true;
+            }
+            if (seen && std::string(s.at("state").as_string()) == "running" && s.at("healthy").as_bool() &&
+                Int(s.at("pid")) != pid) {
+                healthy.push_back(MsSince(t0));
+                break;
+            }
+            std::this_thread::sleep_for(milliseconds(seen ? 10 : 1));
+        }
+        if (healthy.size() != static_cast<std::size_t>(k + 1)) throw std::runtime_error("no healthy server after kill");
+        if (auto at = LogStamp(ReadFile(ralphd.log_path()), "opencode server: running -> ", killed_at))
+            noticed_log.push_back(static_cast<double>(*at - killed_at));
+    }
+    report.Add({"detect.noticed_ms", S, "kill → `server.status` no longer running (polled every 1 ms)", "ms",
+                Summarize(noticed), false, AtMost(100, "≤ 100 ms"), ""});
+    report.Add({"detect.noticed_log_ms", S, "kill → state change in the daemon log (ms stamps)", "ms",
+                Summarize(noticed_log), false, {}, ""});
+    report.Add({"detect.healthy_ms", S, "kill → a new healthy server (1 s back-off + start-up)", "ms", Summarize(healthy),
+                false, {}, ""});
+}
+
+}  // namespace ralph::bench
