@@ -55,6 +55,16 @@ asio::awaitable<bool> EventHub::Connect(const ServerEndpoint& server, std::chron
 
 asio::awaitable<void> EventHub::RunStream(std::shared_ptr<EventStream> stream, ServerEndpoint server)
 {
+    try {
+        co_await ReadStream(stream, server);
+    } catch (const std::exception& e) {
+        Log(LogLevel::Error) << "event stream of " << server.url() << ": " << e.what();
+    }
+    if (stream_ == stream) Close();
+}
+
+asio::awaitable<void> EventHub::ReadStream(std::shared_ptr<EventStream> stream, ServerEndpoint server)
+{
     bool first = true;
     while (stream_ == stream) {
         auto ec = co_await stream->Run(

@@ -48,6 +48,7 @@ public:
 
 private:
     boost::asio::awaitable<void> RunStream(std::shared_ptr<EventStream> stream, ServerEndpoint server);
+    boost::asio::awaitable<void> ReadStream(std::shared_ptr<EventStream> stream, ServerEndpoint server);
     void Dispatch(const boost::json::value& event);
 
     boost::asio::io_context& io_;

@@ -256,15 +256,30 @@ asio::awaitable<void> LoopEngine::Shutdown()
 
 asio::awaitable<void> LoopEngine::Loop(std::shared_ptr<ActiveRun> active)
 {
+    // Nothing may escape into the io_context: an unexpected error (a full disk, say) is logged
+    // and the run picks up again a little later, from what the store says.
+    for (;;) {
+        bool failed = false;
+        try {
+            co_await RunIterations(*active);
+        } catch (const std::exception& e) {
+            Log(LogLevel::Error) << "run " << active->id << ": " << e.what() << "; retrying in 5s";
+            failed = true;
+        }
+        if (!failed || shutting_down_) break;
+        co_await active->wake.WaitFor(std::chrono::seconds(5));
+    }
+    active_.erase(active->id);
+    activity_.Notify();
+}
+
+asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
+{
+    ActiveRun* active = &active_run;
     const int64_t id = active->id;
     ServerSupervisor& supervisor = daemon_.supervisor();
     for (;;) {
-        std::optional<RunRow> run;
-        try {
-            run = store_.GetRun(id);
-        } catch (const StoreError& e) {
-            Log(LogLevel::Error) << "run " << id << ": " << e.what();
-        }
+        std::optional<RunRow> run = store_.GetRun(id);
         if (!run || run->status != "running" || shutting_down_) break;
         if (!run->stop_requested.empty()) {
             Finish(id, "stopped", "user");
@@ -311,7 +326,12 @@ asio::awaitable<void> LoopEngine::Loop(std::shared_ptr<ActiveRun> active)
         IterationResult result;
         try {
             result = co_await Iterate(*active, *run, n);
+        } catch (const StoreError&) {
+            throw;
         } catch (const std::exception& e) {
+            // Recorded as a failed iteration when its row exists; otherwise tried again shortly.
+            auto unfinished = store_.UnfinishedIteration(id);
+            result.recorded = unfinished && unfinished->n == n;
             result.outcome = "error";
             result.error = e.what();
             Log(LogLevel::Error) << "run " << id << " iteration " << n << ": " << e.what();
@@ -331,17 +351,7 @@ asio::awaitable<void> LoopEngine::Loop(std::shared_ptr<ActiveRun> active)
         done.tokens_out = result.tokens_out;
         done.cost = result.cost;
         done.ended_at = NowMillis();
-        bool saved = true;
-        try {
-            store_.FinishIteration(done);
-        } catch (const StoreError& e) {
-            Log(LogLevel::Error) << "run " << id << ": " << e.what();
-            saved = false;
-        }
-        if (!saved) {  // e.g. a full disk: keep the run and try again shortly
-            co_await active->wake.WaitFor(std::chrono::seconds(5));
-            continue;
-        }
+        store_.FinishIteration(done);
         json::object end = Obj("outcome", result.outcome, "promise", result.promise, "tokens_in", result.tokens_in,
                                "tokens_out", result.tokens_out, "cost", result.cost);
         if (!result.error.empty()) end["error"] = result.error;
@@ -368,8 +378,6 @@ asio::awaitable<void> LoopEngine::Loop(std::shared_ptr<ActiveRun> active)
         // prd.json, re-read (the agent may have completed the stories or broken the file) and
         // stop requests are checked at the top of the loop, as is the iteration limit.
     }
-    active_.erase(id);
-    activity_.Notify();
 }
 
 asio::awaitable<void> LoopEngine::Abort(const std::string& session_id, const std::string& directory)

@@ -52,6 +52,7 @@ private:
 
     void Spawn(int64_t run_id);
     boost::asio::awaitable<void> Loop(std::shared_ptr<ActiveRun> active);
+    boost::asio::awaitable<void> RunIterations(ActiveRun& active);
     boost::asio::awaitable<IterationResult> Iterate(ActiveRun& active, const RunRow& run, int n);
     boost::asio::awaitable<void> Abort(const std::string& session_id, const std::string& directory);
     /// Ends the run (if still running) and logs why.
