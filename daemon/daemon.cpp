@@ -15,10 +15,13 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstddef>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace ralph {
@@ -80,13 +83,84 @@ bool Daemon::TakeInstanceLock()
     return false;
 }
 
+namespace {
+
+/// The path a listening Unix socket is bound to, or "" (abstract, unnamed, or not a Unix socket).
+std::string BoundPath(int fd)
+{
+    sockaddr_un addr{};
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sun_family != AF_UNIX) return "";
+    if (len <= offsetof(sockaddr_un, sun_path) || addr.sun_path[0] == '\0') return "";
+    return std::string(addr.sun_path, strnlen(addr.sun_path, len - offsetof(sockaddr_un, sun_path)));
+}
+
+/// Why an inherited descriptor cannot be our listening socket, or "".
+std::string CheckInheritedSocket(int fd)
+{
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+        return errno == ENOTSOCK ? "it is not a Unix stream socket (not a socket at all)" : std::strerror(errno);
+    len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) return std::strerror(errno);
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) return std::strerror(errno);
+    if (addr.ss_family != AF_UNIX || type != SOCK_STREAM) return "it is not a Unix stream socket";
+    if (!listening) return "it is not listening";
+    return "";
+}
+
+}  // namespace
+
 int Daemon::Run()
+{
+    if (int code = Open(); code != 0) return code;
+
+    asio::signal_set signals(io_, SIGTERM, SIGINT);
+    signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+        if (!ec) RequestShutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    });
+    Log(LogLevel::Info) << "ralphd " << RALPH_VERSION << " ready (pid " << getpid() << ", socket "
+                        << options_.socket_path << ", database " << database_path() << ")";
+    // Only now: the database is migrated, leftovers are reconciled and the socket answers.
+    SdNotify("READY=1\nSTATUS=serving");
+    SdWatchdogStart(io_);
+
+    io_.run();
+    // Let every cancelled operation complete so that no coroutine is left holding a reference
+    // to an object about to be destroyed.
+    socket_->Close();
+    io_.restart();
+    for (int i = 0; i < 1000 && io_.poll() > 0; ++i) {
+    }
+    Log(LogLevel::Info) << "ralphd stopped";
+    return 0;
+}
+
+int Daemon::Open()
 {
     try {
         config_ = LoadConfig(options_.config_path, options_.overrides);
     } catch (const ConfigError& e) {
         Log(LogLevel::Error) << "configuration: " << e.what();
         return 1;
+    }
+
+    // Socket activation: systemd listens for us, and its socket's path is the one to lock beside.
+    int inherited = SdListenFd();
+    if (inherited >= 0) {
+        if (auto why = CheckInheritedSocket(inherited); !why.empty()) {
+            Log(LogLevel::Error) << "systemd passed descriptor " << inherited << " (LISTEN_FDS) but " << why
+                                 << "; check ListenStream= in ralphd.socket";
+            return 1;
+        }
+        if (std::string path = BoundPath(inherited); !path.empty() && path != options_.socket_path) {
+            Log(LogLevel::Info) << "systemd passed the socket " << path << "; using it instead of "
+                                << options_.socket_path;
+            options_.socket_path = path;
+        }
     }
 
     std::string socket_dir = DirName(options_.socket_path);
@@ -119,8 +193,9 @@ int Daemon::Run()
     socket_options.idle_timeout = options_.client_idle_timeout;
     socket_ = std::make_unique<SocketServer>(io_, table_, *this, socket_options);
     try {
-        if (int fd = SdListenFd(); fd >= 0) {
-            socket_->Adopt(fd);
+        if (inherited >= 0) {
+            // Never unlinked or replaced: the socket belongs to systemd and outlives this daemon.
+            socket_->Adopt(inherited);
             Log(LogLevel::Info) << "using the socket passed by systemd";
         } else {
             if (access(options_.socket_path.c_str(), F_OK) == 0) {
@@ -140,24 +215,6 @@ int Daemon::Run()
     }
     socket_->Start();
     loops_->ResumeLeftRuns();
-
-    asio::signal_set signals(io_, SIGTERM, SIGINT);
-    signals.async_wait([this](const boost::system::error_code& ec, int sig) {
-        if (!ec) RequestShutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    });
-    SdWatchdogStart(io_);
-    Log(LogLevel::Info) << "ralphd " << RALPH_VERSION << " ready (pid " << getpid() << ", socket "
-                        << options_.socket_path << ", database " << database_path() << ")";
-    SdNotify("READY=1\nSTATUS=serving");
-
-    io_.run();
-    // Let every cancelled operation complete so that no coroutine is left holding a reference
-    // to an object about to be destroyed.
-    socket_->Close();
-    io_.restart();
-    for (int i = 0; i < 1000 && io_.poll() > 0; ++i) {
-    }
-    Log(LogLevel::Info) << "ralphd stopped";
     return 0;
 }
 

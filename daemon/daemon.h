@@ -34,7 +34,12 @@ public:
     ~Daemon();
 
     /// Runs until shut down; returns the process exit code. Errors are logged with what to do.
+    /// Open(), then serve until a shutdown request.
     int Run();
+    /// Everything before serving: config, instance lock, database, the previous daemon's
+    /// leftovers, the socket (listening, or inherited from systemd) and left runs resumed.
+    /// 0 when ready, else the exit code. Fuzzers drive io() themselves after it.
+    int Open();
     /// Starts a clean shutdown (idempotent); safe to call from a handler.
     void RequestShutdown(const std::string& why);
 
@@ -44,6 +49,7 @@ public:
     ServerSupervisor& supervisor() { return *supervisor_; }
     LoopEngine& loops() { return *loops_; }
     const DaemonOptions& options() const { return options_; }
+    const RpcTable& table() const { return table_; }
     std::string database_path() const;
     double uptime_seconds() const;
     bool shutting_down() const { return shutting_down_; }
