@@ -38,7 +38,17 @@ ExitStatus ExitStatus::FromWait(int status)
     return s;
 }
 
-PosixLauncher::PosixLauncher(boost::asio::io_context& io) : io_(io), sigchld_(io, SIGCHLD) { Arm(); }
+PosixLauncher::PosixLauncher(boost::asio::io_context& io) : io_(io), sigchld_(io, SIGCHLD)
+{
+    // Asio installs its handler without SA_RESTART; children (and adopted orphans) exit often,
+    // so keep their SIGCHLD from interrupting blocking calls elsewhere with EINTR.
+    struct sigaction sa {};
+    if (sigaction(SIGCHLD, nullptr, &sa) == 0) {
+        sa.sa_flags |= SA_RESTART | SA_NOCLDSTOP;
+        sigaction(SIGCHLD, &sa, nullptr);
+    }
+    Arm();
+}
 
 PosixLauncher::~PosixLauncher()
 {

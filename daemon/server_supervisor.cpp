@@ -652,6 +652,8 @@ asio::awaitable<ServerSupervisor::StartOutcome> ServerSupervisor::StartOnce()
             co_return StartOutcome::Failed;
         }
         current_ = inst;
+        // Recorded at once: should ralphd die during the start, its successor still finds it.
+        RecordManaged(ManagedServerRecord{inst->pid, inst->start_time, port, NowMillis()});
         Event("starting", inst->pid, port, "");
         auto deadline = launched_at + hooks_.start_timeout;
         co_await WaitUntil([&] { return inst->listening || inst->exited || stop_requested_; }, deadline);
@@ -752,6 +754,7 @@ asio::awaitable<void> ServerSupervisor::Supervise()
             RecordManaged(std::nullopt);
         } else {
             failed_attempt_ = attempt_;
+            RecordManaged(std::nullopt);
             Event("start_failed", 0, 0, last_error_);
         }
 
@@ -906,6 +909,7 @@ asio::awaitable<void> ServerSupervisor::StopManaged(const std::string& why)
     restarts_ = 0;
     stop_requested_ = false;
     stopping_ = false;
+    ++stops_;
     if (pid) Event("stopped", pid, port, why);
     SetState(ServerState::Stopped);
 }
@@ -918,10 +922,14 @@ asio::awaitable<ServerEndpoint> ServerSupervisor::Ensure()
     if (shutting_down_) throw RpcError(kServerUnavailable, "ralphd is shutting down; the opencode server is not available");
     if (external_) co_return co_await EnsureExternal();
     uint64_t waiting_for = 0;  // the start attempt this call waits on
+    const uint64_t stops = stops_;
     for (;;) {
         if (shutting_down_) throw RpcError(kServerUnavailable, "ralphd is shutting down; the opencode server is not available");
         if (stopping_) {
             co_await WaitUntil([&] { return !stopping_; }, kForever);
+            // A stop that cancelled the start we waited for is not undone behind the user's back.
+            if (waiting_for && stops_ != stops)
+                throw RpcError(kServerUnavailable, "the opencode server was stopped while it was starting (ralph server stop)");
             continue;
         }
         switch (state_) {

@@ -209,6 +209,7 @@ private:
     bool watching_external_{false};
     uint64_t attempt_{0};          ///< start attempts so far
     uint64_t failed_attempt_{0};   ///< the latest attempt that failed
+    uint64_t stops_{0};            ///< StopManaged() completions
 
     std::set<boost::asio::steady_timer*> waiters_;
     std::vector<std::function<void(ServerState)>> listeners_;

@@ -15,6 +15,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -508,6 +509,46 @@ TEST_F(UnitServerSupervisor, BusyPortMovesOnToTheNextPortWithinOneStart)
     EXPECT_GT(second_port, first_port);
     EXPECT_EQ(std::count(states_.begin(), states_.end(), ServerState::Backoff), 0);
     EXPECT_EQ(s.Status().at("restarts"), 0);
+}
+
+TEST_F(UnitServerSupervisor, RecordedFromLaunchSoASuccessorFindsOneThatNeverCameUp)
+{
+    launcher_->on_launch = [](FakeLauncher&, FakeLauncher::Proc&) {};  // never prints its listening line
+    ServerSupervisor& s = Make();
+    auto ensure = asio::co_spawn(io_, s.Ensure(), asio::use_future);
+    RunFor(io_, 2s, [&] { return !launcher_->order.empty(); });
+    ASSERT_EQ(launcher_->order.size(), 1u);
+    auto rec = store_->GetManagedServer();
+    ASSERT_TRUE(rec) << "a daemon crashing now would leave an unknown server";
+    EXPECT_EQ(rec->pid, launcher_->order[0]);
+    EXPECT_EQ(s.state(), ServerState::Starting);
+    Await(io_, s.Stop());
+    EXPECT_FALSE(store_->GetManagedServer());
+    RunFor(io_, 1s, [&] { return ensure.wait_for(0s) == std::future_status::ready; });
+    EXPECT_THROW(ensure.get(), RpcError);
+}
+
+TEST_F(UnitServerSupervisor, OutputGoesToALogRotatedAtFiveMebibytes)
+{
+    std::string log = dir_ + "/opencode-server.log";
+    {
+        std::ofstream big(log);
+        big << std::string(5 * 1024 * 1024 - 10, 'x') << "\n";
+    }
+    launcher_->on_launch = [this](FakeLauncher& l, FakeLauncher::Proc& p) {
+        l.Write(p, false, "a line on stderr\n");
+        Healthy(l, p);
+    };
+    ServerSupervisor& s = Make();
+    EXPECT_EQ(s.log_path(), log);
+    Await(io_, s.Ensure());
+    RunFor(io_, 200ms);
+    EXPECT_GE(std::filesystem::file_size(log + ".1"), 5u * 1024 * 1024 - 10);
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_LT(text.size(), 4096u);
+    EXPECT_NE(text.find("a line on stderr"), std::string::npos) << text;
+    EXPECT_NE(text.find("opencode server listening on"), std::string::npos) << text;
 }
 
 TEST_F(UnitServerSupervisor, StopDisposesThenSignalsTheGroupAndClearsTheRecord)
