@@ -53,6 +53,7 @@ TEST(FunctionalServer, MissingOpencodeSaysWhereToSetItAndWhatToInstall)
     // Not on PATH either.
     TestEnv bare;
     bare.env["PATH"] = bare.dir;
+    bare.env["RALPH_OPENCODE"] = "";  // unset: look on PATH
     bare.StartDaemon();
     CommandResult none = bare.Ralph({"server", "start"});
     EXPECT_EQ(none.exit_code, 1);
