@@ -1,12 +1,19 @@
 #include "daemon/proc_scan.h"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <set>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace ralph {
@@ -181,9 +188,68 @@ void ProcFs::ParseTcpTable(std::string_view text, uid_t uid, std::map<uint64_t, 
     }
 }
 
+namespace {
+
+/// Listening TCP sockets of the uid through NETLINK_SOCK_DIAG, asking for the LISTEN state only.
+/// Reading /proc/net/tcp makes the kernel walk every bucket of the established-connection hash
+/// (262 144 of them on a 24 GB machine: about 1.3 ms per file whatever the number of sockets);
+/// this dump walks only the listening hash (tens of microseconds). False when unavailable.
+bool NetlinkListeningSockets(uid_t uid, std::map<uint64_t, int>& out)
+{
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0) return false;
+    bool ok = true;
+    for (int family : {AF_INET, AF_INET6}) {
+        struct {
+            nlmsghdr header;
+            inet_diag_req_v2 request;
+        } req{};
+        req.header.nlmsg_len = sizeof req;
+        req.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+        req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+        req.request.sdiag_family = static_cast<uint8_t>(family);
+        req.request.sdiag_protocol = IPPROTO_TCP;
+        req.request.idiag_states = 1u << TCP_LISTEN;
+        if (send(fd, &req, sizeof req, 0) != static_cast<ssize_t>(sizeof req)) {
+            ok = false;
+            break;
+        }
+        alignas(nlmsghdr) char buf[16384];
+        for (bool done = false; ok && !done;) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                ok = false;
+                break;
+            }
+            auto len = static_cast<unsigned>(n);
+            for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+                if (h->nlmsg_type == NLMSG_DONE) {
+                    done = true;
+                    break;
+                }
+                if (h->nlmsg_type == NLMSG_ERROR) {
+                    ok = false;
+                    break;
+                }
+                const auto* msg = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+                if (msg->idiag_uid == uid && msg->idiag_inode != 0) out[msg->idiag_inode] = ntohs(msg->id.idiag_sport);
+            }
+        }
+        if (!ok) break;
+    }
+    close(fd);
+    return ok;
+}
+
+}  // namespace
+
 std::map<uint64_t, int> ProcFs::ListeningSockets(uid_t uid) const
 {
     std::map<uint64_t, int> out;
+    // The live system: ask the kernel directly. A fake root (tests), or no sock_diag: the tables.
+    if (root_ == "/proc" && NetlinkListeningSockets(uid, out)) return out;
+    out.clear();
     ParseTcpTable(Slurp(root_ + "/net/tcp", 64 << 20), uid, out);
     ParseTcpTable(Slurp(root_ + "/net/tcp6", 64 << 20), uid, out);
     return out;

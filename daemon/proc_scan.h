@@ -44,7 +44,9 @@ public:
     std::vector<int> Pids() const;
     /// Every process descending from `ancestor` (children, grandchildren, ...), not `ancestor` itself.
     std::vector<ProcStat> Descendants(int ancestor) const;
-    /// Listening TCP sockets (IPv4 and IPv6) of the given uid: socket inode -> port.
+    /// Listening TCP sockets (IPv4 and IPv6) of the given uid: socket inode -> port. On the real
+    /// /proc it asks the kernel through sock_diag (reading /proc/net/tcp walks the whole
+    /// connection hash: milliseconds); with another root it parses root/net/tcp and tcp6.
     std::map<uint64_t, int> ListeningSockets(uid_t uid) const;
     /// The ports among `listening` whose sockets the process holds open (from /proc/PID/fd).
     std::vector<int> PortsOf(int pid, const std::map<uint64_t, int>& listening) const;
