@@ -8,6 +8,9 @@
 
 #include <atomic>
 #include <csignal>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -172,7 +175,7 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
     }
 
     Summary sa = Summarize(a_cycle), sb = Summarize(b_cycle), sc = Summarize(c_wall);
-    report.Add({"iteration.ralph_ms", S, "(a) `ralph run -n 30 -f`: one iteration (start to next start, ralph's records)",
+    report.Add({"iteration.ralph_ms", S, "(a) `ralph run -n " + std::to_string(o.iterations) + " -f`: one iteration (start to next start, ralph's records)",
                 "ms", sa, true, {}, ""});
     report.Add({"iteration.floor_ms", S, "(b) floor: the same HTTP sequence, minimal C++ client", "ms", sb, true, {}, ""});
     report.Add({"iteration.opencode_run_ms", S, "(c) a fresh `opencode run` per iteration (whole process)", "ms", sc, true,
@@ -459,6 +462,28 @@ private:
     std::thread thread_;
 };
 
+/// `opencode serve` processes whose parent is `parent`.
+int CountServersOf(pid_t parent)
+{
+    int count = 0;
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+        std::string name = entry.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::string stat = ReadFile(entry.path() / "stat");
+        auto close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream fields(stat.substr(close + 2));
+        std::string state;
+        pid_t ppid = 0;
+        fields >> state >> ppid;
+        if (ppid != parent || state == "Z") continue;
+        std::string cmdline = ReadFile(entry.path() / "cmdline");
+        if (cmdline.find("opencode") != std::string::npos && cmdline.find(std::string("\0serve\0", 7)) != std::string::npos)
+            ++count;
+    }
+    return count;
+}
+
 /// Waits until none of the runs is running; returns the largest ended_at. Polls run.get of one
 /// run at a time, a few times a second, so the polling itself costs ralphd next to nothing.
 int64_t WaitRunsEnd(Ralphd& ralphd, const std::vector<int64_t>& ids, std::chrono::seconds timeout)
@@ -524,20 +549,22 @@ void ScenarioLoopsAndIdle(World& world, const Options& o, Report& report)
         }
     };
     struct Measured {
-        double wall_s, ralphd_peak_mb, ralphd_cpu_s, server_peak_mb;
+        double wall_s, ralphd_peak_mb, ralphd_cpu_s, server_peak_mb, server_cpu_s;
+        int servers;  ///< opencode servers ralphd ran while the runs were under way
     };
     auto measure = [&](std::size_t count) {
         ResetPeakRss(ralphd.pid());
         Sampler server_rss(server_pid, milliseconds(100));
-        double cpu0 = CpuSeconds(ralphd.pid());
+        double cpu0 = CpuSeconds(ralphd.pid()), server_cpu0 = CpuSeconds(server_pid);
         int64_t t0 = UnixMillis();
         std::vector<int64_t> ids = start_runs(count);
+        int servers = CountServersOf(ralphd.pid());
         int64_t end = WaitRunsEnd(ralphd, ids, std::chrono::seconds(600));
-        double cpu1 = CpuSeconds(ralphd.pid());
+        double cpu1 = CpuSeconds(ralphd.pid()), server_cpu1 = CpuSeconds(server_pid);
         server_rss.Stop();
         check_runs(ids);
         return Measured{static_cast<double>(end - t0) / 1000, Mb(StatusKb(ralphd.pid(), "VmHWM")), cpu1 - cpu0,
-                        Mb(server_rss.max_kb())};
+                        Mb(server_rss.max_kb()), server_cpu1 - server_cpu0, servers};
     };
     Progress("1 run x " + std::to_string(o.loop_iterations));
     Measured one = measure(1);
@@ -570,11 +597,15 @@ void ScenarioLoopsAndIdle(World& world, const Options& o, Report& report)
                 Single(many.ralphd_cpu_s), false, {}, ""});
     report.Add({"loops.ralphd_cpu_per_iteration_ms", S4, "`ralphd` CPU per iteration, " + std::to_string(o.loops) + " runs",
                 "ms", Single(many.ralphd_cpu_s * 1000 / iters), false, {}, ""});
+    report.Add({"loops.server_cpu_one_s", S4, "the opencode server's CPU, 1 run", "s", Single(one.server_cpu_s), false, {},
+                ""});
+    report.Add({"loops.server_cpu_many_s", S4, "the opencode server's CPU, " + std::to_string(o.loops) + " runs", "s",
+                Single(many.server_cpu_s), false, {}, ""});
     report.Add({"loops.server_rss_one_mb", S4, "the one opencode server's peak RSS, 1 run", "MB",
                 Single(one.server_peak_mb), false, {}, ""});
     report.Add({"loops.server_rss_many_mb", S4, "the one opencode server's peak RSS, " + std::to_string(o.loops) + " runs",
                 "MB", Single(many.server_peak_mb), false, {}, ""});
-    report.Add({"loops.servers", S4, "opencode servers serving the " + std::to_string(o.loops) + " runs", "", Single(1),
+    report.Add({"loops.servers", S4, "opencode servers serving the " + std::to_string(o.loops) + " runs", "", Single(many.servers),
                 false, AtMost(1, "one, not twenty"), ""});
     report.Add({"loops.idle_server_rss_mb", S4, "one fresh idle `opencode serve`", "MB", Single(idle_server_mb), false, {},
                 ""});
@@ -642,21 +673,32 @@ void ScenarioDetection(World& world, const Options& o, Report& report)
     // back-off doubles with each kill of the series and the start limit would end it.
     Ralphd ralphd(world, "s6-ralphd", ManagedConfig(world, "restart_backoff_max = 1s\nstart_limit_burst = 100\n"));
     ralphd.StartServer();
-    std::vector<double> noticed, noticed_log, healthy;
-    RpcClient poll(ralphd.socket());
+    std::vector<double> noticed, noticed_log, healthy, exited;
+    RpcClient client(ralphd.socket());
     for (int k = 0; k < o.kills; ++k) {
         CheckInterrupted();
         Sleep(seconds(2));
-        json::object st = poll.Call("server.status")["result"].as_object();
+        json::object st = client.Call("server.status")["result"].as_object();
         if (std::string(st.at("state").as_string()) != "running" || !st.at("healthy").as_bool())
             throw std::runtime_error("the server is not running before kill " + std::to_string(k + 1));
         int pid = static_cast<int>(Int(st.at("pid")));
+        // The kernel's own share: a pidfd turns readable once the process has exited (its memory
+        // torn down), which ralph cannot learn any sooner.
+        int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+        std::atomic<double> exited_ms{-1};
         int64_t killed_at = UnixMillis();
         auto t0 = Clock::now();
-        if (kill(pid, SIGKILL) != 0) throw std::runtime_error("kill failed");
+        std::thread exit_watch([&] {
+            pollfd p{pidfd, POLLIN, 0};
+            if (pidfd >= 0 && poll(&p, 1, 30000) > 0) exited_ms = MsSince(t0);
+        });
+        if (kill(pid, SIGKILL) != 0) {
+            exit_watch.join();
+            throw std::runtime_error("kill failed");
+        }
         bool seen = false;
         while (MsSince(t0) < 30000) {
-            json::object s = poll.Call("server.status")["result"].as_object();
+            json::object s = client.Call("server.status")["result"].as_object();
             bool same = std::string(s.at("state").as_string()) == "running" && Int(s.at("pid")) == pid &&
                         s.at("healthy").as_bool();
             if (!seen && !same) {
@@ -670,12 +712,17 @@ void ScenarioDetection(World& world, const Options& o, Report& report)
             }
             std::this_thread::sleep_for(milliseconds(seen ? 10 : 1));
         }
+        exit_watch.join();
+        if (pidfd >= 0) close(pidfd);
+        if (exited_ms >= 0) exited.push_back(exited_ms);
         if (healthy.size() != static_cast<std::size_t>(k + 1)) throw std::runtime_error("no healthy server after kill");
         if (auto at = LogStamp(ReadFile(ralphd.log_path()), "opencode server: running -> ", killed_at))
             noticed_log.push_back(static_cast<double>(*at - killed_at));
     }
     report.Add({"detect.noticed_ms", S, "kill → `server.status` no longer running (polled every 1 ms)", "ms",
                 Summarize(noticed), false, AtMost(100, "≤ 100 ms"), ""});
+    report.Add({"detect.exited_ms", S, "kill → the process has exited (pidfd readable; the kernel's share)", "ms",
+                Summarize(exited), false, {}, ""});
     report.Add({"detect.noticed_log_ms", S, "kill → state change in the daemon log (ms stamps)", "ms",
                 Summarize(noticed_log), false, {}, ""});
     report.Add({"detect.healthy_ms", S, "kill → a new healthy server (1 s back-off + start-up)", "ms", Summarize(healthy),
