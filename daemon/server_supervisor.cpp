@@ -1122,6 +1122,10 @@ void ServerSupervisor::ReconcileLeftovers()
         if (!wait_dead(seconds(5)))
             Log(LogLevel::Error) << "the leftover opencode server (pid " << record->pid << ") survived SIGKILL";
     }
+    // Its leader shows as a zombie while its other threads, which share the listening socket,
+    // still exit: wait for the port too, so the new server can have it.
+    for (auto deadline = Clock::now() + seconds(3); !PortFree(record->port) && Clock::now() < deadline;)
+        std::this_thread::sleep_for(milliseconds(20));
     for (int sig : {SIGTERM, SIGKILL}) {
         std::erase_if(victims, [&](const auto& v) { return dead(v.first, v.second); });
         for (const auto& [pid, start] : victims) SignalIfSame(pid, start, sig, true);

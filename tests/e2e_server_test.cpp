@@ -333,9 +333,7 @@ TEST(E2EServer, StopLeavesNoOpencodeProcessAndNoToolProcess)
     std::cout << "[ measured ] ralph server stop with tool processes: " << Seconds(Clock::now() - t0) << " s\n";
     EXPECT_EQ(stop.exit_code, 0) << stop.err;
     ExpectAllGone(procs, "after `ralph server stop`");
-    EXPECT_TRUE(ProcFs().FindOpencodeServers(getuid()).end() ==
-                std::find_if(ProcFs().FindOpencodeServers(getuid()).begin(), ProcFs().FindOpencodeServers(getuid()).end(),
-                             [&](const OpencodeServerProcess& p) { return p.pid == pid; }));
+    for (const OpencodeServerProcess& p : ProcFs().FindOpencodeServers(getuid())) EXPECT_NE(p.pid, pid);
 }
 
 TEST(E2EServer, DaemonSigtermStopsTheServerAndItsTools)
