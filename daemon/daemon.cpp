@@ -232,8 +232,9 @@ asio::awaitable<void> Daemon::Shutdown()
     // Phase one: accept no more work and wake every waiter. Phase two: release resources.
     socket_->Close();
     try {
-        co_await loops_->Shutdown();
+        co_await loops_->Shutdown();     // sessions in flight aborted while the server still runs
         co_await supervisor_->Shutdown();
+        co_await loops_->WaitStopped();  // loops that were waiting for the server are gone too
     } catch (const std::exception& e) {
         Log(LogLevel::Error) << "during shutdown: " << e.what();
     }

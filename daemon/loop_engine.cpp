@@ -103,6 +103,7 @@ struct LoopEngine::ActiveRun {
     int64_t id{0};
     bool stop_now{false};
     bool server_lost{false};  ///< the server went away during the current iteration
+    bool iterating{false};    ///< inside Iterate(): a session may be in flight
     Notifier wake;            ///< stop --now, server loss, shutdown
     EventHub::Watch* watch{nullptr};
 };
@@ -249,9 +250,26 @@ asio::awaitable<void> LoopEngine::Shutdown()
     shutting_down_ = true;
     for (auto& [id, a] : active_) Wake(*a);
     activity_.Notify();
+    // Only iterations hold sessions to abort; a loop still waiting for the server to start must
+    // not hold shutdown up for a start-up that no longer matters (the supervisor cancels it next).
+    auto iterating = [&] {
+        for (auto& [id, a] : active_)
+            if (a->iterating) return true;
+        return false;
+    };
     auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (!active_.empty() && Clock::now() < deadline) co_await activity_.WaitFor(std::chrono::milliseconds(50));
+    while (iterating() && Clock::now() < deadline) co_await activity_.WaitFor(std::chrono::milliseconds(50));
     hub_.Close();
+}
+
+asio::awaitable<void> LoopEngine::WaitStopped()
+{
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (!active_.empty() && Clock::now() < deadline) {
+        for (auto& [id, a] : active_) Wake(*a);
+        co_await activity_.WaitFor(std::chrono::milliseconds(50));
+    }
+    if (!active_.empty()) Log(LogLevel::Error) << active_.size() << " loops did not stop within 10s of shutdown";
 }
 
 asio::awaitable<void> LoopEngine::Loop(std::shared_ptr<ActiveRun> active)
@@ -310,6 +328,7 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
             co_await supervisor.Ensure();
             have_server = true;
         } catch (const RpcError& e) {
+            if (shutting_down_) break;  // the server went with the daemon: no verdict on the run
             if (supervisor.state() == ServerState::Fatal) {
                 Finish(id, "failed", "server_unavailable", e.what());
                 break;
@@ -321,10 +340,23 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
             continue;
         }
 
+        if (shutting_down_) break;  // the server came up while ralphd was stopping: no new iteration
+
         const int n = run->iteration + 1;
         active->stop_now = run->stop_requested == "now";
         IterationResult result;
+        struct Iterating {
+            ActiveRun& a;
+            Notifier& activity;
+            explicit Iterating(ActiveRun& run, Notifier& n) : a(run), activity(n) { a.iterating = true; }
+            ~Iterating()
+            {
+                a.iterating = false;
+                activity.Notify();
+            }
+        };
         try {
+            Iterating iterating(*active, activity_);
             result = co_await Iterate(*active, *run, n);
         } catch (const StoreError&) {
             throw;

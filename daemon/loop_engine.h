@@ -28,9 +28,12 @@ public:
     /// Picks up runs a previous daemon left running: their unfinished iteration becomes
     /// `interrupted` and they go on from the next iteration.
     void ResumeLeftRuns();
-    /// Daemon shutdown: abort in-flight sessions (their iterations become `interrupted`) and
-    /// leave the runs `running`, to resume on the next start.
+    /// Daemon shutdown, phase one: abort in-flight sessions (their iterations become
+    /// `interrupted`) and leave the runs `running`, to resume on the next start. Returns once no
+    /// iteration is in flight; loops waiting for the server may remain (see WaitStopped).
     boost::asio::awaitable<void> Shutdown();
+    /// Phase two, after the supervisor has shut down: waits for every loop to end.
+    boost::asio::awaitable<void> WaitStopped();
 
     /// Starts a run of a task. Refuses a second running run (RpcError ALREADY_RUNNING). A task
     /// that cannot run (broken prd.json or ralph.ini) gives a run that failed at once
