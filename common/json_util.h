@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -35,7 +36,15 @@ inline int64_t Int(const boost::json::value* v)
     if (!v) return 0;
     if (v->is_int64()) return v->as_int64();
     if (v->is_uint64()) return static_cast<int64_t>(v->as_uint64());
-    if (v->is_double()) return static_cast<int64_t>(v->as_double());
+    if (v->is_double()) {
+        // Clamped: converting a double outside int64's range is undefined (found by fuzz_events:
+        // "attempt": 1e300 in a session.status event).
+        double d = v->as_double();
+        if (d != d) return 0;
+        if (d >= 9.2e18) return INT64_MAX;
+        if (d <= -9.2e18) return INT64_MIN;
+        return static_cast<int64_t>(d);
+    }
     return 0;
 }
 

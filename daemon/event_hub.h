@@ -46,10 +46,13 @@ public:
     /// Events received since start, for tests and benchmarks.
     uint64_t events_received() const { return events_received_; }
 
+    /// Hands one event of the stream ({directory, payload: {type, properties}}) to the watches of
+    /// its session. Public for the fuzzer (tests/fuzz/fuzz_events.cpp); the stream calls it.
+    void Dispatch(const boost::json::value& event);
+
 private:
     boost::asio::awaitable<void> RunStream(std::shared_ptr<EventStream> stream, ServerEndpoint server);
     boost::asio::awaitable<void> ReadStream(std::shared_ptr<EventStream> stream, ServerEndpoint server);
-    void Dispatch(const boost::json::value& event);
 
     boost::asio::io_context& io_;
     ServerSupervisor& supervisor_;

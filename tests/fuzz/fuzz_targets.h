@@ -1,0 +1,25 @@
+// The fuzz targets: each takes one input and returns 0; a bug is a crash, a sanitizer report or an
+// uncaught exception. libFuzzer calls them from LLVMFuzzerTestOneInput (tests/fuzz/fuzz_main.cpp,
+// built with RALPH_FUZZ=ON and clang), and the test binary replays the corpus and every saved
+// crash through them (tests/fuzz_replay_test.cpp), so a crash once found stays a regression test.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ralph::fuzz {
+
+/// The request path: line framing, JSON-RPC parsing and the dispatch of every method, against a
+/// real Daemon (database, supervisor, loop engine) in a scratch directory whose opencode binary does
+/// not exist, so methods that need the server fail at once instead of starting one.
+int Request(const uint8_t* data, std::size_t size);
+
+/// The opencode event stream: SseParser over arbitrary splits of the bytes, each event's JSON, the
+/// EventHub's dispatch to watching iterations, and the fields the loop engine reads from them.
+int Events(const uint8_t* data, std::size_t size);
+
+/// A task's files: prd.json, ralph.ini (and ralphd.conf), the prompt template and its rendering,
+/// and the completion promise search. The first byte picks which.
+int Task(const uint8_t* data, std::size_t size);
+
+}  // namespace ralph::fuzz
