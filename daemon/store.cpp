@@ -161,6 +161,25 @@ private:
 
 namespace {
 
+/// What a person can do about the last error on `db`, for the few errors the environment causes.
+std::string Hint(sqlite3* db)
+{
+    switch (sqlite3_errcode(db)) {
+    case SQLITE_FULL:
+        return " (the disk holding the state directory is full: free some space; ralphd tries again)";
+    case SQLITE_READONLY:
+        return " (the state directory is read-only: make it writable, or point RALPH_STATE_DIR elsewhere)";
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return " (another process holds a lock on the database, e.g. an open sqlite3 shell: close it; ralphd tries "
+               "again)";
+    case SQLITE_IOERR:
+        return " (an I/O error: check the disk holding the state directory)";
+    default:
+        return "";
+    }
+}
+
 /// BEGIN IMMEDIATE ... COMMIT, rolled back when left without Commit().
 class Transaction {
 public:
@@ -182,7 +201,7 @@ private:
         if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
             std::string msg = err ? err : "unknown error";
             sqlite3_free(err);
-            throw StoreError(std::string("state database: ") + sql + " failed: " + msg);
+            throw StoreError(std::string("state database: ") + sql + " failed: " + msg + Hint(db_));
         }
     }
     sqlite3* db_;
@@ -280,7 +299,7 @@ RunStore::~RunStore()
 
 void RunStore::Fail(const std::string& what)
 {
-    throw StoreError("state database " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+    throw StoreError("state database " + path_ + ": " + what + ": " + sqlite3_errmsg(db_) + Hint(db_));
 }
 
 void RunStore::Exec(const std::string& sql)
@@ -289,7 +308,7 @@ void RunStore::Exec(const std::string& sql)
     if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
         std::string msg = err ? err : sqlite3_errmsg(db_);
         sqlite3_free(err);
-        throw StoreError("state database " + path_ + ": " + msg);
+        throw StoreError("state database " + path_ + ": " + msg + Hint(db_));
     }
 }
 
