@@ -134,6 +134,32 @@ LoopEngine::LoopEngine(Daemon& daemon)
       activity_(daemon.io().get_executor())
 {
     daemon.supervisor().Subscribe([this](ServerState s) { OnServerState(s); });
+    if (daemon.config().server.idle_stop.count() > 0 && daemon.config().server.mode == "managed")
+        asio::co_spawn(daemon.io(), StopIdleServer(), asio::detached);
+}
+
+asio::awaitable<void> LoopEngine::StopIdleServer()
+{
+    // server.idle_stop: the server is stopped once no run has been active for that long. Attach
+    // and the next run start it again on demand.
+    const Millis idle_stop = daemon_.config().server.idle_stop;
+    while (!shutting_down_) {
+        if (!active_.empty()) last_busy_ = Clock::now();
+        auto idle_for = Clock::now() - last_busy_;
+        if (active_.empty() && idle_for >= idle_stop && daemon_.supervisor().state() == ServerState::Running) {
+            Log(LogLevel::Info) << "stopping the opencode server: no run for " << FormatDuration(idle_stop)
+                                << " (server.idle_stop)";
+            try {
+                co_await daemon_.supervisor().Stop();
+            } catch (const std::exception& e) {
+                Log(LogLevel::Warning) << "idle stop: " << e.what();
+            }
+            last_busy_ = Clock::now();
+        }
+        auto next = std::min<Clock::duration>(std::max<Clock::duration>(idle_stop - idle_for, std::chrono::milliseconds(100)),
+                                              std::chrono::seconds(30));
+        co_await activity_.WaitFor(next);
+    }
 }
 
 LoopEngine::~LoopEngine() = default;

@@ -56,6 +56,7 @@ private:
     void Spawn(int64_t run_id);
     boost::asio::awaitable<void> Loop(std::shared_ptr<ActiveRun> active);
     boost::asio::awaitable<void> RunIterations(ActiveRun& active);
+    boost::asio::awaitable<void> StopIdleServer();
     boost::asio::awaitable<IterationResult> Iterate(ActiveRun& active, const RunRow& run, int n);
     boost::asio::awaitable<void> Abort(const std::string& session_id, const std::string& directory);
     /// Ends the run (if still running) and logs why.
@@ -69,6 +70,7 @@ private:
     Notifier activity_;
     std::map<int64_t, std::shared_ptr<ActiveRun>> active_;
     bool shutting_down_{false};
+    std::chrono::steady_clock::time_point last_busy_{std::chrono::steady_clock::now()};
 };
 
 /// Finds `<promise>TEXT</promise>` (whitespace around TEXT allowed) in agent output.

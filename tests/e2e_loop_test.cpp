@@ -371,3 +371,26 @@ TEST(E2ELoop, ServerKilledMidIterationInterruptsItAndTheRunGoesOn)
 
 }  // namespace
 }  // namespace ralph::test
+
+namespace ralph::test {
+namespace {
+
+TEST(E2ELoop, IdleStopStopsTheServerOnceNoRunIsActive)
+{
+    E2EEnv env(true, "idle_stop = 1s\n");
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "quick", "PROMISE\n");
+    auto r = env.Ralph({"run", "quick", "-f"}, project);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(WaitFor([&] { return env.RalphJson({"server", "status"}).at("state") == "stopped"; },
+                        std::chrono::seconds(20)))
+        << env.DaemonStderr();
+    EXPECT_NE(env.DaemonStderr().find("server.idle_stop"), std::string::npos);
+    // The next run starts it again on demand.
+    r = env.Ralph({"run", "quick", "-f"}, project);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+}  // namespace
+}  // namespace ralph::test
