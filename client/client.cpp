@@ -120,7 +120,9 @@ json::value Client::Call(const std::string& method, json::value params)
                                   : "unknown error";
         throw DaemonError(code, message);
     }
-    return reply.contains("result") ? reply["result"] : json::value();
+    // Moved out, not copied: `status --all` results hold thousands of runs.
+    if (auto* result = reply.if_contains("result")) return std::move(*result);
+    return json::value();
 }
 
 void PrintJson(const json::value& v) { std::cout << json::serialize(v) << "\n"; }
