@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <set>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <thread>
 #include <unistd.h>
@@ -33,6 +34,10 @@ const char* kUsage =
     "  --quick          fewer repetitions and a 10 s idle: for trying the benchmark, not for figures\n"
     "  --iterations N   scenario 1 iterations per way (30)      --rounds N   alternating ralph/floor rounds (3)\n"
     "  --idle-seconds N scenario 5 (60)                         --kills N    scenario 6 (5)\n"
+    "  --baseline DIR   also measure scenario 2 with DIR/ralph and DIR/ralphd (another build), in turn\n"
+    "                   with this build on a copy of the same history, and print the ratios\n"
+    "  --nice N         run everything at this scheduling priority (e.g. -10 on a shared machine, as\n"
+    "                   root: what else runs there then disturbs the figures less)\n"
     "  --keep           leave DIR in place afterwards\n";
 
 std::string Trim(std::string s)
@@ -92,6 +97,7 @@ int main(int argc, char** argv)
     std::string dir = "/tmp/ralph-bench", out;
     std::set<std::string> only;
     bool keep = false;
+    int nice_value = 0;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -127,6 +133,8 @@ int main(int argc, char** argv)
         else if (a == "--rounds") options.rounds = std::stoi(value());
         else if (a == "--idle-seconds") options.idle_seconds = std::stoi(value());
         else if (a == "--kills") options.kills = std::stoi(value());
+        else if (a == "--baseline") options.baseline = value();
+        else if (a == "--nice") nice_value = std::stoi(value());
         else {
             std::cerr << "ralph-bench: unknown option " << a << "\n" << kUsage;
             return 2;
@@ -150,6 +158,10 @@ int main(int argc, char** argv)
         return 1;
     }
 
+    if (nice_value != 0 && setpriority(PRIO_PROCESS, 0, nice_value) != 0) {
+        std::cerr << "ralph-bench: cannot set priority " << nice_value << ": " << std::strerror(errno) << "\n";
+        return 1;
+    }
     InstallInterruptHandler();
     Report report;
     int failures = 0;
@@ -178,6 +190,7 @@ int main(int argc, char** argv)
         for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(i ? argv[i] : "ralph-bench");
         meta["command"] = cmd;
         meta["build_type"] = RALPH_BUILD_TYPE;
+        meta["nice"] = nice_value;
         for (auto& [k, v] : meta) report.SetMeta(k, v);
         std::string json_text = json::serialize(report.Json()) + "\n";
         if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) std::filesystem::create_directories(parent);
@@ -190,7 +203,8 @@ int main(int argc, char** argv)
                             std::string(meta["opencode"].as_string()) + ", commit " +
                             std::string(meta["commit"].as_string()) + "; load average " +
                             std::string(meta["load_average_start"].as_string()) + " at the start, " +
-                            std::string(meta["load_average_end"].as_string()) + " at the end";
+                            std::string(meta["load_average_end"].as_string()) + " at the end" +
+                            (nice_value ? "; run at nice " + std::to_string(nice_value) : "");
         std::string table = title + "\n\n" + report.Markdown();
         WriteFile(md, table);
         std::cout << table << "\nEvery figure: " << out << "\nThis table: " << md << "\n";

@@ -190,6 +190,8 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
                 Single(sa.median - sb.median), false, {}, ""});
     report.Add({"iteration.ralphd_cpu_ms", S, "`ralphd` CPU per iteration", "ms", Summarize(a_daemon_cpu_ms), false, {},
                 ""});
+    report.Add({"iteration.ralphd_cpu_share", S, "`ralphd` CPU per iteration ÷ median (b): ralph's cost without the noise",
+                "%", Single(Summarize(a_daemon_cpu_ms).median / sb.median * 100), false, {}, ""});
     report.Add({"iteration.client_cpu_ms", S, "`ralph run -f` client CPU per iteration", "ms", Summarize(a_client_cpu_ms),
                 false, {}, ""});
     report.Add({"iteration.ralph_wall_per_iteration_ms", S, "(a) whole `ralph run -f` process ÷ iterations", "ms",
@@ -322,55 +324,86 @@ void ScenarioStatus(World& world, const Options& o, Report& report)
     GenerateHistory(state + "/ralph.db", world.root() + "/history", o.status_runs, o.status_iterations);
     Progress("generated the history in " + std::to_string(static_cast<int>(MsSince(t0))) + " ms");
 
-    Ralphd ralphd(world, "s2-ralphd", ManagedConfig(world));
-    ralphd.StartServer();  // as a user has it: `ralph status` shows a running server
-
-    std::vector<double> status, all_json, version, rpc_list, rpc_list_all, rpc_server_status, all_json_kb;
-    const std::string all_out = world.root() + "/s2-status-all.json";
-    auto one_round = [&](bool record) {
-        Finished s = ralphd.Ralph({"status"}, project);
-        fs::remove(all_out);
-        Finished a = ralphd.Ralph({"status", "--all", "--json"}, project, all_out);
-        Finished v = ralphd.Ralph({"--version"}, project);
-        if (s.code != 0 || a.code != 0 || v.code != 0) throw std::runtime_error("ralph status failed");
-        if (!record) return;
-        status.push_back(s.wall_ms);
-        all_json.push_back(a.wall_ms);
-        version.push_back(v.wall_ms);
-        all_json_kb.push_back(static_cast<double>(fs::file_size(all_out)) / 1024);
+    // This build, and with --baseline another build on a copy of the same history, measured
+    // turn about so that both see the same machine.
+    struct Subject {
+        std::unique_ptr<Ralphd> ralphd;
+        std::vector<double> status, all_json, version, rpc_list, rpc_list_all, rpc_server_status, all_json_kb;
     };
-    for (int i = 0; i < 5; ++i) one_round(false);
-    Progress(std::to_string(o.status_invocations) + " x ralph status, ralph status --all --json, ralph --version");
+    std::vector<Subject> subjects(o.baseline.empty() ? 1 : 2);
+    if (!o.baseline.empty()) {
+        fs::create_directories(world.root() + "/s2-baseline/state");
+        fs::copy_file(state + "/ralph.db", world.root() + "/s2-baseline/state/ralph.db");
+        subjects[1].ralphd = std::make_unique<Ralphd>(world, "s2-baseline", ManagedConfig(world), o.baseline);
+    }
+    subjects[0].ralphd = std::make_unique<Ralphd>(world, "s2-ralphd", ManagedConfig(world));
+    for (Subject& subject : subjects) subject.ralphd->StartServer();  // as users have it: a running server
+
+    const std::string all_out = world.root() + "/s2-status-all.json";
+    auto one_round = [&](Subject& x, bool record) {
+        Finished st = x.ralphd->Ralph({"status"}, project);
+        fs::remove(all_out);
+        Finished all = x.ralphd->Ralph({"status", "--all", "--json"}, project, all_out);
+        Finished v = x.ralphd->Ralph({"--version"}, project);
+        if (st.code != 0 || all.code != 0 || v.code != 0) throw std::runtime_error("ralph status failed");
+        if (!record) return;
+        x.status.push_back(st.wall_ms);
+        x.all_json.push_back(all.wall_ms);
+        x.version.push_back(v.wall_ms);
+        x.all_json_kb.push_back(static_cast<double>(fs::file_size(all_out)) / 1024);
+    };
+    for (int i = 0; i < 5; ++i)
+        for (Subject& x : subjects) one_round(x, false);
+    Progress(std::to_string(o.status_invocations) + " x ralph status, ralph status --all --json, ralph --version" +
+             (o.baseline.empty() ? "" : ", for this build and the baseline in turn"));
     for (int i = 0; i < o.status_invocations; ++i) {
         CheckInterrupted();
-        one_round(true);
+        for (Subject& x : subjects) one_round(x, true);
     }
     // Where the time goes inside ralphd: the same methods on one open connection.
-    RpcClient rpc(ralphd.socket());
-    auto timed = [&](const char* method, json::value params, std::vector<double>& out) {
+    std::vector<std::unique_ptr<RpcClient>> rpcs;
+    for (Subject& x : subjects) rpcs.push_back(std::make_unique<RpcClient>(x.ralphd->socket()));
+    auto timed = [&](RpcClient& rpc, const char* method, json::value params, std::vector<double>& out) {
         auto t = Clock::now();
         json::object reply = rpc.Call(method, std::move(params));
         if (!reply.contains("result")) throw std::runtime_error(std::string(method) + " failed");
         out.push_back(MsSince(t));
     };
     for (int i = 0; i < o.status_invocations; ++i) {
-        timed("run.list", json::object{{"cwd", project}}, rpc_list);
-        timed("run.list", json::object{{"cwd", project}, {"all", true}}, rpc_list_all);
-        timed("server.status", json::object{}, rpc_server_status);
+        for (std::size_t k = 0; k < subjects.size(); ++k) {
+            timed(*rpcs[k], "run.list", json::object{{"cwd", project}}, subjects[k].rpc_list);
+            timed(*rpcs[k], "run.list", json::object{{"cwd", project}, {"all", true}}, subjects[k].rpc_list_all);
+            timed(*rpcs[k], "server.status", json::object{}, subjects[k].rpc_server_status);
+        }
     }
-    Summary s = Summarize(status);
-    report.Add({"status.ralph_status_ms", S, "`ralph status` (whole process)", "ms", s, true, AtMost(10, "≤ 10 ms"), ""});
+    const Subject& x = subjects[0];
+    report.Add({"status.ralph_status_ms", S, "`ralph status` (whole process)", "ms", Summarize(x.status), true,
+                AtMost(10, "≤ 10 ms"), ""});
     report.Add({"status.ralph_status_all_json_ms", S, "`ralph status --all --json` (whole process)", "ms",
-                Summarize(all_json), true, {}, ""});
+                Summarize(x.all_json), true, {}, ""});
     report.Add({"status.ralph_version_ms", S, "`ralph --version`: process start, no daemon call", "ms",
-                Summarize(version), true, {}, ""});
+                Summarize(x.version), true, {}, ""});
     report.Add({"status.rpc_run_list_ms", S, "inside: `run.list` (latest 20) on an open connection", "ms",
-                Summarize(rpc_list), true, {}, ""});
+                Summarize(x.rpc_list), true, {}, ""});
     report.Add({"status.rpc_run_list_all_ms", S, "inside: `run.list {all}` on an open connection", "ms",
-                Summarize(rpc_list_all), true, {}, ""});
+                Summarize(x.rpc_list_all), true, {}, ""});
     report.Add({"status.rpc_server_status_ms", S, "inside: `server.status` on an open connection", "ms",
-                Summarize(rpc_server_status), true, {}, ""});
-    report.Add({"status.all_json_kb", S, "size of `ralph status --all --json`", "kB", Summarize(all_json_kb), false, {}, ""});
+                Summarize(x.rpc_server_status), true, {}, ""});
+    report.Add({"status.all_json_kb", S, "size of `ralph status --all --json`", "kB", Summarize(x.all_json_kb), false,
+                {}, ""});
+    if (subjects.size() < 2) return;
+    const Subject& b = subjects[1];
+    auto compare = [&](const std::string& id, const std::string& what, const std::vector<double>& mine,
+                       const std::vector<double>& base) {
+        Summary sb = Summarize(base);
+        report.Add({"status.baseline." + id + "_ms", S, "baseline build: " + what, "ms", sb, true, {}, ""});
+        report.Add({"status.ratio." + id, S, "this build ÷ baseline: " + what + ", medians", "×",
+                    Single(Summarize(mine).median / sb.median), false, {}, ""});
+    };
+    compare("ralph_status", "`ralph status`", x.status, b.status);
+    compare("ralph_status_all_json", "`ralph status --all --json`", x.all_json, b.all_json);
+    compare("rpc_run_list", "`run.list` inside", x.rpc_list, b.rpc_list);
+    compare("rpc_server_status", "`server.status` inside", x.rpc_server_status, b.rpc_server_status);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ namespace ralph::bench {
 
 struct Options {
     int iterations{30};           ///< 1: iterations per way (ralph, floor, opencode run)
-    int rounds{3};                ///< 1: ralph and floor alternate this many times
+    int rounds{5};                ///< 1: ralph and floor alternate this many times
     int status_runs{10000};       ///< 2: runs in the generated database
     int status_iterations{10};    ///< 2: iterations per generated run
     int status_invocations{200};  ///< 2: invocations of each command
@@ -20,6 +20,7 @@ struct Options {
     int loop_iterations{10};      ///< 4: iterations per run
     int idle_seconds{60};         ///< 5
     int kills{5};                 ///< 6
+    std::string baseline;         ///< 2: a directory with another build's ralph and ralphd to compare with
 };
 
 void ScenarioIteration(World& world, const Options& options, Report& report);

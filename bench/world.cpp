@@ -103,8 +103,11 @@ int World::FreePort()
 
 // ---------------------------------------------------------------------------------------------
 
-Ralphd::Ralphd(World& world, const std::string& name, const std::string& config) : world_(world)
+Ralphd::Ralphd(World& world, const std::string& name, const std::string& config, const std::string& bin_dir)
+    : world_(world)
 {
+    ralph_ = bin_dir.empty() ? world.bin().ralph : bin_dir + "/ralph";
+    std::string ralphd = bin_dir.empty() ? world.bin().ralphd : bin_dir + "/ralphd";
     dir_ = world.root() + "/" + name;
     socket_ = dir_ + "/ralphd.sock";
     state_dir_ = dir_ + "/state";
@@ -116,7 +119,8 @@ Ralphd::Ralphd(World& world, const std::string& name, const std::string& config)
     env_["RALPH_STATE_DIR"] = state_dir_;
     env_["RALPH_CONFIG"] = dir_ + "/ralphd.conf";
     env_["RALPH_NO_AUTOSTART"] = "1";
-    pid_ = Spawn({world.bin().ralphd}, env_, dir_, log_, log_);
+    env_["RALPHD"] = ralphd;
+    pid_ = Spawn({ralphd}, env_, dir_, log_, log_);
     auto deadline = Clock::now() + std::chrono::seconds(15);
     while (Clock::now() < deadline) {
         if (!Alive(pid_)) break;
@@ -144,14 +148,14 @@ json::value Ralphd::Call(const std::string& method, json::value params)
 
 Finished Ralphd::Ralph(const std::vector<std::string>& args, const std::string& cwd, const std::string& out)
 {
-    std::vector<std::string> argv{world_.bin().ralph};
+    std::vector<std::string> argv{ralph_};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunTimed(argv, env_, cwd, out);
 }
 
 json::value Ralphd::RalphJson(const std::vector<std::string>& args, const std::string& cwd)
 {
-    std::vector<std::string> argv{world_.bin().ralph, "--json"};
+    std::vector<std::string> argv{ralph_, "--json"};
     argv.insert(argv.end(), args.begin(), args.end());
     int code = 0;
     std::string out = Capture(argv, env_, cwd, &code);

@@ -54,7 +54,8 @@ private:
 class Ralphd {
 public:
     /// Writes `config` (ralphd.conf text) and starts ralphd; waits until it answers daemon.ping.
-    Ralphd(World& world, const std::string& name, const std::string& config);
+    /// `bin_dir`: take ralph and ralphd from there instead (another build, for a comparison).
+    Ralphd(World& world, const std::string& name, const std::string& config, const std::string& bin_dir = "");
     ~Ralphd();
     Ralphd(const Ralphd&) = delete;
     Ralphd& operator=(const Ralphd&) = delete;
@@ -81,6 +82,7 @@ public:
 
 private:
     World& world_;
+    std::string ralph_;
     std::string dir_, socket_, state_dir_, log_;
     Env env_;
     pid_t pid_{-1};
