@@ -109,8 +109,8 @@ const std::vector<Command>& AttachCommands()
 {
     static const std::vector<Command> commands = {
         {"attach", "[<task or run>] [--session ID] [--latest] [--print]",
-         "open the opencode TUI on a run's latest session (no argument: the server's session list in this project; "
-         "--latest: the most recently active session; --print: only print the command); never changes a run",
+         "open the opencode TUI on a run's latest session, or on this project's session list (--print: show the "
+         "command); never changes a run",
          Attach},
     };
     return commands;

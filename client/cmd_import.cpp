@@ -65,8 +65,8 @@ const std::vector<Command>& ImportCommands()
 {
     static const std::vector<Command> commands = {
         {"import-legacy", "[PATH]",
-         "record the loops of the earlier Python ralph (default ~/.local/share/ralph/sessions.db, read-only) as "
-         "finished runs; importing again imports nothing twice",
+         "import the earlier Python ralph's history (~/.local/share/ralph/sessions.db, only read) as finished "
+         "runs, once",
          ImportLegacy},
     };
     return commands;
