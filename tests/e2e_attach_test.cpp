@@ -2,7 +2,8 @@
 // project for a run of every status, never changes a run (the runs and iterations rows are compared
 // byte for byte before and after), starts the server again after `ralph server stop` (and opencode
 // still has the old session), prefers a running run with --latest, refuses a session of another
-// run, and really becomes `opencode attach` under a terminal, password in its environment only.
+// run, attaches runs imported from the earlier ralph, and really becomes `opencode attach` under a
+// terminal, with the password in its environment only.
 #include "daemon/opencode_http.h"
 #include "daemon/proc_scan.h"
 #include "tests/harness.h"
@@ -263,6 +264,36 @@ TEST(E2EAttach, AfterServerStopAttachStartsItAgainAndOpencodeStillHasTheSession)
     EXPECT_EQ(HttpGet(S(target.at("url")), "", "/session/" + session).status, 401);
 
     EXPECT_EQ(DumpRunRows(DbPath(env)), rows_before);
+
+    // History imported from the earlier ralph attaches the same way; a session opencode no longer
+    // has is a clear error rather than opencode's bare "Session not found".
+    std::string legacy = env.dir + "/sessions.db";
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(legacy.c_str(), &db), SQLITE_OK);
+    std::string sql =
+        "CREATE TABLE sessions (task_name TEXT PRIMARY KEY, task_dir TEXT, pid INTEGER, status TEXT, started_at TEXT, "
+        "updated_at TEXT, iteration INTEGER, max_iterations INTEGER, server_port INTEGER, opencode_session_id TEXT);"
+        "INSERT INTO sessions VALUES ('done', '" + project + "/tasks/done', 1, 'completed', '1736935845', "
+        "'1736935900', 1, 5, 14096, '" + session + "');"
+        "INSERT INTO sessions VALUES ('gone', '" + project + "/tasks/gone', 1, 'stopped', '1736935845', "
+        "'1736935900', 1, 5, 14096, 'ses_gone');";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    json::value imported = env.RalphJson({"import-legacy", legacy});
+    ASSERT_EQ(imported.at("imported"), 2);
+    int64_t legacy_done = imported.at("entries").as_array()[0].at("run").as_int64();
+    int64_t legacy_gone = imported.at("entries").as_array()[1].at("run").as_int64();
+    r = env.Ralph({"attach", std::to_string(legacy_done), "--print"}, project);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find(" --session " + session + " --dir " + project + "\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("run " + std::to_string(legacy_done) + " is completed; showing its last session"),
+              std::string::npos)
+        << r.err;
+    r = env.Ralph({"attach", std::to_string(legacy_gone), "--print"}, project);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("opencode no longer has session ses_gone of run " + std::to_string(legacy_gone)),
+              std::string::npos)
+        << r.err;
 }
 
 /// A program under a pseudo-terminal (`script`), its stdin a pipe we type into.
