@@ -130,6 +130,22 @@ TEST_F(UnitConfig, TaskIniOverridesRunSection)
     EXPECT_THROW(ApplyTaskIni(base, Path("bad.ini")), ConfigError);
 }
 
+TEST_F(UnitConfig, PercentSignsAreKeptAndABrokenLineWithAPlaceholderIsAnErrorNotAHang)
+{
+    // Boost.Program_options used to loop forever building the message for this line (fuzz_task).
+    WriteFile(Path("ralph.ini"), "[run]\nx%invalid_line%y\n");
+    try {
+        ApplyTaskIni(RunSettings{}, Path("ralph.ini"));
+        ADD_FAILURE() << "no error";
+    } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("x%invalid_line%y"), std::string::npos) << e.what();
+    }
+    WriteFile(Path("ralph.ini"), "[run]\ncompletion_promise = 100% DONE\nagent = %option%\n");
+    RunSettings r = ApplyTaskIni(RunSettings{}, Path("ralph.ini"));
+    EXPECT_EQ(r.completion_promise, "100% DONE");
+    EXPECT_EQ(r.agent, "%option%");
+}
+
 TEST_F(UnitConfig, EveryKeyIsDocumentedInHelp)
 {
     std::string help = ConfigKeysHelp();
