@@ -110,6 +110,10 @@ struct LoopEngine::ActiveRun {
     bool stop_now{false};
     bool server_lost{false};  ///< the server went away during the current iteration
     bool iterating{false};    ///< inside Iterate(): a session may be in flight
+    /// An iteration that ended but whose end is not yet recorded and acted on (the store failed:
+    /// a full disk, a locked database). Settled before anything else when the loop picks up again.
+    std::optional<IterationRow> unsettled;
+    bool unsettled_recorded{false};  ///< its row and iteration.end event are written already
     Notifier wake;            ///< stop --now, server loss, shutdown
     EventHub::Watch* watch{nullptr};
 };
@@ -330,6 +334,13 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
     ServerSupervisor& supervisor = daemon_.supervisor();
     for (;;) {
         std::optional<RunRow> run = store_.GetRun(id);
+        if (active->unsettled) {
+            // The end of the last iteration could not be recorded before: record it now, so that
+            // its outcome counts and it is never left looking unfinished behind the next one.
+            if (!run || run->status != "running") break;
+            if (Settle(*active, *run)) break;
+            continue;
+        }
         if (!run || run->status != "running" || shutting_down_) break;
         if (!run->stop_requested.empty()) {
             Finish(id, "stopped", "user");
@@ -415,33 +426,47 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         done.tokens_out = result.tokens_out;
         done.cost = result.cost;
         done.ended_at = NowMillis();
-        store_.FinishIteration(done);
-        json::object end = Obj("outcome", result.outcome, "promise", result.promise, "tokens_in", result.tokens_in,
-                               "tokens_out", result.tokens_out, "cost", result.cost);
-        if (!result.error.empty()) end["error"] = result.error;
-        Event(id, n, "iteration.end", std::move(end));
-        if (result.outcome == "error" || result.outcome == "timeout") {
-            AppendToFile(run->task_dir + "/progress.txt",
-                         "\n## ralph: iteration " + std::to_string(n) + " of run " + std::to_string(id) + " failed (" +
-                             result.outcome + ")\n" + result.error + "\n");
-        }
-        if (shutting_down_ && result.outcome == "interrupted") break;
+        active->unsettled = done;
+        active->unsettled_recorded = false;
+        if (Settle(*active, *run)) break;
+    }
+}
 
-        // Decide.
-        if (result.outcome == "complete") {
-            Finish(id, "completed", "promise");
-            break;
+bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
+{
+    const IterationRow& done = *active.unsettled;
+    const int64_t id = run.id;
+    if (!active.unsettled_recorded) {
+        store_.FinishIteration(done);
+        json::object end = Obj("outcome", done.outcome, "promise", done.promise_seen, "tokens_in", done.tokens_in,
+                               "tokens_out", done.tokens_out, "cost", done.cost);
+        if (!done.error.empty()) end["error"] = done.error;
+        Event(id, done.n, "iteration.end", std::move(end));
+        if (done.outcome == "error" || done.outcome == "timeout") {
+            AppendToFile(run.task_dir + "/progress.txt",
+                         "\n## ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(id) + " failed (" +
+                             done.outcome + ")\n" + done.error + "\n");
         }
-        auto after = store_.GetRun(id);
-        if (!after || after->status != "running") break;
+        active.unsettled_recorded = true;
+    }
+    // Decide.
+    bool ended = true;
+    if (shutting_down_ && done.outcome == "interrupted") {
+        // left running, to resume on the next start
+    } else if (done.outcome == "complete") {
+        Finish(id, "completed", "promise");
+    } else if (auto after = store_.GetRun(id); after && after->status == "running") {
         if (after->consecutive_failures >= after->max_consecutive_failures) {
             Finish(id, "failed", "consecutive_failures",
-                   std::to_string(after->consecutive_failures) + " iterations failed in a row; the last: " + result.error);
-            break;
+                   std::to_string(after->consecutive_failures) + " iterations failed in a row; the last: " + done.error);
+        } else {
+            // prd.json, re-read (the agent may have completed the stories or broken the file) and
+            // stop requests are checked at the top of the loop, as is the iteration limit.
+            ended = false;
         }
-        // prd.json, re-read (the agent may have completed the stories or broken the file) and
-        // stop requests are checked at the top of the loop, as is the iteration limit.
     }
+    active.unsettled.reset();
+    return ended;
 }
 
 asio::awaitable<void> LoopEngine::Abort(const std::string& session_id, const std::string& directory)

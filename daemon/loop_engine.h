@@ -56,6 +56,9 @@ private:
     void Spawn(int64_t run_id);
     boost::asio::awaitable<void> Loop(std::shared_ptr<ActiveRun> active);
     boost::asio::awaitable<void> RunIterations(ActiveRun& active);
+    /// Records the end of `active.unsettled` and decides what follows; true when the loop must
+    /// stop (the run ended, or ralphd is stopping). Throws StoreError; safe to call again then.
+    bool Settle(ActiveRun& active, const RunRow& run);
     boost::asio::awaitable<void> StopIdleServer();
     boost::asio::awaitable<IterationResult> Iterate(ActiveRun& active, const RunRow& run, int n);
     boost::asio::awaitable<void> Abort(const std::string& session_id, const std::string& directory);
