@@ -235,5 +235,27 @@ TEST(FunctionalSystemd, UnitFilesPassSystemdAnalyzeVerify)
     EXPECT_EQ(r.err, "") << r.err;
 }
 
+TEST(FunctionalSystemd, InstalledUnitsLandWhereSystemdLooksAndNameTheInstalledDaemon)
+{
+    const char* analyze = "/usr/bin/systemd-analyze";
+    if (access(analyze, X_OK) != 0) GTEST_SKIP() << analyze << " is missing (Debian package systemd)";
+    TestEnv env;
+    // As the README says: cmake --install build --prefix ~/.local
+    std::string prefix = env.dir + "/home/.local";
+    auto r = RunProgram({RALPH_CMAKE, "--install", RALPH_BINARY_DIR, "--prefix", prefix}, {}, "", 120s);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    // ~/.local/share/systemd/user is on systemd's user unit path ($XDG_DATA_HOME/systemd/user).
+    std::string units = prefix + "/share/systemd/user";
+    std::string service = ReadFile(units + "/ralphd.service");
+    EXPECT_NE(service.find("ExecStart=" + prefix + "/bin/ralphd\n"), std::string::npos) << service;
+    EXPECT_TRUE(PathExists(units + "/ralphd.socket"));
+    EXPECT_TRUE(access((prefix + "/bin/ralphd").c_str(), X_OK) == 0);
+    EXPECT_TRUE(access((prefix + "/bin/ralph").c_str(), X_OK) == 0);
+    auto v = RunProgram({analyze, "verify", "--man=no", units + "/ralphd.socket", units + "/ralphd.service"},
+                        {{"SYSTEMD_LOG_COLOR", "0"}}, units, 60s);
+    EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+    EXPECT_EQ(v.err, "") << v.err;
+}
+
 }  // namespace
 }  // namespace ralph::test
