@@ -30,6 +30,7 @@ Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
 
 Daemon::~Daemon()
 {
+    watchdog_.reset();  // its timer belongs to io_
     socket_.reset();
     loops_.reset();
     supervisor_.reset();
@@ -126,7 +127,7 @@ int Daemon::Run()
                         << options_.socket_path << ", database " << database_path() << ")";
     // Only now: the database is migrated, leftovers are reconciled and the socket answers.
     SdNotify("READY=1\nSTATUS=serving");
-    SdWatchdogStart(io_);
+    watchdog_ = SdWatchdogStart(io_);
 
     io_.run();
     // Let every cancelled operation complete so that no coroutine is left holding a reference

@@ -19,6 +19,7 @@ class RunStore;
 class SocketServer;
 class ServerSupervisor;
 class LoopEngine;
+class SdWatchdog;
 
 struct DaemonOptions {
     std::string socket_path;
@@ -66,6 +67,7 @@ private:
     std::unique_ptr<ServerSupervisor> supervisor_;
     std::unique_ptr<LoopEngine> loops_;
     std::unique_ptr<SocketServer> socket_;
+    std::unique_ptr<SdWatchdog> watchdog_;  ///< systemd's watchdog, fed while serving
     int lock_fd_{-1};
     std::string lock_path_;
     bool listening_{false};

@@ -2,8 +2,6 @@
 
 #include "common/paths.h"
 
-#include <boost/asio/steady_timer.hpp>
-
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
@@ -29,27 +27,29 @@ void SdNotify(const std::string& state)
     close(fd);
 }
 
-void SdWatchdogStart(boost::asio::io_context& io)
+SdWatchdog::SdWatchdog(boost::asio::io_context& io, std::chrono::microseconds period) : timer_(io), period_(period)
+{
+    Tick();
+}
+
+void SdWatchdog::Tick()
+{
+    SdNotify("WATCHDOG=1");
+    timer_.expires_after(period_);
+    // Cancelled when the watchdog goes: the handler then touches nothing of it.
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) Tick();
+    });
+}
+
+std::unique_ptr<SdWatchdog> SdWatchdogStart(boost::asio::io_context& io)
 {
     std::string usec = GetEnv("WATCHDOG_USEC");
     std::string pid = GetEnv("WATCHDOG_PID");
-    if (usec.empty() || (!pid.empty() && pid != std::to_string(getpid()))) return;
+    if (usec.empty() || (!pid.empty() && pid != std::to_string(getpid()))) return nullptr;
     long long interval_us = std::atoll(usec.c_str());
-    if (interval_us <= 0) return;
-    auto timer = std::make_shared<boost::asio::steady_timer>(io);
-    auto period = std::chrono::microseconds(interval_us / 2);
-    auto tick = std::make_shared<std::function<void()>>();
-    *tick = [timer, period, tick_weak = std::weak_ptr<std::function<void()>>(tick)]() {
-        SdNotify("WATCHDOG=1");
-        timer->expires_after(period);
-        timer->async_wait([tick_weak](const boost::system::error_code& ec) {
-            if (auto t = tick_weak.lock(); t && !ec) (*t)();
-        });
-    };
-    // The timer's handler keeps the weak reference; keep the function alive with the io_context.
-    static std::shared_ptr<std::function<void()>> keep;
-    keep = tick;
-    (*tick)();
+    if (interval_us <= 0) return nullptr;
+    return std::make_unique<SdWatchdog>(io, std::chrono::microseconds(interval_us / 2));
 }
 
 int SdListenFd()
