@@ -147,9 +147,15 @@ std::variant<LaunchedProcess, std::string> PosixLauncher::Launch(const LaunchSpe
         setsid();
         int e = 0;
         if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 || dup2(err[1], STDERR_FILENO) < 0) e = errno;
-        // Every other descriptor closes at exec; `report` stays open until then to carry an error.
-        if (e == 0 && close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-            for (int fd = 3; fd < 65536; ++fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        // Every other descriptor goes now rather than at exec: should ralphd be killed before this
+        // child execs, its copy of the instance lock would keep the next ralphd out (the crash test
+        // met it). `report` stays open until exec (it is close-on-exec) to carry an error.
+        if (e == 0) {
+            const int keep = report[1];
+            if (keep > 3 && close_range(3, static_cast<unsigned>(keep - 1), 0) != 0)
+                for (int fd = 3; fd < keep; ++fd) close(fd);
+            if (close_range(static_cast<unsigned>(keep + 1), ~0U, 0) != 0)
+                for (int fd = keep + 1; fd < 65536; ++fd) close(fd);
         }
         if (e == 0 && !spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) e = errno;
         if (e == 0) {

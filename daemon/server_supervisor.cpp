@@ -43,6 +43,9 @@ constexpr std::size_t kLogRotateBytes = 5 << 20;
 constexpr std::size_t kRecentLines = 20;
 constexpr const char* kListeningPrefix = "opencode server listening on http://";
 constexpr const char* kTagVariable = "RALPHD_SERVER_TAG";
+/// The state directory of the ralphd that started a server, in the environment of the server and
+/// of every tool it runs: how a successor finds what a daemon killed before it recorded its server.
+constexpr const char* kOwnerVariable = "RALPHD_OWNER";
 const auto kForever = Clock::time_point::max();
 
 void LogDetached(std::exception_ptr e)
@@ -540,6 +543,7 @@ std::shared_ptr<ServerSupervisor::Instance> ServerSupervisor::Launch(const std::
     SetEnv(spec.env, "OPENCODE_SERVER_PASSWORD", inst->password);
     SetEnv(spec.env, "OPENCODE_DISABLE_AUTOUPDATE", "1");
     SetEnv(spec.env, kTagVariable, inst->tag);
+    SetEnv(spec.env, kOwnerVariable, state_dir_);
     spec.cwd = state_dir_;
 
     auto launched = launcher_->Launch(spec);
@@ -1072,6 +1076,41 @@ asio::awaitable<void> ServerSupervisor::Shutdown()
 // After a crash of the previous daemon
 
 void ServerSupervisor::ReconcileLeftovers()
+{
+    StopRecordedLeftover();
+    // A daemon killed between starting a server and recording it leaves one nobody recorded; and
+    // a server that died leaves its tools. Both carry our state directory in their environment,
+    // and nothing of ours runs yet: whatever carries it now is a leftover.
+    std::map<int, uint64_t> victims;
+    const std::string owner = std::string(kOwnerVariable) + "=" + state_dir_;
+    for (int pid : proc_->Pids()) {
+        if (pid == getpid()) continue;
+        auto st = proc_->Stat(pid);
+        if (st && st->state != 'Z' && proc_->EnvironHas(pid, owner)) victims[pid] = st->start_time;
+    }
+    if (victims.empty()) return;
+    std::string pids;
+    for (const auto& [pid, start] : victims) pids += (pids.empty() ? "" : " ") + std::to_string(pid);
+    Log(LogLevel::Warning) << "stopping processes a previous ralphd left without a record (pids " << pids << ")";
+    auto dead = [&](int pid, uint64_t start) {
+        auto st = proc_->Stat(pid);
+        return !st || st->start_time != start || st->state == 'Z';
+    };
+    for (int sig : {SIGTERM, SIGKILL}) {
+        for (const auto& [pid, start] : victims) SignalIfSame(pid, start, sig, true);
+        auto deadline = Clock::now() + (sig == SIGTERM ? Millis(settings_.stop_timeout) : Millis(seconds(5)));
+        while (Clock::now() < deadline) {
+            std::erase_if(victims, [&](const auto& v) { return dead(v.first, v.second); });
+            if (victims.empty()) break;
+            std::this_thread::sleep_for(milliseconds(20));
+        }
+        if (victims.empty()) break;
+    }
+    if (!victims.empty()) Log(LogLevel::Error) << "leftover processes survived SIGKILL: " << victims.size();
+    Event("leftover_stopped", 0, 0, "unrecorded processes of a previous ralphd: pids " + pids);
+}
+
+void ServerSupervisor::StopRecordedLeftover()
 {
     std::optional<ManagedServerRecord> record;
     try {

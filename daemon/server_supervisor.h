@@ -101,7 +101,9 @@ public:
 
     /// At daemon start, before serving: stops the server a crashed predecessor left behind (only
     /// that exact process: same pid, same start time, an opencode command line) and its tool
-    /// processes, then clears the record. Blocks for at most stop_timeout plus a few seconds.
+    /// processes, then clears the record; then every process still carrying this state directory
+    /// in RALPHD_OWNER (a server started but never recorded, tools of a server that died).
+    /// Blocks for at most twice stop_timeout plus a few seconds.
     void ReconcileLeftovers();
 
     /// The server, started on demand and healthy. Concurrent callers share one start.
@@ -139,6 +141,8 @@ public:
 
 private:
     struct Instance;
+    /// ReconcileLeftovers' first step: the server the previous daemon recorded, and its tools.
+    void StopRecordedLeftover();
     struct OutputLog;
     enum class StartOutcome { Running, Failed, Fatal, Cancelled };
     enum class RunOutcome { Exited, Unhealthy, Cancelled };

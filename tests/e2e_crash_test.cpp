@@ -378,5 +378,29 @@ TEST(E2ECrash, RandomKillNineUnderLoadLosesNothingAndNeverLies)
     EXPECT_GE(runs.size(), 10u) << "too little work happened to prove anything";
 }
 
+// A daemon killed between starting its server and recording it leaves a server no record names;
+// a server that died leaves its tools. Both carry the daemon's state directory in RALPHD_OWNER, by
+// which the next daemon finds and stops them before it serves; others are left alone.
+TEST(FunctionalCrash, UnrecordedLeftoversOfAKilledDaemonAreStoppedBeforeServing)
+{
+    TestEnv env;
+    std::filesystem::create_directories(env.state_dir);
+    pid_t ours = SpawnProgram({"/bin/sleep", "120"}, {{"RALPHD_OWNER", env.state_dir}}, "/dev/null", "/dev/null");
+    pid_t stubborn = SpawnProgram({"/bin/bash", "-c", "trap '' TERM; exec /bin/sleep 121"},
+                                  {{"RALPHD_OWNER", env.state_dir}}, "/dev/null", "/dev/null");
+    pid_t theirs = SpawnProgram({"/bin/sleep", "122"}, {{"RALPHD_OWNER", env.dir + "/elsewhere"}}, "/dev/null", "/dev/null");
+    ASSERT_TRUE(WaitFor([&] { return ProcFs().Cmdline(stubborn) == std::vector<std::string>{"/bin/sleep", "121"}; }, 5s));
+    env.WriteConfig("[server]\nstop_timeout = 1s\n");
+    env.StartDaemon();
+    // Stopped before the daemon answered (zombies of this test process until reaped).
+    EXPECT_FALSE(ProcessAlive(ours));
+    EXPECT_FALSE(ProcessAlive(stubborn));
+    EXPECT_TRUE(ProcessAlive(theirs));
+    EXPECT_NE(env.DaemonStderr().find("left without a record"), std::string::npos) << env.DaemonStderr();
+    kill(theirs, SIGKILL);
+    for (pid_t p : {ours, stubborn, theirs}) WaitExit(p, 5s);
+    EXPECT_EQ(env.StopDaemon(), 0);
+}
+
 }  // namespace
 }  // namespace ralph::test
