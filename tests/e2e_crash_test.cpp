@@ -285,7 +285,7 @@ TEST(E2ECrash, RandomKillNineUnderLoadLosesNothingAndNeverLies)
         } else {
             if (!wait_ready(pid)) break;
             check_strays(pid, "after restart " + std::to_string(k));
-            std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % 4500));
+            std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % 6000));
             try {
                 auto list = env.Call("run.list", json::object{{"all", true}});
                 for (const auto& r : list.at("result").at("runs").as_array())
