@@ -27,12 +27,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string OpencodeBinary()
-{
-    if (const char* env = getenv("RALPH_OPENCODE"); env && *env) return env;
-    return std::string(RALPH_SOURCE_DIR) + "/.deps/opencode/node_modules/.bin/opencode";
-}
-
 /// A private environment whose managed server uses ports base..base+9.
 void UseOpencode(TestEnv& env, int base, const std::string& health_interval = "1s")
 {

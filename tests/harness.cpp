@@ -157,6 +157,9 @@ TestEnv::TestEnv()
         {"XDG_CACHE_HOME", dir + "/cache"},
         {"XDG_RUNTIME_DIR", ""},
         {"RALPH_NO_AUTOSTART", ""},
+        // The caller's opencode would override each test's own config: tests that need the real
+        // one say so (E2EEnv).
+        {"RALPH_OPENCODE", ""},
         {"JOURNAL_STREAM", ""},
         {"NOTIFY_SOCKET", ""},
         {"OPENCODE_DISABLE_AUTOUPDATE", "1"},
