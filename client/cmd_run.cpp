@@ -11,13 +11,6 @@ namespace po = boost::program_options;
 
 namespace {
 
-/// A run argument: digits are a run id, anything else a task reference.
-json::value RunRef(const std::string& arg)
-{
-    if (!arg.empty() && arg.size() < 18 && arg.find_first_not_of("0123456789") == std::string::npos)
-        return std::stoll(arg);
-    return json::value(arg);
-}
 
 std::string Positional(const po::variables_map& vm, const char* what)
 {

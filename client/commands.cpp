@@ -12,6 +12,13 @@ std::vector<const Command*> AllCommands()
     return out;
 }
 
+boost::json::value RunRef(const std::string& arg)
+{
+    if (!arg.empty() && arg.size() < 18 && arg.find_first_not_of("0123456789") == std::string::npos)
+        return std::stoll(arg);
+    return boost::json::value(arg);
+}
+
 po::variables_map ParseCommandArgs(const std::vector<std::string>& args, const po::options_description& options,
                                    const char* positional_name, int max_positional)
 {

@@ -26,6 +26,9 @@ const std::vector<Command>& RunCommands();
 const std::vector<Command>& AttachCommands();
 const std::vector<Command>& ImportCommands();
 
+/// A task-or-run argument: digits are a run id, anything else a task reference.
+boost::json::value RunRef(const std::string& arg);
+
 /// Every command, in the order `ralph --help` lists them.
 std::vector<const Command*> AllCommands();
 

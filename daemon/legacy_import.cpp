@@ -1,6 +1,7 @@
 #include "daemon/legacy_import.h"
 
 #include "common/paths.h"
+#include "daemon/opencode_http.h"
 #include "daemon/proc_scan.h"
 #include "daemon/task.h"
 
@@ -197,18 +198,7 @@ std::string HumanStatus(const RunRow& r) { return r.status + (r.reason.empty() ?
 
 std::string SqliteUriPath(const std::string& path)
 {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : path) {
-        if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
+    return UrlEncode(path);  // the same unreserved set, '/' kept
 }
 
 int64_t ParseLegacyTime(const std::string& raw)
