@@ -16,6 +16,7 @@ namespace http = beast::http;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadBuffer = 64 * 1024;
 
 std::string ServerEndpoint::AuthorizationHeader() const
 {
@@ -98,7 +99,10 @@ asio::awaitable<HttpResult> HttpCall(const ServerEndpoint& server, http::verb me
         result.error = ec;
         co_return result;
     }
+    // Beast reads as much as the buffer has room for, and an empty flat_buffer makes that 512
+    // bytes: a session's messages (tens of kB) would take one system call per 512 bytes.
     beast::flat_buffer buffer;
+    buffer.reserve(kReadBuffer);
     http::response_parser<http::string_body> parser;
     parser.body_limit(256 * 1024 * 1024);
     std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, use_tuple);
@@ -179,6 +183,7 @@ asio::awaitable<boost::system::error_code> EventStream::Run(const ServerEndpoint
     if (ec) co_return ec;
 
     beast::flat_buffer buffer;
+    buffer.reserve(kReadBuffer);  // as in HttpCall: events of several kB, not 512-byte reads
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);
     std::tie(ec, n) = co_await http::async_read_header(impl->stream, buffer, parser, use_tuple);
