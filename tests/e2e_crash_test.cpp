@@ -171,6 +171,16 @@ TEST(E2ECrash, RandomKillNineUnderLoadLosesNothingAndNeverLies)
     std::mt19937 rng(seed);
 
     E2EEnv env;
+    // Whatever happens, no process of this test outlives it (a failure may leave a daemon's server).
+    struct KillLeftovers {
+        const std::string& home;
+        ~KillLeftovers()
+        {
+            ProcFs proc;
+            for (int pid : proc.Pids())
+                if (pid != getpid() && proc.EnvironHas(pid, "HOME=" + home)) kill(pid, SIGKILL);
+        }
+    } kill_leftovers{env.home};
     // Two projects, three tasks each: one completes by promise at its run's third iteration, one
     // only stops at its limit, one is slow and mostly stopped by the driver. KEY gives every run
     // its own counter in the scripted model.
