@@ -1,6 +1,7 @@
 // ralph-bench: runs the benchmark scenarios of docs/performance.md in a private directory and
 // prints a markdown table; every figure also goes to a JSON file. bench/run is the one command
 // that builds it and runs it; see `ralph-bench --help` for running parts of it.
+#include "bench/floor_client.h"
 #include "bench/process.h"
 #include "bench/report.h"
 #include "bench/scenarios.h"
@@ -38,7 +39,9 @@ const char* kUsage =
     "                   with this build on a copy of the same history, and print the ratios\n"
     "  --nice N         run everything at this scheduling priority (e.g. -10 on a shared machine, as\n"
     "                   root: what else runs there then disturbs the figures less)\n"
-    "  --keep           leave DIR in place afterwards\n";
+    "  --keep           leave DIR in place afterwards\n"
+    "  --floor PORT PASSWORD DIRECTORY N PROMPT\n"
+    "                   only the floor client against a running server, printing each iteration\n";
 
 std::string Trim(std::string s)
 {
@@ -91,8 +94,34 @@ std::string LoadAverage() { return Trim(ReadFile("/proc/loadavg")); }
 
 }  // namespace
 
+/// ralph-bench --floor PORT PASSWORD DIRECTORY N PROMPT: only the floor client, against a server
+/// that runs already; prints each iteration's phases (for looking into scenario 1 by hand).
+int FloorOnly(int argc, char** argv)
+{
+    if (argc != 7) {
+        std::cerr << "usage: ralph-bench --floor PORT PASSWORD DIRECTORY ITERATIONS PROMPT\n";
+        return 2;
+    }
+    FloorOptions o;
+    o.server.port = std::stoi(argv[2]);
+    o.server.password = argv[3];
+    o.directory = argv[4];
+    o.iterations = std::stoi(argv[5]);
+    o.prompt = argv[6];
+    o.title = "ralph: bench floor";
+    FloorResult r = RunFloor(o);
+    std::cout << "n start_unix_ms create_ms prompt_ms idle_ms messages_ms total_ms ok\n";
+    int n = 0;
+    for (const FloorIteration& it : r.iterations)
+        std::cout << ++n << " " << it.started_unix_ms << " " << it.create_ms << " " << it.prompt_ms << " " << it.idle_ms
+                  << " " << it.messages_ms << " " << it.total_ms << " " << it.ok << "\n";
+    if (!r.error.empty()) std::cerr << "ralph-bench: " << r.error << "\n";
+    return r.error.empty() ? 0 : 1;
+}
+
 int main(int argc, char** argv)
 {
+    if (argc > 1 && std::string(argv[1]) == "--floor") return FloorOnly(argc, argv);
     Options options;
     std::string dir = "/tmp/ralph-bench", out;
     std::set<std::string> only;

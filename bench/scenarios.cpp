@@ -113,12 +113,11 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
     warm.iterations = 2;
     RunFloor(warm);
 
-    std::vector<double> a_cycle, a_recorded, a_wall_per_iter, a_client_cpu_ms, a_daemon_cpu_ms;
-    std::vector<double> b_cycle, b_total, b_wall_per_iter;
-    std::vector<double> ratio_rounds;
-    for (int round = 1; round <= o.rounds; ++round) {
-        CheckInterrupted();
-        // (a) ralph run -n N -f, as a user types it.
+    std::vector<double> a_cycle, a_recorded, a_between, a_wall_per_iter, a_client_cpu_ms, a_daemon_cpu_ms;
+    std::vector<double> b_cycle, b_total, b_wall_per_iter, b_create, b_prompt, b_idle, b_messages;
+    std::vector<double> ratio_rounds, control_rounds, control_cycle;
+    // (a) ralph run -n N -f, as a user types it; returns the round's cycles.
+    auto run_ralph = [&](int round) {
         Progress("round " + std::to_string(round) + ": ralph run -n " + std::to_string(o.iterations) + " -f");
         double cpu0 = CpuSeconds(ralphd.pid());
         Finished a = ralphd.Ralph({"run", "bench", "-n", std::to_string(o.iterations), "-f"}, project);
@@ -127,38 +126,61 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
         json::value shown = ralphd.RalphJson({"show", "bench"}, project);
         const json::array& its = shown.at("iterations").as_array();
         if (static_cast<int>(its.size()) != o.iterations) throw std::runtime_error("ralph recorded a wrong number of iterations");
-        std::vector<double> round_a;
+        std::vector<double> cycles;
         for (std::size_t i = 0; i < its.size(); ++i) {
             if (std::string(its[i].at("outcome").as_string()) != "continue")
                 throw std::runtime_error("iteration " + std::to_string(i + 1) + " of ralph's run did not continue: " +
                                          json::serialize(its[i]));
             a_recorded.push_back(static_cast<double>(Int(its[i].at("ended_at")) - Int(its[i].at("started_at"))));
             if (i > 0) {
-                double c = static_cast<double>(Int(its[i].at("started_at")) - Int(its[i - 1].at("started_at")));
-                a_cycle.push_back(c);
-                round_a.push_back(c);
+                a_between.push_back(static_cast<double>(Int(its[i].at("started_at")) - Int(its[i - 1].at("ended_at"))));
+                cycles.push_back(static_cast<double>(Int(its[i].at("started_at")) - Int(its[i - 1].at("started_at"))));
             }
         }
+        a_cycle.insert(a_cycle.end(), cycles.begin(), cycles.end());
         a_wall_per_iter.push_back(a.wall_ms / o.iterations);
         a_client_cpu_ms.push_back(a.cpu_s * 1000 / o.iterations);
         a_daemon_cpu_ms.push_back((cpu1 - cpu0) * 1000 / o.iterations);
-
-        // (b) the floor: the same requests, nothing else.
-        Progress("round " + std::to_string(round) + ": floor client");
+        return cycles;
+    };
+    // (b) the floor: the same requests, nothing else. `control`: a second floor run of the round,
+    // kept apart, to show how far two runs of the very same client differ on this machine.
+    auto run_floor = [&](int round, bool control) {
+        Progress("round " + std::to_string(round) + (control ? ": floor client again (control)" : ": floor client"));
         FloorResult b = RunFloor(fo);
         if (!b.error.empty()) throw std::runtime_error("floor client: " + b.error);
-        std::vector<double> round_b;
+        std::vector<double> cycles;
         for (std::size_t i = 0; i < b.iterations.size(); ++i) {
             if (!b.iterations[i].ok) throw std::runtime_error("floor iteration " + std::to_string(i + 1) + " failed");
+            if (i > 0) cycles.push_back((b.iterations[i].start_s - b.iterations[i - 1].start_s) * 1000);
+            if (control) continue;
             b_total.push_back(b.iterations[i].total_ms);
-            if (i > 0) {
-                double c = (b.iterations[i].start_s - b.iterations[i - 1].start_s) * 1000;
-                b_cycle.push_back(c);
-                round_b.push_back(c);
+            b_create.push_back(b.iterations[i].create_ms);
+            b_prompt.push_back(b.iterations[i].prompt_ms);
+            b_idle.push_back(b.iterations[i].idle_ms);
+            b_messages.push_back(b.iterations[i].messages_ms);
+        }
+        if (control) {
+            control_cycle.insert(control_cycle.end(), cycles.begin(), cycles.end());
+        } else {
+            b_cycle.insert(b_cycle.end(), cycles.begin(), cycles.end());
+            b_wall_per_iter.push_back(b.wall_ms / o.iterations);
+        }
+        return cycles;
+    };
+    for (int round = 1; round <= o.rounds; ++round) {
+        CheckInterrupted();
+        // The order turns each round, so that no way always goes first or last.
+        std::vector<double> ra, rb, rc;
+        for (int k = 0; k < 3; ++k) {
+            switch ((round - 1 + k) % 3) {
+            case 0: ra = run_ralph(round); break;
+            case 1: rb = run_floor(round, false); break;
+            case 2: rc = run_floor(round, true); break;
             }
         }
-        b_wall_per_iter.push_back(b.wall_ms / o.iterations);
-        ratio_rounds.push_back(Summarize(round_a).median / Summarize(round_b).median);
+        ratio_rounds.push_back(Summarize(ra).median / Summarize(rb).median);
+        control_rounds.push_back(Summarize(rc).median / Summarize(rb).median);
     }
 
     // (c) what other loop runners do: a fresh `opencode run` (its own server) per iteration.
@@ -184,6 +206,10 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
                 false, AtMost(1.05, "≤ 1.05"), ""});
     report.Add({"iteration.ratio_a_b_rounds", S, "(a)/(b) per round (alternating rounds)", "×", Summarize(ratio_rounds),
                 false, {}, ""});
+    report.Add({"iteration.control_ratio", S, "control: the floor over itself (a second floor run), medians", "×",
+                Single(Summarize(control_cycle).median / sb.median), false, {}, ""});
+    report.Add({"iteration.control_ratio_rounds", S, "control per round: how far two runs of one client differ here", "×",
+                Summarize(control_rounds), false, {}, ""});
     report.Add({"iteration.ratio_c_a", S, "(c)/(a): `opencode run` over ralph, medians", "×", Single(sc.median / sa.median),
                 false, AtLeast(5, "≥ 5"), ""});
     report.Add({"iteration.ralph_overhead_ms", S, "ralph's own time per iteration: median (a) − median (b)", "ms",
@@ -202,6 +228,20 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
                 Summarize(a_recorded), true, {}, ""});
     report.Add({"iteration.floor_total_ms", S, "(b) iteration, POST /session to messages read", "ms", Summarize(b_total),
                 true, {}, ""});
+    // Between two iterations ralph records the end, decides, renders the prompt and creates the
+    // next session; the floor only creates the session. Short spans, so less exposed to opencode's
+    // variance than whole iterations.
+    Summary between = Summarize(a_between), create = Summarize(b_create);
+    report.Add({"iteration.ralph_between_ms", S, "(a) between iterations: one's end recorded → next one's start recorded",
+                "ms", between, true, {}, ""});
+    report.Add({"iteration.floor_create_ms", S, "(b) `POST /session`", "ms", create, true, {}, ""});
+    report.Add({"iteration.ralph_between_overhead_ms", S, "ralph's own time between iterations: (a) between − (b) POST /session, medians",
+                "ms", Single(between.median - create.median), false, {}, ""});
+    report.Add({"iteration.floor_prompt_ms", S, "(b) `POST prompt_async`", "ms", Summarize(b_prompt), true, {}, ""});
+    report.Add({"iteration.floor_idle_ms", S, "(b) prompt_async answered → `session.idle`", "ms", Summarize(b_idle), true,
+                {}, ""});
+    report.Add({"iteration.floor_messages_ms", S, "(b) `GET /session/{id}/message`", "ms", Summarize(b_messages), true, {},
+                ""});
     report.Add({"iteration.opencode_run_rss_mb", S, "(c) peak RSS of one `opencode run`", "MB", Summarize(c_rss), false,
                 {}, ""});
 }
