@@ -75,12 +75,15 @@ json::object MachineMeta(const Binaries& bin, const Env& env)
     m["cores"] = std::thread::hardware_concurrency();
     m["memory_gb"] = std::strtod(FirstLineWith("/proc/meminfo", "MemTotal").c_str(), nullptr) / 1024 / 1024;
     m["os"] = [] {
-        std::string name = FirstLineWith("/etc/os-release", "PRETTY_NAME");
         std::ifstream in("/etc/os-release");
         std::string line;
         while (std::getline(in, line))
-            if (line.rfind("PRETTY_NAME=", 0) == 0) return line.substr(12);
-        return name;
+            if (line.rfind("PRETTY_NAME=", 0) == 0) {
+                std::string v = line.substr(12);
+                if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+                return v;
+            }
+        return std::string();
     }();
     int code = 0;
     m["opencode"] = Trim(Capture({bin.opencode, "--version"}, env, "", &code));
