@@ -23,19 +23,6 @@ namespace {
 
 namespace json = boost::json;
 
-int RawConnect(const std::string& path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /// Sends raw bytes and reads what comes back until the daemon closes or `timeout` passes.
 std::string SendRaw(const std::string& path, const std::string& bytes,
                     std::chrono::milliseconds timeout = std::chrono::milliseconds(1500))

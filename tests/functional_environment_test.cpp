@@ -169,19 +169,6 @@ TEST(FunctionalEnvironment, ExclusiveLockHeldByAnotherProcessGivesAClearErrorThe
     EXPECT_EQ(IntegrityCheck(env.state_dir + "/ralph.db"), "ok");
 }
 
-int RawConnect(const std::string& path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 TEST(FunctionalEnvironment, SilentHalfLineAndNonReadingClientsDoNotHoldUpOthers)
 {
     TestEnv env;

@@ -34,6 +34,8 @@ int WaitExit(pid_t pid, std::chrono::milliseconds timeout);
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& text);
 bool PathExists(const std::string& path);
+/// A raw connection to a Unix socket (for sending malformed bytes); -1 when it fails.
+int RawConnect(const std::string& path);
 /// True while a process exists and is not a zombie.
 bool ProcessAlive(pid_t pid);
 /// Polls `cond` every 20 ms until it holds or the timeout passes.
