@@ -26,14 +26,7 @@ namespace json = boost::json;
 struct World {
     World()
     {
-        char tmpl[] = "/tmp/ralph-fuzz-XXXXXX";
-        dir = mkdtemp(tmpl);
-        static std::string to_remove;
-        to_remove = dir;
-        std::atexit([] {
-            std::error_code ec;
-            fs::remove_all(to_remove, ec);
-        });
+        dir = ScratchDir();
         store = new RunStore(dir + "/ralph.db");
         ServerSettings settings;
         settings.opencode = dir + "/no-such-opencode";

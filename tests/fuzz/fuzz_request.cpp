@@ -38,14 +38,7 @@ void Write(const std::string& path, const std::string& text)
 struct World {
     World()
     {
-        char tmpl[] = "/tmp/ralph-fuzz-XXXXXX";
-        dir = mkdtemp(tmpl);
-        static std::string to_remove;
-        to_remove = dir;
-        std::atexit([] {
-            std::error_code ec;
-            fs::remove_all(to_remove, ec);
-        });
+        dir = ScratchDir();
         // A git project with a task of each kind; written each time (other fuzzers may share it).
         fs::create_directories(std::string(kProject) + "/.git");
         Write(std::string(kProject) + "/tasks/hello/prompt.md", "Say {TASK_NAME} {ITERATION}/{MAX_ITERATIONS}\n");

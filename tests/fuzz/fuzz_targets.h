@@ -6,8 +6,31 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
 
 namespace ralph::fuzz {
+
+/// A scratch directory under /tmp for a target's files, removed when the process exits.
+inline std::string ScratchDir()
+{
+    static std::vector<std::string> dirs;
+    char tmpl[] = "/tmp/ralph-fuzz-XXXXXX";
+    dirs.emplace_back(mkdtemp(tmpl));
+    if (dirs.size() == 1) {
+        std::atexit([] {
+            for (const std::string& d : dirs) {
+                std::error_code ec;
+                std::filesystem::remove_all(d, ec);
+            }
+        });
+    }
+    return dirs.back();
+}
 
 /// The request path: line framing, JSON-RPC parsing and the dispatch of every method, against a
 /// real Daemon (database, supervisor, loop engine) in a scratch directory whose opencode binary does

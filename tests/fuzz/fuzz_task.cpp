@@ -21,14 +21,7 @@ namespace fs = std::filesystem;
 struct World {
     World()
     {
-        char tmpl[] = "/tmp/ralph-fuzz-XXXXXX";
-        dir = mkdtemp(tmpl);
-        static std::string to_remove;
-        to_remove = dir;
-        std::atexit([] {
-            std::error_code ec;
-            fs::remove_all(to_remove, ec);
-        });
+        dir = ScratchDir();
         fs::create_directories(dir + "/proj/.git");
         fs::create_directories(dir + "/proj/tasks/t");
         task = ralph::Task{"t", dir + "/proj/tasks/t", dir + "/proj"};
