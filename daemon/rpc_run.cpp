@@ -154,7 +154,7 @@ const std::vector<RpcMethod>& RunMethods()
 {
     static const std::vector<RpcMethod> methods = {
         {{"run.start", "Starts a run of a task; refuses a second running run of the same task.",
-          {{"task", ParamType::String, true, "", "task reference (SPEC §1)"},
+          {{"task", ParamType::String, true, "", "task reference (docs/usage.md, Tasks)"},
            {"cwd", ParamType::String, true, "", "the caller's working directory (absolute)"},
            {"max_iterations", ParamType::Integer, false, "run.max_iterations", "iteration limit"},
            {"model", ParamType::String, false, "run.model", "provider/model"},

@@ -47,7 +47,7 @@ asio::awaitable<json::value> List(CallContext& ctx, const json::object& params)
 const std::vector<RpcMethod>& TaskMethods()
 {
     static const std::vector<RpcMethod> methods = {
-        {{"task.resolve", "Resolves a task reference as `ralph run` would (SPEC §1).",
+        {{"task.resolve", "Resolves a task reference as `ralph run` would (see docs/usage.md, Tasks).",
           {{"ref", ParamType::String, true, "", "a task name, `tasks/<name>` or a directory path"},
            {"cwd", ParamType::String, true, "", "the caller's working directory (absolute)"}},
           "`{name, task_dir, project, prompt_source}`; error -32004 `TASK_NOT_FOUND` lists the tasks that exist"},
