@@ -312,8 +312,10 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
     std::vector<std::string> select;
     for (const char* c : kLegacyRequiredColumns) select.push_back(QuoteIdentifier(c));
     for (const char* c : kOptionalColumns) {
-        // Before session_type existed every loop ran in tmux (the earlier ralph's own migration says so).
-        const char* absent = std::string(c) == "session_type" ? "'tmux'" : "NULL";
+        // Before session_type (added with server_port) every loop ran in tmux, as the earlier ralph's
+        // own migration records; a table of another shape says nothing.
+        const bool tmux_era = std::string(c) == "session_type" && !columns.count("server_port");
+        const char* absent = tmux_era ? "'tmux'" : "NULL";
         select.push_back(columns.count(c) ? QuoteIdentifier(c) : absent);
     }
     select.push_back(pid_column.empty() ? "NULL" : QuoteIdentifier(pid_column));

@@ -257,6 +257,10 @@ TEST_F(UnitLegacyImport, ARunningEntryWithoutAPidColumnIsSkippedNotGuessed)
     EXPECT_EQ(report.imported, 1);
     EXPECT_EQ(report.skipped, 1);
     EXPECT_NE(EntryOf(report, "t").message.find("no worker pid column"), std::string::npos);
+    // A table of no known shape: how it ran is not claimed.
+    auto u = store_->GetRun(EntryOf(report, "u").run_id);
+    ASSERT_TRUE(u);
+    EXPECT_EQ(u->legacy.session_type, "");
 }
 
 TEST_F(UnitLegacyImport, AMissingTableOrColumnOrFileIsAClearError)
