@@ -146,7 +146,8 @@ int Show(Client& client, const std::vector<std::string>& args)
                                                                        : std::string("-"))
               << "\n"
               << "  tokens:     " << Field(run.at("tokens"), "input") << " in, " << Field(run.at("tokens"), "output")
-              << " out; cost " << FormatCost(run) << "\n";
+              << " out; cost " << FormatCost(run) << "\n"
+              << LegacyLines(run);
     const json::array& its = run.at("iterations").as_array();
     if (!its.empty()) {
         std::cout << "\n";

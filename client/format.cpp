@@ -93,6 +93,17 @@ std::string EventLine(const json::object& e)
     return prefix + kind + " " + json::serialize(data);
 }
 
+std::string LegacyLines(const json::value& run)
+{
+    const json::object& o = run.as_object();
+    auto it = o.find("legacy");
+    if (it == o.end() || !it->value().is_object()) return "";
+    const json::value& legacy = it->value();
+    return "  legacy:     agent " + Field(legacy, "agent") + ", ran in " + Field(legacy, "session_type") + "\n" +
+           "  story:      " + Field(legacy, "current_story") + "\n" +
+           "  workspace:  " + Field(legacy, "workspace_dir") + "\n";
+}
+
 std::string ServerLine(const json::object& s)
 {
     std::string state = Field(s, "state");

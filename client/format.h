@@ -17,6 +17,10 @@ std::string Field(const boost::json::value& object, const char* key);
 /// "12:03:44  #3  tool write: hello.txt" for a run event ({id, at, iteration, kind, data}).
 std::string EventLine(const boost::json::object& event);
 
+/// The lines of `ralph show` for what the earlier Python ralph recorded of an imported run (its
+/// `legacy` object: agent, how it ran, story, workspace); empty for ralph's own runs.
+std::string LegacyLines(const boost::json::value& run);
+
 /// The server line above `ralph status`.
 std::string ServerLine(const boost::json::object& server);
 

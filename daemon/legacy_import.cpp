@@ -22,14 +22,17 @@
 
 namespace ralph {
 
-const char* const kLegacyRequiredColumns[9] = {"task_name",  "task_dir",       "status",
-                                               "started_at", "updated_at",     "iteration",
-                                               "max_iterations", "server_port", "opencode_session_id"};
+const char* const kLegacyRequiredColumns[7] = {"task_name",  "task_dir",  "status",        "started_at",
+                                               "updated_at", "iteration", "max_iterations"};
 
 namespace {
 
 /// The loop worker's pid column, by the names versions of the earlier ralph used.
 const char* const kPidColumns[] = {"worker_pid", "pid", "loop_pid"};
+
+/// Columns that later versions of the earlier ralph added, read as NULL when absent.
+const char* const kOptionalColumns[] = {"server_port", "opencode_session_id", "agent",     "session_type",
+                                        "current_story", "workspace_dir",     "transport", "remote_host"};
 
 bool IsNumber(const std::string& s)
 {
@@ -192,6 +195,12 @@ bool DefaultWorkerAlive(int pid)
     return false;
 }
 
+int DefaultParentOf(int pid)
+{
+    auto st = ProcFs().Stat(pid);
+    return st && st->state != 'Z' ? st->ppid : 0;
+}
+
 std::string HumanStatus(const RunRow& r) { return r.status + (r.reason.empty() ? "" : " (" + r.reason + ")"); }
 
 }  // namespace
@@ -269,6 +278,7 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
     if (options.path.empty() || options.path[0] != '/')
         throw LegacyImportError(false, "the legacy database path must be absolute: '" + options.path + "'");
     auto worker_alive = options.worker_alive ? options.worker_alive : DefaultWorkerAlive;
+    auto parent_of = options.parent_of ? options.parent_of : DefaultParentOf;
 
     LegacyDb db(options.path);
     std::set<std::string> columns;
@@ -289,7 +299,8 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
     if (!missing.empty())
         throw LegacyImportError(false, "table 'sessions' of " + options.path + " lacks the column" +
                                            (missing.size() > 1 ? "s " : " ") + Join(missing, ", ") +
-                                           " that the earlier ralph wrote; nothing was imported");
+                                           ", which every version of the earlier ralph wrote; is it its "
+                                           "sessions.db? Nothing was imported");
     std::string pid_column;
     for (const char* c : kPidColumns)
         if (pid_column.empty() && columns.count(c)) pid_column = c;
@@ -300,14 +311,25 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
 
     std::vector<std::string> select;
     for (const char* c : kLegacyRequiredColumns) select.push_back(QuoteIdentifier(c));
+    for (const char* c : kOptionalColumns) {
+        // Before session_type (added with server_port) every loop ran in tmux, as the earlier ralph's
+        // own migration records; a table of another shape says nothing.
+        const bool tmux_era = std::string(c) == "session_type" && !columns.count("server_port");
+        const char* absent = tmux_era ? "'tmux'" : "NULL";
+        select.push_back(columns.count(c) ? QuoteIdentifier(c) : absent);
+    }
     select.push_back(pid_column.empty() ? "NULL" : QuoteIdentifier(pid_column));
+    // Until the earlier ralph had server_pid, an opencode-server loop's pid was its server's.
+    const bool pid_may_be_server = !columns.count("server_pid");
 
     std::vector<ImportedRun> runs;
     std::vector<std::size_t> entry_of_run;  // runs[i] reports into report.entries[entry_of_run[i]]
     db.Query("SELECT " + Join(select, ", ") + " FROM sessions ORDER BY rowid", [&](sqlite3_stmt* s) {
         Cell task_name = ReadCell(s, 0), task_dir = ReadCell(s, 1), status = ReadCell(s, 2),
              started = ReadCell(s, 3), updated = ReadCell(s, 4), iteration = ReadCell(s, 5),
-             max_iterations = ReadCell(s, 6), port = ReadCell(s, 7), session = ReadCell(s, 8), pid = ReadCell(s, 9);
+             max_iterations = ReadCell(s, 6), port = ReadCell(s, 7), session = ReadCell(s, 8), agent = ReadCell(s, 9),
+             session_type = ReadCell(s, 10), story = ReadCell(s, 11), workspace = ReadCell(s, 12),
+             transport = ReadCell(s, 13), remote_host = ReadCell(s, 14), pid = ReadCell(s, 15);
         LegacyEntry entry;
         entry.task_name = task_name.Text();
         entry.legacy_status = status.Text();
@@ -345,9 +367,19 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
             if (pid_column.empty())
                 return skip("running in the earlier ralph, and its table has no worker pid column to tell whether "
                             "it still runs; stop it there, then import again");
+            if (!transport.Text().empty() && transport.Text() != "local")
+                return skip("running in the earlier ralph on " +
+                            (remote_host.Text().empty() ? std::string("another machine") : remote_host.Text()) +
+                            " (transport " + transport.Text() +
+                            "), where ralph cannot see whether it still runs; stop it there, then import again");
             int worker = static_cast<int>(pid.Int());
             if (worker > 0 && worker_alive(worker))
                 return skip("still running in the earlier ralph (worker pid " + std::to_string(worker) +
+                            "); import again once it has ended");
+            const bool pid_is_server = worker > 0 && pid_may_be_server && session_type.Text() == "opencode-server";
+            if (int loop = pid_is_server ? parent_of(worker) : 0; loop > 0 && worker_alive(loop))
+                return skip("still running in the earlier ralph (worker pid " + std::to_string(loop) +
+                            ", which started its opencode serve, pid " + std::to_string(worker) +
                             "); import again once it has ended");
             r.status = "stopped";
             r.reason = "legacy_worker_gone";
@@ -365,6 +397,7 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
         r.max_iterations = static_cast<int>(std::clamp<int64_t>(max_iterations.Int(), r.iteration, INT_MAX));
         r.last_port = static_cast<int>(std::clamp<int64_t>(port.Int(), 0, 65535));  // history only, never live
         r.session_id = session.Text();
+        r.legacy = {agent.Text(), session_type.Text(), story.Text(), workspace.Text()};
         r.promise = "";
         r.max_consecutive_failures = 0;
         if (!r.session_id.empty()) {

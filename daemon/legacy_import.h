@@ -26,6 +26,10 @@ struct LegacyImportOptions {
     /// Whether the earlier ralph's loop worker with this pid still runs. Default: /proc shows a live
     /// process of this user whose command line mentions ralph (a reused pid is not mistaken for it).
     std::function<bool(int pid)> worker_alive;
+    /// The parent of a live process, 0 when it is gone. Default: /proc. Before it had a server_pid
+    /// column, the earlier ralph recorded an opencode-server loop under the pid of the `opencode
+    /// serve` it started, whose parent is the loop.
+    std::function<int(int pid)> parent_of;
 };
 
 /// What became of one legacy row.
@@ -45,8 +49,9 @@ struct LegacyImportReport {
     std::vector<std::string> warnings;
 };
 
-/// The columns the `sessions` table must have; others are optional.
-extern const char* const kLegacyRequiredColumns[9];
+/// The columns the `sessions` table must have (every version of the earlier ralph wrote them);
+/// the others are read when present.
+extern const char* const kLegacyRequiredColumns[7];
 
 /// Reads the legacy database and records each of its entries as a finished run, all in one
 /// transaction: completed, stopped and failed are kept; checkpointed becomes stopped (user); a

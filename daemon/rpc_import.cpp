@@ -64,8 +64,11 @@ const std::vector<RpcMethod>& ImportMethods()
           "`{path, imported, already_imported, skipped, entries: [{task, legacy_status, action, run, status, reason, "
           "message}], warnings}`; `action` is imported, already_imported or skipped (with why). completed, stopped "
           "and failed are kept; checkpointed becomes stopped (user); running with its worker gone becomes stopped "
-          "(legacy_worker_gone), with its worker alive it is skipped. Errors: -32001 `NOT_FOUND` (no such file), "
-          "-32602 for a file without the `sessions` table or its columns, naming what is missing"},
+          "(legacy_worker_gone), with its worker alive (or on another machine) it is skipped. Every schema of the "
+          "earlier ralph is read; columns it had not yet added are taken as empty. Imported runs keep "
+          "`legacy: {agent, session_type, current_story, workspace_dir}` in their run JSON (null for ralph's own "
+          "runs). Errors: -32001 `NOT_FOUND` (no such file), -32602 for a file without the `sessions` table or the "
+          "columns every version wrote, naming what is missing"},
          Legacy},
     };
     return methods;

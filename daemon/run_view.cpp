@@ -32,6 +32,13 @@ json::object RunJson(const RunRow& r, const std::optional<ServerEndpoint>& live)
         {"consecutive_failures", r.consecutive_failures},
         {"stop_requested", r.stop_requested.empty() ? json::value(nullptr) : json::value(r.stop_requested)},
     };
+    // What the earlier Python ralph recorded of an imported loop; null for ralph's own runs.
+    auto text_or_null = [](const std::string& s) { return s.empty() ? json::value(nullptr) : json::value(s); };
+    o["legacy"] = r.legacy.empty() ? json::value(nullptr)
+                                   : json::value(json::object{{"agent", text_or_null(r.legacy.agent)},
+                                                              {"session_type", text_or_null(r.legacy.session_type)},
+                                                              {"current_story", text_or_null(r.legacy.current_story)},
+                                                              {"workspace_dir", text_or_null(r.legacy.workspace_dir)}});
     return o;
 }
 

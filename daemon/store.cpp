@@ -101,6 +101,14 @@ CREATE TABLE managed_server (
 ALTER TABLE runs ADD COLUMN legacy_id TEXT;
 CREATE UNIQUE INDEX runs_by_legacy_id ON runs (legacy_id);
 )sql",
+    // 2 -> 3: what the earlier ralph recorded of an imported loop and ralph has no column for: its
+    // agent CLI (claude, opencode), how it ran (tmux, opencode-server), its story and workspace.
+    R"sql(
+ALTER TABLE runs ADD COLUMN legacy_agent TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN legacy_session_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN legacy_current_story TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN legacy_workspace_dir TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 static_assert(sizeof kMigrations / sizeof kMigrations[0] == RunStore::kSchemaVersion);
@@ -211,7 +219,8 @@ private:
 const char* kRunColumns =
     "id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, agent, promise, "
     "iteration_timeout_ms, max_consecutive_failures, consecutive_failures, stop_requested, started_at, "
-    "COALESCE(ended_at, 0), session_id, COALESCE(last_port, 0), tokens_in, tokens_out, cost";
+    "COALESCE(ended_at, 0), session_id, COALESCE(last_port, 0), tokens_in, tokens_out, cost, legacy_agent, "
+    "legacy_session_type, legacy_current_story, legacy_workspace_dir";
 
 template <typename S>
 RunRow ReadRun(S& s)
@@ -239,6 +248,10 @@ RunRow ReadRun(S& s)
     r.tokens_in = s.Int(19);
     r.tokens_out = s.Int(20);
     r.cost = s.Real(21);
+    r.legacy.agent = s.Text(22);
+    r.legacy.session_type = s.Text(23);
+    r.legacy.current_story = s.Text(24);
+    r.legacy.workspace_dir = s.Text(25);
     return r;
 }
 
@@ -509,24 +522,28 @@ std::vector<ImportOutcome> RunStore::ImportFinishedRuns(const std::vector<Import
     for (const ImportedRun& in : runs) {
         const RunRow& r = in.run;
         {
+            // Looked up first: an INSERT that conflicts would still consume an AUTOINCREMENT id.
+            Stmt s(*this, "SELECT id FROM runs WHERE legacy_id = ?");
+            s.Bind(in.legacy_id);
+            if (s.Step()) {
+                out.push_back({s.Int(0), false});
+                continue;
+            }
+        }
+        {
             Stmt s(*this,
                    "INSERT INTO runs (task_name, task_dir, project_root, status, reason, iteration, max_iterations, "
                    "model, agent, promise, iteration_timeout_ms, max_consecutive_failures, started_at, ended_at, "
-                   "session_id, last_port, tokens_in, tokens_out, cost, legacy_id) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT (legacy_id) DO NOTHING");
+                   "session_id, last_port, tokens_in, tokens_out, cost, legacy_id, legacy_agent, legacy_session_type, "
+                   "legacy_current_story, legacy_workspace_dir) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
             s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(r.status).Bind(r.reason).Bind(r.iteration)
                 .Bind(r.max_iterations).Bind(r.model).Bind(r.agent).Bind(r.promise).Bind(r.iteration_timeout_ms)
                 .Bind(r.max_consecutive_failures).Bind(r.started_at).BindNullableInt(r.ended_at).Bind(r.session_id)
-                .BindNullableInt(r.last_port).Bind(r.tokens_in).Bind(r.tokens_out).Bind(r.cost).Bind(in.legacy_id);
+                .BindNullableInt(r.last_port).Bind(r.tokens_in).Bind(r.tokens_out).Bind(r.cost).Bind(in.legacy_id)
+                .Bind(r.legacy.agent).Bind(r.legacy.session_type).Bind(r.legacy.current_story)
+                .Bind(r.legacy.workspace_dir);
             s.Step();
-        }
-        if (sqlite3_changes(db_) != 1) {
-            Stmt s(*this, "SELECT id FROM runs WHERE legacy_id = ?");
-            s.Bind(in.legacy_id);
-            if (!s.Step()) Fail("import: legacy_id neither inserted nor present");
-            out.push_back({s.Int(0), false});
-            continue;
         }
         int64_t id = sqlite3_last_insert_rowid(db_);
         for (const IterationRow& it : in.iterations) {

@@ -20,6 +20,15 @@ struct StoreError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+/// What the earlier Python ralph recorded of an imported loop; all empty for ralph's own runs.
+struct LegacyFields {
+    std::string agent;          ///< its agent CLI: claude, opencode, ...
+    std::string session_type;   ///< tmux or opencode-server
+    std::string current_story;  ///< the story it last worked on
+    std::string workspace_dir;
+    bool empty() const { return agent.empty() && session_type.empty() && current_story.empty() && workspace_dir.empty(); }
+};
+
 struct RunRow {
     int64_t id{0};
     std::string task_name, task_dir, project_root;
@@ -37,6 +46,7 @@ struct RunRow {
     int last_port{0};
     int64_t tokens_in{0}, tokens_out{0};
     double cost{0};
+    LegacyFields legacy;
 };
 
 struct IterationRow {
@@ -84,7 +94,7 @@ struct ImportOutcome {
 
 class RunStore {
 public:
-    static constexpr int kSchemaVersion = 2;
+    static constexpr int kSchemaVersion = 3;
 
     /// Opens (creating with mode 0600) and migrates the database. Throws StoreError with a
     /// message a user can act on, e.g. for a database written by a newer ralph.

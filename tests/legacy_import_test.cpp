@@ -5,18 +5,25 @@
 #include "daemon/legacy_import.h"
 #include "daemon/store.h"
 #include "tests/harness.h"
+#include "tests/legacy_session_schemas.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <csignal>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <set>
 
 namespace ralph {
 namespace {
 
 namespace fs = std::filesystem;
+using test::kLegacyEras;
+using test::LegacyColumns;
+using test::LegacyEra;
+using test::LegacyInsert;
 using test::ReadFile;
 using test::WriteFile;
 
@@ -250,6 +257,10 @@ TEST_F(UnitLegacyImport, ARunningEntryWithoutAPidColumnIsSkippedNotGuessed)
     EXPECT_EQ(report.imported, 1);
     EXPECT_EQ(report.skipped, 1);
     EXPECT_NE(EntryOf(report, "t").message.find("no worker pid column"), std::string::npos);
+    // A table of no known shape: how it ran is not claimed.
+    auto u = store_->GetRun(EntryOf(report, "u").run_id);
+    ASSERT_TRUE(u);
+    EXPECT_EQ(u->legacy.session_type, "");
 }
 
 TEST_F(UnitLegacyImport, AMissingTableOrColumnOrFileIsAClearError)
@@ -270,14 +281,17 @@ TEST_F(UnitLegacyImport, AMissingTableOrColumnOrFileIsAClearError)
 
     fs::remove(legacy_);
     MakeLegacy("CREATE TABLE sessions (task_name TEXT, task_dir TEXT, status TEXT, started_at TEXT, updated_at TEXT, "
-               "iteration INTEGER, max_iterations INTEGER);",
-               "INSERT INTO sessions VALUES ('t', '/p/tasks/t', 'completed', '1', '1', 1, 1);");
+               "server_port INTEGER);",
+               "INSERT INTO sessions VALUES ('t', '/p/tasks/t', 'completed', '1', '1', 14096);");
     try {
         Import();
-        FAIL() << "imported a table without server_port and opencode_session_id";
+        FAIL() << "imported a table without iteration and max_iterations";
     } catch (const LegacyImportError& e) {
         std::string msg = e.what();
-        EXPECT_NE(msg.find("lacks the columns server_port, opencode_session_id"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("lacks the columns iteration, max_iterations, which every version of the earlier ralph "
+                           "wrote"),
+                  std::string::npos)
+            << msg;
     }
     EXPECT_TRUE(store_->ListRuns("", 0).empty());
 
@@ -299,6 +313,178 @@ TEST_F(UnitLegacyImport, AMissingTableOrColumnOrFileIsAClearError)
             << e.what();
     }
     EXPECT_FALSE(fs::exists(legacy_));  // not created by opening it
+}
+
+
+// Every schema the earlier ralph's session.py created imports, keeping what it holds.
+class UnitLegacyImportEra : public UnitLegacyImport, public ::testing::WithParamInterface<LegacyEra> {};
+
+TEST_P(UnitLegacyImportEra, ImportsWhatItHoldsKeepsLegacyFieldsAndConsumesNoIdsAgain)
+{
+    MakeLegacy(GetParam().create, "");
+    auto columns = LegacyColumns(legacy_);
+    ASSERT_TRUE(columns.count("task_name")) << GetParam().commits;
+    const bool has_type = columns.count("session_type"), has_session = columns.count("opencode_session_id"),
+               has_remote = columns.count("transport"), has_workspace = columns.count("workspace_dir");
+    // A claude loop in tmux that finished, and an opencode loop whose worker is gone.
+    std::string rows =
+        LegacyInsert(columns, {{"task_name", "'story-loop'"},
+                               {"task_dir", "'/gone/proj/tasks/story-loop'"},
+                               {"pid", "4242"},
+                               {"tmux_session", "'ralph-story-loop'"},
+                               {"agent", "'claude'"},
+                               {"status", "'completed'"},
+                               {"started_at", "'2026-01-23T10:00:00.123456'"},
+                               {"updated_at", "'2026-01-23T11:00:00.654321'"},
+                               {"iteration", "3"},
+                               {"current_story", "'US-003: Add login'"},
+                               {"max_iterations", "10"},
+                               {"session_type", "'tmux'"},
+                               {"server_port", "NULL"},
+                               {"workspace_dir", "'/home/u/ws/proj'"},
+                               {"workspace_name", "'proj'"}}) +
+        LegacyInsert(columns, {{"task_name", "'orphan'"},
+                               {"task_dir", "'/gone/proj/tasks/orphan'"},
+                               {"pid", "4343"},
+                               {"tmux_session", "''"},
+                               {"agent", "'opencode'"},
+                               {"status", "'running'"},
+                               {"started_at", "'2026-01-24T10:00:00'"},
+                               {"updated_at", "'2026-01-24T10:05:00'"},
+                               {"iteration", "2"},
+                               {"current_story", "'US-001'"},
+                               {"max_iterations", "50"},
+                               {"session_type", "'opencode-server'"},
+                               {"server_port", "14100"},
+                               {"server_url", "'http://127.0.0.1:14100'"},
+                               {"opencode_session_id", "'ses_orphan'"}});
+    if (has_remote)
+        rows += LegacyInsert(columns, {{"task_name", "'remote'"},
+                                       {"task_dir", "'/gone/proj/tasks/remote'"},
+                                       {"pid", "4444"},
+                                       {"tmux_session", "''"},
+                                       {"agent", "'opencode'"},
+                                       {"status", "'running'"},
+                                       {"started_at", "'2026-01-25T10:00:00'"},
+                                       {"updated_at", "'2026-01-25T10:05:00'"},
+                                       {"transport", "'ziti'"},
+                                       {"remote_host", "'buildbox'"}});
+    MakeLegacy("", rows);
+
+    LegacyImportOptions options;
+    options.path = legacy_;
+    options.worker_alive = [](int) { return false; };
+    options.parent_of = [](int) { return 0; };
+    auto report = ImportLegacyDatabase(*store_, options);
+    EXPECT_EQ(report.imported, 2) << GetParam().commits;
+    EXPECT_EQ(report.skipped, has_remote ? 1 : 0) << GetParam().commits;
+    if (has_remote) {
+        const LegacyEntry& remote = EntryOf(report, "remote");
+        EXPECT_EQ(remote.action, "skipped");
+        EXPECT_NE(remote.message.find("on buildbox (transport ziti)"), std::string::npos) << remote.message;
+    }
+
+    auto story = store_->GetRun(EntryOf(report, "story-loop").run_id);
+    ASSERT_TRUE(story) << GetParam().commits;
+    EXPECT_EQ(story->status, "completed");
+    EXPECT_EQ(story->iteration, 3);
+    EXPECT_EQ(story->max_iterations, 10);
+    EXPECT_EQ(story->legacy.agent, "claude");
+    EXPECT_EQ(story->legacy.session_type, "tmux");  // before the column, every loop ran in tmux
+    EXPECT_EQ(story->legacy.current_story, "US-003: Add login");
+    EXPECT_EQ(story->legacy.workspace_dir, has_workspace ? "/home/u/ws/proj" : "");
+    EXPECT_EQ(story->session_id, "");
+    EXPECT_TRUE(store_->Iterations(story->id).empty());
+
+    auto orphan = store_->GetRun(EntryOf(report, "orphan").run_id);
+    ASSERT_TRUE(orphan) << GetParam().commits;
+    EXPECT_EQ(orphan->status, "stopped");
+    EXPECT_EQ(orphan->reason, "legacy_worker_gone");
+    EXPECT_EQ(orphan->legacy.agent, "opencode");
+    EXPECT_EQ(orphan->legacy.session_type, has_type ? "opencode-server" : "tmux");
+    EXPECT_EQ(orphan->legacy.current_story, "US-001");
+    EXPECT_EQ(orphan->last_port, has_type ? 14100 : 0);
+    EXPECT_EQ(orphan->session_id, has_session ? "ses_orphan" : "");
+
+    // Importing again imports nothing and consumes no run ids: the next run follows the last import.
+    int64_t last_id = std::max(story->id, orphan->id);
+    for (int i = 0; i < 3; ++i) {
+        auto again = ImportLegacyDatabase(*store_, options);
+        EXPECT_EQ(again.imported, 0);
+        EXPECT_EQ(again.already_imported, 2);
+    }
+    RunRow next;
+    next.task_name = "next";
+    next.task_dir = dir_ + "/repo/tasks/alive-task";
+    next.project_root = dir_ + "/repo";
+    next.started_at = NowMillis();
+    auto next_id = store_->InsertRun(next);
+    ASSERT_TRUE(next_id);
+    EXPECT_EQ(*next_id, last_id + 1) << GetParam().commits;
+}
+
+INSTANTIATE_TEST_SUITE_P(SessionPyHistory, UnitLegacyImportEra, ::testing::ValuesIn(kLegacyEras),
+                         [](const ::testing::TestParamInfo<LegacyEra>& era) {
+                             std::string name = era.param.commits;
+                             return name.substr(0, name.find(' '));
+                         });
+
+// Until server_pid (de9c682) and again until 3f4c2ce, session.py recorded an opencode-server loop
+// under the pid of the `opencode serve` it started: the loop is that process's parent. Real
+// processes stand in: a shell whose command line names ralph, with a child that is not ralph.
+TEST_F(UnitLegacyImport, AServerPidOfALiveLoopIsSkippedNotTakenForAGoneWorker)
+{
+    std::string child_pid_file = dir_ + "/child.pid";
+    pid_t loop = test::SpawnProgram({"/bin/sh", "-c", "sleep 600 & echo $! > \"$1\"; wait", "ralph-uv-loop",
+                                     child_pid_file},
+                                    {}, dir_ + "/loop.out", dir_ + "/loop.err");
+    ASSERT_GT(loop, 0);
+    ASSERT_TRUE(test::WaitFor([&] { return ReadFile(child_pid_file).find('\n') != std::string::npos; },
+                              std::chrono::seconds(10)))
+        << "the stand-in loop did not start its child";
+    int server = std::stoi(ReadFile(child_pid_file));
+    struct Reap {  // the stand-ins never outlive the test; 0 once they have ended
+        pid_t& loop;
+        int& server;
+        ~Reap()
+        {
+            if (server > 0) kill(server, SIGKILL);
+            if (loop > 0) {
+                kill(loop, SIGKILL);
+                test::WaitExit(loop, std::chrono::seconds(10));
+            }
+        }
+    } reap{loop, server};
+    MakeLegacy(kLegacyEras[4].create, "");
+    auto columns = LegacyColumns(legacy_);
+    MakeLegacy("", LegacyInsert(columns, {{"task_name", "'served'"},
+                                          {"task_dir", "'/gone/proj/tasks/served'"},
+                                          {"pid", std::to_string(server)},
+                                          {"tmux_session", "''"},
+                                          {"agent", "'opencode'"},
+                                          {"status", "'running'"},
+                                          {"started_at", "'2026-02-04T10:00:00'"},
+                                          {"updated_at", "'2026-02-04T10:05:00'"},
+                                          {"session_type", "'opencode-server'"},
+                                          {"server_port", "14096"},
+                                          {"opencode_session_id", "'ses_served'"}}));
+    LegacyImportOptions options;  // the real /proc checks
+    options.path = legacy_;
+    auto report = ImportLegacyDatabase(*store_, options);
+    const LegacyEntry& live = EntryOf(report, "served");
+    EXPECT_EQ(live.action, "skipped") << live.message;
+    EXPECT_NE(live.message.find("worker pid " + std::to_string(loop)), std::string::npos) << live.message;
+    EXPECT_TRUE(store_->ListRuns("", 0).empty());
+
+    // The loop ends (its server first): now it is history.
+    kill(server, SIGTERM);
+    ASSERT_EQ(test::WaitExit(loop, std::chrono::seconds(10)), 0);  // its `wait` reaped the server
+    server = 0;
+    loop = 0;
+    auto later = ImportLegacyDatabase(*store_, options);
+    const LegacyEntry& gone = EntryOf(later, "served");
+    EXPECT_EQ(gone.action, "imported") << gone.message;
+    EXPECT_EQ(gone.reason, "legacy_worker_gone");
 }
 
 TEST(UnitLegacyTime, UnixSecondsAndIsoText)
@@ -370,6 +556,48 @@ TEST(FunctionalImportLegacy, ImportsThroughTheCommandLineOnce)
     r = env.Ralph({"--json", "import-legacy", env.dir + "/old"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_EQ(boost::json::parse(r.out).at("error").at("name"), "INVALID_PARAMS") << r.out;
+}
+
+// The oldest schema (11 columns, a claude loop in tmux) through the real daemon and client: it is
+// imported, and `ralph show` tells it apart from an opencode run by what the earlier ralph recorded.
+TEST(FunctionalImportLegacy, AnElevenColumnTmuxLoopIsImportedAndShownAsItRan)
+{
+    test::TestEnv env;
+    std::string legacy = env.dir + "/old/sessions.db";
+    fs::create_directories(env.dir + "/old");
+    {
+        sqlite3* db = nullptr;
+        ASSERT_EQ(sqlite3_open(legacy.c_str(), &db), SQLITE_OK);
+        std::string sql = std::string(kLegacyEras[0].create) +
+                          "INSERT OR REPLACE INTO sessions (task_name, task_dir, pid, tmux_session, agent, status, "
+                          "started_at, updated_at, iteration, current_story, max_iterations) VALUES ('login', "
+                          "'/gone/proj/tasks/login', 1, 'ralph-login', 'claude', 'completed', "
+                          "'2026-01-23T10:00:00.5', '2026-01-23T11:00:00.5', 4, 'US-002: Login form', 50);";
+        ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+        sqlite3_close(db);
+    }
+    env.StartDaemon();
+    auto r = env.Ralph({"import-legacy", legacy});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("run 1: login, completed"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("imported 1 run(s)"), std::string::npos) << r.out;
+
+    r = env.Ralph({"show", "1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("legacy:     agent claude, ran in tmux"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("story:      US-002: Login form"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("workspace:  -"), std::string::npos) << r.out;
+
+    r = env.Ralph({"--json", "show", "1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto run = boost::json::parse(r.out);
+    ASSERT_TRUE(run.at("legacy").is_object()) << r.out;
+    EXPECT_EQ(run.at("legacy").at("agent"), "claude");
+    EXPECT_EQ(run.at("legacy").at("session_type"), "tmux");
+    EXPECT_EQ(run.at("legacy").at("current_story"), "US-002: Login form");
+    EXPECT_TRUE(run.at("legacy").at("workspace_dir").is_null());
+    EXPECT_TRUE(run.at("session_id").is_null());
+    EXPECT_TRUE(run.at("agent").is_null());  // ralph's own field (an opencode agent) is not the legacy CLI
 }
 
 }  // namespace
