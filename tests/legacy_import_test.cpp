@@ -423,7 +423,7 @@ TEST_P(UnitLegacyImportEra, ImportsWhatItHoldsKeepsLegacyFieldsAndConsumesNoIdsA
     EXPECT_EQ(*next_id, last_id + 1) << GetParam().commits;
 }
 
-INSTANTIATE_TEST_SUITE_P(SessionPyHistory, UnitLegacyImportEra, ::testing::ValuesIn(kLegacyEras),
+INSTANTIATE_TEST_SUITE_P(UnitSessionPyHistory, UnitLegacyImportEra, ::testing::ValuesIn(kLegacyEras),
                          [](const ::testing::TestParamInfo<LegacyEra>& era) {
                              std::string name = era.param.commits;
                              return name.substr(0, name.find(' '));
