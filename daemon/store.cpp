@@ -276,8 +276,9 @@ RunStore::RunStore(const std::string& path) : path_(path)
         throw StoreError("cannot open state database " + path + ": " +
                          (errno == ELOOP ? "it is a symbolic link (not followed)" : std::strerror(errno)));
     close(fd);
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
-                        nullptr) != SQLITE_OK) {
+    // Not SQLITE_OPEN_NOFOLLOW: it refuses a link anywhere in the path (a linked HOME); the open
+    // above has already refused a link in the file's own place.
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
         std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);
         db_ = nullptr;
