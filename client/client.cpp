@@ -1,13 +1,17 @@
 #include "client/client.h"
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "common/rpc_client.h"
+#include "common/text.h"
 
 #include <chrono>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
 #include <iostream>
+#include <optional>
+#include <vector>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -30,12 +34,32 @@ bool Client::DaemonAnswers()
         RpcClient probe(socket_path);
         auto reply = probe.Call("daemon.ping");
         return reply.contains("result");
+    } catch (const UntrustedSocket&) {
+        throw;
     } catch (const ConnectionError&) {
         return false;
+    } catch (const UnreadableReply&) {
+        return true;  // it answers, if badly: Call reports how
     }
 }
 
 void Client::Disconnect() { rpc_.reset(); }
+
+/// The bytes of a file from `offset` on ("" when it cannot be read).
+static std::string ReadFileFrom(const std::string& path, off_t offset)
+{
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = pread(fd, buf, sizeof buf, offset)) > 0) {
+        out.append(buf, static_cast<std::size_t>(n));
+        offset += n;
+    }
+    close(fd);
+    return out;
+}
 
 /// ralphd beside this ralph binary when there is one, else ralphd on PATH.
 static std::string DaemonBinary()
@@ -51,42 +75,93 @@ static std::string DaemonBinary()
     return "ralphd";
 }
 
+/// The last lines a starting ralphd wrote (they say why it stopped), indented and printable.
+static std::string DaemonOutputTail(const std::string& text)
+{
+    std::vector<std::string> lines;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t nl = text.find('\n', pos);
+        std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        if (!line.empty()) lines.push_back(Printable(line.substr(0, 400)));
+        pos = nl == std::string::npos ? text.size() : nl + 1;
+    }
+    std::string out;
+    for (std::size_t i = lines.size() > 5 ? lines.size() - 5 : 0; i < lines.size(); ++i) out += "\n  " + lines[i];
+    return out;
+}
+
 void Client::StartDaemon()
 {
     std::string state_dir = DefaultStateDir();
     MakeDirs(state_dir, 0700);
     std::string log_path = state_dir + "/ralphd.log";
     std::string binary = DaemonBinary();
+    // Its output goes to the log; when the log cannot be written (a read-only state directory),
+    // to a pipe, so that its reason for stopping can still be shown.
+    int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    std::string log_error = log_fd < 0 ? std::strerror(errno) : "";
+    off_t log_start = log_fd >= 0 ? lseek(log_fd, 0, SEEK_END) : 0;
+    int pipe_fds[2] = {-1, -1};
+    if (log_fd < 0 && pipe2(pipe_fds, O_CLOEXEC) != 0) pipe_fds[0] = pipe_fds[1] = -1;
     pid_t pid = fork();
     if (pid < 0) throw ConnectionError(std::string("cannot start ralphd: fork: ") + std::strerror(errno));
     if (pid == 0) {
         setsid();
         int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        int out_fd = log_fd >= 0 ? log_fd : pipe_fds[1];
         if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
-        if (log_fd >= 0) {
-            dup2(log_fd, STDOUT_FILENO);
-            dup2(log_fd, STDERR_FILENO);
+        if (out_fd >= 0) {
+            dup2(out_fd, STDOUT_FILENO);
+            dup2(out_fd, STDERR_FILENO);
         }
         execlp(binary.c_str(), binary.c_str(), "--socket", socket_path.c_str(), static_cast<char*>(nullptr));
         dprintf(STDERR_FILENO, "ralph: cannot execute %s: %s\n", binary.c_str(), std::strerror(errno));
         _exit(127);
     }
+    if (log_fd >= 0) close(log_fd);
+    if (pipe_fds[1] >= 0) close(pipe_fds[1]);
+    if (pipe_fds[0] >= 0) fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
+    std::string piped;
+    auto drain = [&] {
+        char buf[4096];
+        ssize_t n;
+        while (pipe_fds[0] >= 0 && (n = read(pipe_fds[0], buf, sizeof buf)) > 0) piped.append(buf, static_cast<std::size_t>(n));
+    };
+    auto close_pipe = [&] {
+        if (pipe_fds[0] >= 0) close(pipe_fds[0]);  // a daemon that runs on finds its stderr closed: SIGPIPE is ignored
+        pipe_fds[0] = -1;
+    };
     // Several clients may start a daemon at once; the instance lock lets one win and the others
     // exit, so keep waiting for the socket even when our own child gave up.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     std::optional<std::chrono::steady_clock::time_point> child_exit;
     int status = 0;
     while (std::chrono::steady_clock::now() < deadline) {
-        if (DaemonAnswers()) return;
+        drain();
+        if (DaemonAnswers()) {
+            close_pipe();
+            return;
+        }
         if (!child_exit && waitpid(pid, &status, WNOHANG) == pid) {
             child_exit = std::chrono::steady_clock::now();
         }
         if (child_exit && std::chrono::steady_clock::now() - *child_exit > std::chrono::seconds(3)) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    throw ConnectionError("started " + binary + " but it did not answer on " + socket_path +
-                          "; see its log " + log_path);
+    drain();
+    close_pipe();
+    std::string output = log_error.empty() ? ReadFileFrom(log_path, log_start) : piped;
+    std::string message = "started " + binary + " but it did not answer on " + socket_path;
+    if (child_exit) {
+        message += WIFEXITED(status) ? "; it exited with status " + std::to_string(WEXITSTATUS(status))
+                                     : "; it was killed by signal " + std::to_string(WTERMSIG(status));
+    }
+    std::string tail = DaemonOutputTail(output);
+    if (!tail.empty()) message += ". It said:" + tail + "\n";
+    if (!log_error.empty()) message += (tail.empty() ? "; " : "") + std::string("its log ") + log_path + " cannot be written: " + log_error;
+    else message += (tail.empty() ? "; see its log " : "Its log: ") + log_path;
+    throw ConnectionError(message);
 }
 
 void Client::Connect()
@@ -95,6 +170,8 @@ void Client::Connect()
     try {
         rpc_ = std::make_unique<RpcClient>(socket_path);
         return;
+    } catch (const UntrustedSocket&) {
+        throw;  // starting a daemon there would not help
     } catch (const ConnectionError& e) {
         if (!autostart) throw;
     }
@@ -111,7 +188,13 @@ RpcClient& Client::Connection()
 json::value Client::Call(const std::string& method, json::value params)
 {
     Connect();
-    json::object reply = rpc_->Call(method, std::move(params));
+    json::object reply;
+    try {
+        reply = rpc_->Call(method, std::move(params));
+    } catch (const UnreadableReply& e) {
+        // ralphd is reachable, so not exit 3 with "start it": an error of the daemon (exit 1).
+        throw DaemonError(kInternalError, std::string(e.what()) + "; this is a bug in ralphd: please report it");
+    }
     if (auto* err = reply.if_contains("error")) {
         const json::object& e = err->as_object();
         int code = e.contains("code") && e.at("code").is_int64() ? static_cast<int>(e.at("code").as_int64()) : 0;

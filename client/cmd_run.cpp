@@ -1,6 +1,7 @@
 // ralph run | status | show | logs | stop | tasks
 #include "client/commands.h"
 #include "client/format.h"
+#include "common/text.h"
 
 #include <iostream>
 
@@ -134,9 +135,9 @@ int Show(Client& client, const std::vector<std::string>& args)
     }
     std::string status = Field(run, "status");
     if (Field(run, "reason") != "-") status += " (" + Field(run, "reason") + ")";
-    std::cout << "run " << Field(run, "id") << ": " << Field(run, "task") << ", " << status << "\n"
-              << "  task:       " << Field(run, "task_dir") << "\n"
-              << "  project:    " << Field(run, "project") << "\n"
+    std::cout << "run " << Field(run, "id") << ": " << Printable(Field(run, "task")) << ", " << status << "\n"
+              << "  task:       " << Printable(Field(run, "task_dir")) << "\n"
+              << "  project:    " << Printable(Field(run, "project")) << "\n"
               << "  iteration:  " << Iter(run) << "\n"
               << "  model:      " << Field(run, "model") << (Field(run, "agent") != "-" ? ", agent " + Field(run, "agent") : "") << "\n"
               << "  started:    " << HumanTime(run.at("started_at").as_int64()) << " (" << Duration(run) << ")\n"

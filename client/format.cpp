@@ -3,6 +3,7 @@
 #include "client/client.h"
 #include "common/jsonrpc.h"
 #include "common/rpc_client.h"
+#include "common/text.h"
 
 #include <chrono>
 #include <iostream>
@@ -12,8 +13,14 @@ namespace ralph {
 
 namespace json = boost::json;
 
-void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows)
+void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& raw_rows)
 {
+    // Cells hold names from the file system: never let one move the cursor or forge a line.
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& raw : raw_rows) {
+        rows.emplace_back();
+        for (const auto& cell : raw) rows.back().push_back(Printable(cell));
+    }
     std::vector<std::size_t> width(headers.size());
     for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
     for (const auto& row : rows)

@@ -8,7 +8,8 @@
 
 namespace ralph {
 
-/// Prints rows under headers, columns padded to their widest cell.
+/// Prints rows under headers, columns padded to their widest cell; control characters in cells
+/// are shown escaped (Printable).
 void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
 
 /// The text of a JSON field: strings as they are, null as "-", numbers and the rest serialised.

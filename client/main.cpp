@@ -105,6 +105,9 @@ int main(int argc, char** argv)
                 {"error", {{"code", e.code}, {"name", RpcCodeName(e.code)}, {"message", e.what()}}}});
         std::cerr << "ralph: " << e.what() << "\n";
         return kExitDaemonError;
+    } catch (const UntrustedSocket& e) {
+        std::cerr << "ralph: " << e.what() << ".\n";
+        return kExitUnreachable;
     } catch (const ConnectionError& e) {
         std::cerr << "ralph: cannot reach ralphd: " << e.what() << "\n"
                   << "Start it with 'ralphd' (or 'systemctl --user start ralphd.socket')"

@@ -1,6 +1,7 @@
 #include "common/paths.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sys/stat.h>
@@ -20,11 +21,46 @@ static std::string Home()
     return home.empty() ? "/tmp" : home;
 }
 
+std::string DefaultSocketDir()
+{
+    if (auto v = GetEnv("XDG_RUNTIME_DIR"); !v.empty()) return v + "/ralph";
+    return "/tmp/ralph-" + std::to_string(getuid());
+}
+
 std::string DefaultSocketPath()
 {
     if (auto v = GetEnv("RALPH_SOCKET"); !v.empty()) return v;
-    if (auto v = GetEnv("XDG_RUNTIME_DIR"); !v.empty()) return v + "/ralph/ralphd.sock";
-    return "/tmp/ralph-" + std::to_string(getuid()) + "/ralphd.sock";
+    return DefaultSocketDir() + "/ralphd.sock";
+}
+
+std::string CheckPrivateDir(const std::string& dir, bool missing_ok)
+{
+    struct stat st {};
+    if (lstat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT && missing_ok) return "";
+        return "cannot use the socket directory " + dir + ": " + std::strerror(errno);
+    }
+    std::string why;
+    if (S_ISLNK(st.st_mode)) why = "it is a symbolic link";
+    else if (!S_ISDIR(st.st_mode)) why = "it is not a directory";
+    else if (st.st_uid != getuid())
+        why = "it belongs to uid " + std::to_string(st.st_uid) + ", not to you (uid " + std::to_string(getuid()) + ")";
+    else if ((st.st_mode & 022) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        why = std::string("others may write to it (mode ") + mode + ")";
+    }
+    if (why.empty()) return "";
+    return "refusing the socket directory " + dir + ": " + why +
+           "; someone else may have made it to take your requests. Remove it (or set XDG_RUNTIME_DIR"
+           " or --socket elsewhere) and try again";
+}
+
+std::string CheckSocketDir(const std::string& socket_path, bool missing_ok)
+{
+    std::string dir = DirName(socket_path);
+    if (dir != DefaultSocketDir()) return "";
+    return CheckPrivateDir(dir, missing_ok);
 }
 
 std::string DefaultStateDir()

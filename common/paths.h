@@ -7,6 +7,18 @@ namespace ralph {
 
 /// $RALPH_SOCKET, else $XDG_RUNTIME_DIR/ralph/ralphd.sock, else /tmp/ralph-<uid>/ralphd.sock.
 std::string DefaultSocketPath();
+/// $XDG_RUNTIME_DIR/ralph, else /tmp/ralph-<uid>: the directory of the default socket.
+std::string DefaultSocketDir();
+
+/// Why `dir` may not hold ralph's socket, or "": it must be a directory itself (not a symbolic
+/// link), owned by this user, and writable by no one else. `missing_ok`: a directory that does
+/// not exist passes. The message names the directory and says what to do.
+std::string CheckPrivateDir(const std::string& dir, bool missing_ok);
+
+/// CheckPrivateDir for the socket's directory when it is the default one, the one another user
+/// could have created first (/tmp is shared); "" for a directory the user chose.
+std::string CheckSocketDir(const std::string& socket_path, bool missing_ok);
+
 /// $RALPH_STATE_DIR, else $XDG_STATE_HOME/ralph, else ~/.local/state/ralph.
 std::string DefaultStateDir();
 /// $RALPH_CONFIG, else $XDG_CONFIG_HOME/ralph/ralphd.conf, else ~/.config/ralph/ralphd.conf.

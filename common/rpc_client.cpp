@@ -1,6 +1,8 @@
 #include "common/rpc_client.h"
 
 #include "common/jsonrpc.h"
+#include "common/paths.h"
+#include "common/text.h"
 
 #include <cerrno>
 #include <cstring>
@@ -37,9 +39,23 @@ static int ConnectUnix(const std::string& path, int* error)
 
 RpcClient::RpcClient(const std::string& socket_path) : path_(socket_path)
 {
+    if (auto why = CheckSocketDir(socket_path, true); !why.empty()) throw UntrustedSocket(why);
     int error = 0;
     fd_ = ConnectUnix(socket_path, &error);
     if (fd_ < 0) throw ConnectionError("cannot connect to " + socket_path + ": " + std::strerror(error));
+    // Before anything is sent: our requests (and what we print of the answers) are for our own
+    // ralphd only, never for a listener another user put in our way.
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || peer.uid != getuid()) {
+        std::string who = len == sizeof peer ? "uid " + std::to_string(peer.uid) + " (pid " + std::to_string(peer.pid) + ")"
+                                             : std::string("an unknown user");
+        close(fd_);
+        fd_ = -1;
+        throw UntrustedSocket("refusing " + socket_path + ": the process listening on it runs as " + who +
+                              ", not as you (uid " + std::to_string(getuid()) +
+                              "); nothing was sent. Use your own socket (--socket or RALPH_SOCKET)");
+    }
 }
 
 RpcClient::~RpcClient()
@@ -106,7 +122,10 @@ json::object RpcClient::Call(const std::string& method, json::value params,
         if (!line) throw ConnectionError("ralphd closed the connection (" + path_ + ")");
         boost::system::error_code ec;
         json::value v = json::parse(*line, ec);
-        if (ec || !v.is_object()) throw ConnectionError("ralphd sent an unreadable reply: " + line->substr(0, 200));
+        if (ec || !v.is_object())
+            throw UnreadableReply("ralphd (" + path_ + ") sent a reply that is not a JSON-RPC message (" +
+                                  (ec ? ec.message() : std::string("not an object")) + "): " +
+                                  Printable(line->substr(0, 200)));
         json::object& o = v.as_object();
         if (!o.contains("id")) {
             if (on_notification) on_notification(o);

@@ -18,16 +18,29 @@ struct ConnectionError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+/// The socket may not be trusted: its directory could have been made by another user, or the
+/// process listening on it runs as another user. Nothing was sent.
+struct UntrustedSocket : ConnectionError {
+    using ConnectionError::ConnectionError;
+};
+
+/// Something answered but not with a JSON-RPC message: ralphd is there, yet its reply is broken.
+struct UnreadableReply : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 class RpcClient {
 public:
-    /// Connects to the socket; throws ConnectionError naming the path and the reason.
+    /// Connects to the socket; throws ConnectionError naming the path and the reason, or
+    /// UntrustedSocket when its directory or the listening process is not this user's.
     explicit RpcClient(const std::string& socket_path);
     ~RpcClient();
     RpcClient(const RpcClient&) = delete;
     RpcClient& operator=(const RpcClient&) = delete;
 
     /// Sends a request and returns the whole response object (with "result" or "error").
-    /// Notifications that arrive first go to on_notification. Throws ConnectionError.
+    /// Notifications that arrive first go to on_notification. Throws ConnectionError, or
+    /// UnreadableReply when a line is not a JSON object.
     boost::json::object Call(const std::string& method, boost::json::value params = nullptr,
                              const std::function<void(const boost::json::object&)>& on_notification = {});
 

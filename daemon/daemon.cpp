@@ -53,9 +53,12 @@ bool Daemon::TakeInstanceLock()
 {
     lock_path_ = options_.socket_path + ".lock";
     for (int attempt = 0; attempt < 10; ++attempt) {
-        int fd = open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        // O_NOFOLLOW: a symbolic link put here would have us write our pid into its target.
+        int fd = open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0) {
-            Log(LogLevel::Error) << "cannot open lock file " << lock_path_ << ": " << std::strerror(errno);
+            Log(LogLevel::Error) << "cannot open lock file " << lock_path_ << ": "
+                                 << (errno == ELOOP ? "it is a symbolic link (not followed); remove it if you did not make it"
+                                                    : std::strerror(errno));
             return false;
         }
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -69,7 +72,7 @@ bool Daemon::TakeInstanceLock()
         }
         // A daemon that was exiting may have unlinked the file we opened: then lock the new one.
         struct stat held {}, now {};
-        if (fstat(fd, &held) != 0 || stat(lock_path_.c_str(), &now) != 0 || held.st_ino != now.st_ino) {
+        if (fstat(fd, &held) != 0 || lstat(lock_path_.c_str(), &now) != 0 || held.st_ino != now.st_ino) {
             close(fd);
             continue;
         }
@@ -166,6 +169,10 @@ int Daemon::Open()
 
     std::string socket_dir = DirName(options_.socket_path);
     if (auto err = MakeDirs(socket_dir, 0700); !err.empty()) {
+        Log(LogLevel::Error) << err;
+        return 1;
+    }
+    if (auto err = CheckSocketDir(options_.socket_path, false); !err.empty()) {
         Log(LogLevel::Error) << err;
         return 1;
     }

@@ -73,16 +73,22 @@ asio::awaitable<std::optional<std::string>> HandleLine(const RpcTable& table, Ca
     jsonrpc::Message msg = jsonrpc::Parse(line);
     if (msg.error) co_return jsonrpc::Encode(false, {*msg.error});
     std::vector<json::object> replies;
-    for (auto& item : msg.items) {
+    std::vector<std::string> id_texts;  // aligned with replies
+    for (std::size_t i = 0; i < msg.items.size(); ++i) {
+        auto& item = msg.items[i];
         if (auto* error = std::get_if<json::object>(&item)) {
             replies.push_back(std::move(*error));
+            id_texts.push_back(msg.id_texts[i]);
             continue;
         }
         auto& req = std::get<jsonrpc::Request>(item);
         json::object reply = co_await Dispatch(table, ctx, req);
-        if (!req.notification) replies.push_back(std::move(reply));
+        if (!req.notification) {
+            replies.push_back(std::move(reply));
+            id_texts.push_back(msg.id_texts[i]);
+        }
     }
-    co_return jsonrpc::Encode(msg.batch, std::move(replies));
+    co_return jsonrpc::Encode(msg.batch, std::move(replies), id_texts);
 }
 
 std::string ParamString(const json::object& params, const char* name, const std::string& fallback)

@@ -214,7 +214,7 @@ struct ServerSupervisor::OutputLog {
 
     void Open()
     {
-        fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0) {
             if (!warned) Log(LogLevel::Warning) << "cannot write " << path << ": " << std::strerror(errno);
             warned = true;

@@ -47,7 +47,7 @@ public:
     {
         CallContext ctx{server_.daemon_,
                         [this](json::object n) -> asio::awaitable<void> {
-                            if (!co_await Write(json::serialize(n) + "\n")) throw ClientGone();
+                            if (!co_await Write(jsonrpc::ValidUtf8Line(json::serialize(n) + "\n"))) throw ClientGone();
                         },
                         {}};
         char buf[16384];

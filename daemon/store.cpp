@@ -283,9 +283,14 @@ IterationRow ReadIteration(S& s)
 RunStore::RunStore(const std::string& path) : path_(path)
 {
     // Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
-    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) throw StoreError("cannot open state database " + path + ": " + std::strerror(errno));
+    // Never through a symbolic link (someone else's file could become our database).
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        throw StoreError("cannot open state database " + path + ": " +
+                         (errno == ELOOP ? "it is a symbolic link (not followed)" : std::strerror(errno)));
     close(fd);
+    // Not SQLITE_OPEN_NOFOLLOW: it refuses a link anywhere in the path (a linked HOME); the open
+    // above has already refused a link in the file's own place.
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
         std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);

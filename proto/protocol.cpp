@@ -55,6 +55,10 @@ void CheckParams(const MethodSpec& spec, const json::value& params)
             throw RpcError(kInvalidParams, std::string("invalid params: '") + p->name + "' must be " +
                                                (p->type == ParamType::Integer ? "an " : "a ") + ParamTypeName(p->type) +
                                                ", got " + json::serialize(value).substr(0, 80));
+        // Paths reach the system as C strings: "/etc\0x" would be checked and used as "/etc".
+        if (value.is_string() && value.as_string().find('\0') != json::string::npos)
+            throw RpcError(kInvalidParams, std::string("invalid params: '") + p->name +
+                                               "' holds a NUL byte (\\u0000); remove it");
     }
     for (const auto& p : spec.params) {
         if (!p.required) continue;
@@ -71,7 +75,9 @@ std::string RenderProtocolMarkdown(const std::vector<const MethodSpec*>& methods
     out << "# ralphd socket protocol\n\n"
         << "Generated from the method table by `ralphd --protocol-doc`; a test keeps this file in step.\n\n"
         << "JSON-RPC 2.0 over a Unix stream socket, one message per line (`\\n`), at most 1 MiB a line.\n"
-        << "Parameters are named (an object). Unknown parameters are refused with -32602.\n\n"
+        << "Parameters are named (an object). Unknown parameters, and strings holding a NUL byte, are\n"
+        << "refused with -32602. Replies are always valid UTF-8: bytes that are not (in a file name, say)\n"
+        << "are replaced with U+FFFD. The response id is the request's id as it was sent.\n\n"
         << "| code | name |\n|---|---|\n";
     for (int code : {kParseError, kInvalidRequest, kMethodNotFound, kInvalidParams, kInternalError, kNotFound,
                      kTaskNotFound, kAlreadyRunning, kInvalidState, kServerUnavailable, kWarmingUp})

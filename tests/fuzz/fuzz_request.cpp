@@ -1,8 +1,10 @@
 // Fuzz target: the request path, from bytes on the socket to the reply line, against a real Daemon.
 #include "tests/fuzz/fuzz_targets.h"
 
+#include "common/json_util.h"
 #include "common/jsonrpc.h"
 #include "common/line_framer.h"
+#include "common/text.h"
 #include "daemon/daemon.h"
 #include "daemon/rpc_table.h"
 
@@ -48,6 +50,14 @@ struct World {
         Write(std::string(kProject) + "/tasks/broken/prd.json", "{\"userStories\": [1,,]}");
         Write(std::string(kProject) + "/tasks/ini/prompt.md", "x\n");
         Write(std::string(kProject) + "/tasks/ini/ralph.ini", "[run]\nmax_iterations = 2\nmodel = a/b\n");
+        // Names and contents that are not UTF-8 (issue 11): a task named with byte 0xff, one
+        // reached through a link to such a directory, and a binary ralph.ini.
+        Write(std::string(kProject) + "/tasks/bad\xff" "name/prompt.md", "x\n");
+        Write(dir + "/real\xfe" "dir/prompt.md", "x\n");
+        fs::remove(std::string(kProject) + "/tasks/link");
+        fs::create_directory_symlink(dir + "/real\xfe" "dir", std::string(kProject) + "/tasks/link");
+        Write(std::string(kProject) + "/tasks/binary/prompt.md", "x\n");
+        Write(std::string(kProject) + "/tasks/binary/ralph.ini", "\xff\xfe[run]\nmodel = \xff\x01/\xc0\n");
 
         DaemonOptions options;
         options.socket_path = dir + "/run/ralphd.sock";
@@ -109,6 +119,7 @@ void CheckReply(const std::string& line, const std::string& reply)
         std::abort();
     };
     if (reply.empty() || reply.back() != '\n' || reply.find('\n') != reply.size() - 1) fail("reply is not one line");
+    if (!IsValidUtf8(reply)) fail("reply is not UTF-8");
     boost::system::error_code ec;
     json::value v = json::parse(reply, ec);
     if (ec) fail("reply is not JSON");
@@ -134,6 +145,57 @@ void CheckReply(const std::string& line, const std::string& reply)
     }
 }
 
+/// The error code of a single reply, or 0 when it is a result.
+int64_t ReplyCode(const std::string& reply)
+{
+    json::value v = json::parse(reply);
+    const json::value* code = v.is_object() ? At(v, "error", "code") : nullptr;
+    return code && code->is_int64() ? code->as_int64() : 0;
+}
+
+/// The line again with every string parameter, one at a time, given a NUL byte and a byte that
+/// is not UTF-8 (issue 11): a NUL is refused by the parameter spec (never a result), and raw
+/// invalid UTF-8 is no JSON (a parse error).
+void DispatchWithBadStrings(World& w, const std::string& line)
+{
+    boost::system::error_code ec;
+    json::value v = json::parse(line, ec);
+    if (ec || !v.is_object()) return;
+    json::value* params = v.as_object().if_contains("params");
+    if (!params || !params->is_object()) return;
+    std::vector<std::string> keys;
+    for (const auto& [key, value] : params->as_object())
+        if (value.is_string()) keys.emplace_back(key);
+    for (const std::string& key : keys) {
+        json::value copy = v;
+        json::string& text = copy.at("params").at(key).as_string();
+        std::string original(text);
+        text = original.substr(0, original.size() / 2) + std::string(1, '\0') + original.substr(original.size() / 2);
+        std::string with_nul = json::serialize(copy);
+        if (auto reply = Dispatch(w, with_nul)) {
+            CheckReply(with_nul, *reply);
+            if (ReplyCode(*reply) == 0) {
+                std::fprintf(stderr, "fuzz_request: a NUL byte in '%s' got a result\nrequest: %s\nreply: %s\n",
+                             key.c_str(), with_nul.c_str(), reply->c_str());
+                std::abort();
+            }
+        }
+        text = original + "\x01";  // serialised as \u0001; replaced below by a raw 0xff
+        std::string with_ff = json::serialize(copy);
+        auto at = with_ff.find("\\u0001");
+        if (at == std::string::npos) continue;
+        with_ff.replace(at, 6, "\xff");
+        if (auto reply = Dispatch(w, with_ff)) {
+            CheckReply(with_ff, *reply);
+            if (ReplyCode(*reply) != -32700) {
+                std::fprintf(stderr, "fuzz_request: raw 0xff in '%s' was not a parse error\nreply: %s\n", key.c_str(),
+                             reply->c_str());
+                std::abort();
+            }
+        }
+    }
+}
+
 }  // namespace
 
 int Request(const uint8_t* data, std::size_t size)
@@ -151,6 +213,7 @@ int Request(const uint8_t* data, std::size_t size)
             if (!line->empty() && line->back() == '\r') line->pop_back();
             if (line->find_first_not_of(" \t") == std::string::npos) continue;
             if (auto reply = Dispatch(w, *line)) CheckReply(*line, *reply);
+            DispatchWithBadStrings(w, *line);
         }
     }
     return 0;

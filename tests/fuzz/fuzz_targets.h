@@ -42,7 +42,8 @@ int Request(const uint8_t* data, std::size_t size);
 int Events(const uint8_t* data, std::size_t size);
 
 /// A task's files: prd.json, ralph.ini (and ralphd.conf), the prompt template and its rendering,
-/// and the completion promise search. The first byte picks which.
+/// and the completion promise search. The first byte picks which; 0xff: a task directory named
+/// by the rest (bytes that are not UTF-8 included).
 int Task(const uint8_t* data, std::size_t size);
 
 }  // namespace ralph::fuzz

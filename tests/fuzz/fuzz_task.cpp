@@ -1,7 +1,9 @@
-// Fuzz target: the files a user writes into a task (and ralphd.conf). The first byte picks the
-// file; the rest is its content.
+// Fuzz target: the files a user writes into a task (and ralphd.conf), and task names. The first
+// byte picks the file (0xff: a task directory named by the rest); the rest is its content.
 #include "tests/fuzz/fuzz_targets.h"
 
+#include "common/jsonrpc.h"
+#include "common/text.h"
 #include "daemon/config.h"
 #include "daemon/loop_engine.h"
 #include "daemon/task.h"
@@ -58,6 +60,35 @@ void CheckRunSettings(const RunSettings& r)
         Fail("a model that is not provider/model");
 }
 
+/// A task whose directory is named by the input (bytes that are not UTF-8 included; '/' and NUL,
+/// which no file name holds, become '_'): it is listed and resolved under that very name, and
+/// what a reply would carry of it is valid UTF-8 once made so (issue 11).
+void TaskNamed(World& w, std::string_view bytes)
+{
+    std::string name(bytes.substr(0, 200));
+    for (char& c : name)
+        if (c == '/' || c == '\0') c = '_';
+    if (name.empty() || name == "." || name == ".." || name == "t") return;
+    std::string dir = w.dir + "/proj/tasks/" + name;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return;  // too long a name, say
+    Write(dir + "/prompt.md", "x\n");
+    bool listed = false;
+    for (const ralph::Task& t : ListTasks(w.dir + "/proj"))
+        if (t.name == name) listed = true;
+    if (!listed) Fail("a task directory was not listed under its name");
+    ralph::Task resolved = ResolveTask(name, w.dir + "/proj");
+    if (resolved.name != name) Fail("a task resolved to another name");
+    std::string line = jsonrpc::ValidUtf8Line(
+        boost::json::serialize(boost::json::object{{"name", resolved.name}, {"task_dir", resolved.dir}}));
+    if (!IsValidUtf8(line)) Fail("a task's name made UTF-8 is not");
+    boost::system::error_code perr;
+    (void)boost::json::parse(line, perr);
+    if (perr) Fail("a task's name made UTF-8 is no JSON");
+    fs::remove_all(dir, ec);
+}
+
 }  // namespace
 
 int Task(const uint8_t* data, std::size_t size)
@@ -65,6 +96,10 @@ int Task(const uint8_t* data, std::size_t size)
     if (size == 0) return 0;
     World& w = TheWorld();
     std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+    if (data[0] == 0xff) {
+        TaskNamed(w, rest);
+        return 0;
+    }
     switch (data[0] % 4) {
     case 0: {  // prd.json
         Write(w.task.dir + "/prd.json", rest);
