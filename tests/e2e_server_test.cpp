@@ -28,8 +28,8 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 /// A private environment whose managed server uses ports base..base+9, from a block of ten free
-/// ports the harness reserves; returns base.
-int UseOpencode(TestEnv& env, const std::string& health_interval = "1s")
+/// ports the harness reserves; returns base. Health checks as by default (every 5 s).
+int UseOpencode(TestEnv& env, const std::string& health_interval = "5s")
 {
     int base = env.ReservePorts(10);
     EXPECT_EQ(access(OpencodeBinary().c_str(), X_OK), 0)
@@ -147,6 +147,11 @@ std::string PasswordOf(int pid)
 
 std::string Auth(int pid) { return "Basic " + Base64("opencode:" + PasswordOf(pid)); }
 
+/// While opencode bootstraps a directory's instance (the shell request's first use of it) it may
+/// not answer /global/health for seconds on a loaded machine; with checks every second ralphd
+/// rightly restarted it under the test. The tests of tool processes are not about health checks.
+constexpr const char* kToolTestHealthInterval = "60s";
+
 /// Tool processes started through the server's shell endpoint, and the request that runs them.
 struct ToolProcesses {
     ToolProcesses() = default;
@@ -166,7 +171,7 @@ struct ToolProcesses {
 
 /// Starts `sleep 300` through the server's shell endpoint, plus a `sleep 301` that escapes into its
 /// own session, and waits (however long opencode takes, up to a deadline) until both run.
-void StartToolProcesses(ToolProcesses& tools, int server_pid, int port, const std::string& project)
+void StartToolProcesses(ToolProcesses& tools, const TestEnv& env, int server_pid, int port, const std::string& project)
 {
     fs::create_directories(project);
     std::string auth = Auth(server_pid);
@@ -219,7 +224,10 @@ void StartToolProcesses(ToolProcesses& tools, int server_pid, int port, const st
         for (const ProcStat& p : tools.procs) pids += " " + std::to_string(p.pid);
         ADD_FAILURE() << "`sleep 300` and `sleep 301` were not both running under the server (pid " << server_pid
                       << ") within 120 s of POST /session/" << id << "/shell; its processes seen:" << pids
-                      << (answered ? "; opencode answered before the command ended: " + early_answer : "");
+                      << (answered ? "; opencode answered before the command ended: '" + early_answer + "'" : "")
+                      << "\nthe server's log:\n"
+                      << ReadFile(ServerStatus(env).at("log").as_string().c_str()) << "\nralphd's stderr:\n"
+                      << env.DaemonStderr();
     }
 }
 
@@ -364,14 +372,14 @@ TEST(E2EServer, KillNineIsNoticedAtOnceAndANewHealthyServerStartsWithinTheBackof
 TEST(E2EServer, StopLeavesNoOpencodeProcessAndNoToolProcess)
 {
     TestEnv env;
-    int base = UseOpencode(env);
+    int base = UseOpencode(env, kToolTestHealthInterval);
     env.StartDaemon();
     ASSERT_EQ(env.Ralph({"server", "start"}).exit_code, 0) << env.DaemonStderr();
     int pid = PidOf(ServerStatus(env));
     auto server = ProcFs().Stat(pid);
     ASSERT_TRUE(server);
     ToolProcesses tools;
-    StartToolProcesses(tools, pid, base, env.dir + "/project");
+    StartToolProcesses(tools, env, pid, base, env.dir + "/project");
     ASSERT_TRUE(tools.running);
     std::vector<ProcStat> procs = tools.procs;
     procs.insert(procs.begin(), *server);
@@ -388,14 +396,14 @@ TEST(E2EServer, StopLeavesNoOpencodeProcessAndNoToolProcess)
 TEST(E2EServer, DaemonSigtermStopsTheServerAndItsTools)
 {
     TestEnv env;
-    int base = UseOpencode(env);
+    int base = UseOpencode(env, kToolTestHealthInterval);
     env.StartDaemon();
     ASSERT_EQ(env.Ralph({"server", "start"}).exit_code, 0) << env.DaemonStderr();
     int pid = PidOf(ServerStatus(env));
     auto server = ProcFs().Stat(pid);
     ASSERT_TRUE(server);
     ToolProcesses tools;
-    StartToolProcesses(tools, pid, base, env.dir + "/project");
+    StartToolProcesses(tools, env, pid, base, env.dir + "/project");
     ASSERT_TRUE(tools.running);
     std::vector<ProcStat> procs = tools.procs;
     procs.insert(procs.begin(), *server);
@@ -406,14 +414,14 @@ TEST(E2EServer, DaemonSigtermStopsTheServerAndItsTools)
 TEST(E2EServer, DaemonKilledThenRestartedStopsTheOrphanedServer)
 {
     TestEnv env;
-    int base = UseOpencode(env);
+    int base = UseOpencode(env, kToolTestHealthInterval);
     env.StartDaemon();
     ASSERT_EQ(env.Ralph({"server", "start"}).exit_code, 0) << env.DaemonStderr();
     int pid = PidOf(ServerStatus(env));
     auto server = ProcFs().Stat(pid);
     ASSERT_TRUE(server);
     ToolProcesses tools;
-    StartToolProcesses(tools, pid, base, env.dir + "/project");
+    StartToolProcesses(tools, env, pid, base, env.dir + "/project");
     ASSERT_TRUE(tools.running);
     const std::vector<ProcStat>& procs = tools.procs;
 
