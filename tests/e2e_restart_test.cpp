@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <sys/stat.h>
 #include <thread>
 
 namespace ralph::test {
@@ -144,12 +145,22 @@ TEST(E2ERestart, SigtermAbortsTheSessionsStopsTheServerAndTheRunsResumeOnTheNext
 TEST(E2ERestart, SigtermWhileTheServerIsStartingExitsPromptlyAndLeavesNothing)
 {
     E2EEnv env;
+    // The real opencode behind a gate: `serve` waits for the gate file, so the server is certainly
+    // still starting (launched, not listening) when the SIGTERM comes, however fast opencode is.
+    std::string gate = env.dir + "/serve-gate";
+    std::string wrapper = env.dir + "/gated-opencode";
+    WriteFile(wrapper, "#!/bin/sh\nif [ \"$1\" = serve ]; then while [ ! -e '" + gate +
+                           "' ]; do sleep 0.05; done; fi\nexec '" + OpencodeBinary() + "' \"$@\"\n");
+    ASSERT_EQ(chmod(wrapper.c_str(), 0755), 0);
+    env.env["RALPH_OPENCODE"] = wrapper;
     pid_t daemon = env.StartDaemon();
     std::string project = env.MakeProject("proj");
     env.AddTask(project, "t", "COMPLETE_AFTER:1\n");
     int64_t id = env.RalphJson({"run", "t"}, project).at("id").as_int64();
     // The server is being launched for the run: stop now, before it is healthy.
-    WaitFor([&] { return !ProcessesWithHome(env.home, daemon).empty(); }, 10s);
+    ASSERT_TRUE(WaitFor([&] { return !ProcessesWithHome(env.home, daemon).empty(); }, 60s))
+        << "ralphd never launched the server for run " << id << "\n" << env.DaemonStderr();
+    EXPECT_EQ(env.RalphJson({"server", "status"}).at("state"), "starting");
     auto start = Clock::now();
     ASSERT_EQ(kill(daemon, SIGTERM), 0);
     EXPECT_EQ(WaitExit(daemon, 60s), 0) << env.DaemonStderr();
@@ -162,6 +173,7 @@ TEST(E2ERestart, SigtermWhileTheServerIsStartingExitsPromptlyAndLeavesNothing)
     EXPECT_EQ(rows, std::vector<std::string>{"running"});
     // No iteration was begun for a server that came up while ralphd was stopping.
     EXPECT_EQ(Rows(env.state_dir + "/ralph.db", "SELECT COUNT(*) FROM iterations"), std::vector<std::string>{"0"});
+    WriteFile(gate, "");
     env.StartDaemon();
     auto run = env.WaitRunEnd(id, 120s);
     EXPECT_EQ(run.at("status"), "completed") << json::serialize(run) << "\n" << env.DaemonStderr();

@@ -45,13 +45,14 @@ json::object StartQuickRun(TestEnv& env, const std::string& project)
 std::string WaitEnded(TestEnv& env, int64_t id)
 {
     std::string status;
-    WaitFor(
+    bool ended = WaitFor(
         [&] {
             auto r = env.Call("run.get", json::object{{"run", id}});
             status = r.contains("result") ? std::string(r.at("result").at("status").as_string()) : "";
             return !status.empty() && status != "running";
         },
-        10s);
+        60s);
+    if (!ended) ADD_FAILURE() << "run " << id << " had not ended after 60 s (status '" << status << "')";
     return status;
 }
 

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <netinet/in.h>
+#include <sys/file.h>
 #include <fstream>
 #include <sstream>
 #include <sys/socket.h>
@@ -150,6 +152,67 @@ bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeou
     return true;
 }
 
+namespace {
+
+/// True when we can bind and listen on 127.0.0.1:port now (as the daemon's own port probe does).
+bool LoopbackPortFree(int port)
+{
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && listen(fd, 1) == 0;
+    close(fd);
+    return free;
+}
+
+}  // namespace
+
+PortBlock::PortBlock(int count)
+{
+    // Blocks of 50 from 20000 to 32000: below Linux's default ephemeral range (32768-60999), so
+    // outgoing connections do not land in them. Start at a random block to spread the lock files.
+    constexpr int kFirst = 20000, kSize = 50, kBlocks = 240;
+    if (count < 1 || count > kSize) {
+        ADD_FAILURE() << "PortBlock: " << count << " ports asked for; a block has 1 to " << kSize;
+        return;
+    }
+    std::string lock_dir = "/tmp/ralph-test-ports";
+    std::error_code ec;
+    fs::create_directories(lock_dir, ec);
+    int start = static_cast<int>((getpid() * 7919 + std::chrono::steady_clock::now().time_since_epoch().count()) % kBlocks);
+    for (int i = 0; i < kBlocks; ++i) {
+        int block = (start + i) % kBlocks;
+        int base = kFirst + block * kSize;
+        int fd = open((lock_dir + "/" + std::to_string(base)).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0) continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            continue;
+        }
+        bool all_free = true;
+        for (int p = base; p < base + count && all_free; ++p) all_free = LoopbackPortFree(p);
+        if (!all_free) {
+            close(fd);
+            continue;
+        }
+        lock_fd_ = fd;
+        first = base;
+        return;
+    }
+    ADD_FAILURE() << "PortBlock: no block of " << count << " free loopback ports between " << kFirst << " and "
+                  << kFirst + kBlocks * kSize << " (or " << lock_dir << " is not writable)";
+}
+
+PortBlock::~PortBlock()
+{
+    if (lock_fd_ >= 0) close(lock_fd_);
+}
+
 TestEnv::TestEnv()
 {
     // Short: a Unix socket path must fit in 108 bytes.
@@ -191,10 +254,21 @@ TestEnv::~TestEnv()
             Call("daemon.shutdown");
         } catch (...) {
         }
-        WaitFor([&] { return !SocketAnswers(socket); }, std::chrono::seconds(30));
+        if (!WaitFor([&] { return !SocketAnswers(socket); }, std::chrono::seconds(30)))
+            ADD_FAILURE() << "the autostarted ralphd at " << socket << " still answers 30 s after daemon.shutdown";
     }
     std::error_code ec;
     fs::remove_all(dir, ec);
+}
+
+int TestEnv::ReservePorts(int count)
+{
+    if (ports_) {
+        ADD_FAILURE() << "ReservePorts: this environment already has its ports (from " << ports_->first << ")";
+        return ports_->first;
+    }
+    ports_ = std::make_unique<PortBlock>(count);
+    return ports_->first;
 }
 
 void TestEnv::WriteConfig(const std::string& text) { WriteFile(config_path, text); }
@@ -282,6 +356,7 @@ FakeModel::FakeModel(const std::string& dir, const std::vector<std::string>& ext
     std::vector<std::string> argv = {RALPH_FAKE_MODEL_PATH, "--port", "0", "--log", log_path};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     pid = SpawnProgram(argv, {}, dir + "/fake-model.out", dir + "/fake-model.err");
+    // Checked below: a model that never said where it listens leaves url empty.
     WaitFor(
         [&] {
             std::string out = ReadFile(dir + "/fake-model.out");
@@ -324,7 +399,7 @@ E2EEnv::E2EEnv(bool permissive_opencode_config, const std::string& extra_daemon_
         WriteFile(path, boost::json::serialize(config));
     }
     // A port range of its own, so that tests running side by side do not meet.
-    port_base = 20000 + static_cast<int>((getpid() * 7919 + std::chrono::steady_clock::now().time_since_epoch().count()) % 400) * 50;
+    port_base = ReservePorts(41);
     WriteConfig("[server]\nport = " + std::to_string(port_base) + "\nport_range = " + std::to_string(port_base) + "-" +
                 std::to_string(port_base + 40) + "\n" + extra_daemon_config);
 }

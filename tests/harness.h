@@ -41,6 +41,21 @@ bool ProcessAlive(pid_t pid);
 /// Polls `cond` every 20 ms until it holds or the timeout passes.
 bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
+/// `count` consecutive loopback ports (at most 50) that were free when reserved and that no other
+/// test process takes while this object lives (a lock file per block under /tmp): tests never
+/// name a fixed port, so suites running side by side (other worktrees, ctest -j) do not meet.
+class PortBlock {
+public:
+    explicit PortBlock(int count = 50);
+    ~PortBlock();
+    PortBlock(const PortBlock&) = delete;
+    PortBlock& operator=(const PortBlock&) = delete;
+    int first{0};  ///< 0 when no block could be reserved (the test has already failed)
+
+private:
+    int lock_fd_{-1};
+};
+
 class TestEnv {
 public:
     TestEnv();
@@ -74,9 +89,14 @@ public:
     /// One request over a fresh connection; returns the reply object.
     boost::json::object Call(const std::string& method, boost::json::value params = boost::json::object{}) const;
 
+    /// Reserves `count` consecutive free loopback ports (at most 50) for this test and returns the
+    /// first; they stay reserved until the daemon of this environment has stopped.
+    int ReservePorts(int count);
+
 private:
     pid_t daemon_pid_{-1};
     int daemon_starts_{0};
+    std::unique_ptr<PortBlock> ports_;  // released after the destructor has stopped the daemon
 };
 
 /// ralph-fake-model on a free port; stopped at the end.
@@ -98,7 +118,7 @@ public:
     /// opencode's defaults, which ask for outside writes and questions.
     explicit E2EEnv(bool permissive_opencode_config = true, const std::string& extra_daemon_config = "");
     std::unique_ptr<FakeModel> model;
-    int port_base{0};
+    int port_base{0};  ///< ReservePorts(41): the managed server uses port_base..port_base+40
 
     /// A git repository under dir/<name> with one commit; returns its path.
     std::string MakeProject(const std::string& name);
