@@ -436,11 +436,20 @@ std::string ServerSupervisor::ResolveOpencode(std::string& error) const
     if (found.empty()) {
         // ralphd's environment (PATH, RALPH_OPENCODE) is fixed when it starts: setting them in the
         // user's shell changes nothing here, so name the fixes that work.
-        error = "opencode not found" +
-                (name.find('/') != std::string::npos ? " at " + name : std::string(" on ralphd's PATH")) +
-                ": set server.opencode = /path/to/opencode in ralphd.conf and run `ralph daemon reload`, or "
-                "install opencode-ai@1.18.33 (RALPH_OPENCODE or PATH set in your shell apply only to a new ralphd: "
-                "`ralph daemon stop`, then any ralph command)";
+        const std::string from_env = GetEnv("RALPH_OPENCODE");
+        if (!from_env.empty() && from_env == settings_.opencode) {
+            error = "opencode not found at " + name +
+                    ": RALPH_OPENCODE in ralphd's environment names it, and that environment is fixed when ralphd "
+                    "starts: start ralphd again with RALPH_OPENCODE naming the binary (`ralph daemon stop`, then any "
+                    "ralph command), or without it and with server.opencode in ralphd.conf; or install "
+                    "opencode-ai@1.18.33";
+        } else {
+            error = "opencode not found" +
+                    (name.find('/') != std::string::npos ? " at " + name : std::string(" on PATH")) +
+                    ": set server.opencode in ralphd.conf to the binary's path and run `ralph daemon reload`, or "
+                    "install opencode-ai@1.18.33 (ralphd's environment is fixed when it starts: RALPH_OPENCODE or "
+                    "PATH set in your shell later need a new ralphd: `ralph daemon stop`, then any ralph command)";
+        }
     }
     return found;
 }
