@@ -219,6 +219,15 @@ Config LoadConfig(const std::string& path, const std::map<std::string, std::stri
     return config;
 }
 
+std::map<std::string, std::string> ConfigFileValues(const std::string& path)
+{
+    po::variables_map vm;
+    StoreFile(path, Describe(false), vm, false);
+    std::map<std::string, std::string> values;
+    for (const auto& [key, value] : vm) values[key] = FileValue(value);
+    return values;
+}
+
 RunSettings ApplyTaskIni(const RunSettings& base, const std::string& ini_path)
 {
     po::options_description desc = Describe(true);

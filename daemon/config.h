@@ -61,4 +61,8 @@ std::string ConfigKeysHelp();
 /// The names of every config key ("server.port", ...).
 std::vector<std::string> ConfigKeyNames();
 
+/// What ralphd.conf itself sets, by key, as written (no environment, no command line); a missing
+/// file sets nothing. Throws ConfigError. `ralph daemon reload` compares two of these.
+std::map<std::string, std::string> ConfigFileValues(const std::string& path);
+
 }  // namespace ralph

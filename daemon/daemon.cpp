@@ -17,6 +17,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstring>
+#include <functional>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -126,6 +127,18 @@ int Daemon::Run()
     signals.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (!ec) RequestShutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
     });
+    // SIGHUP re-reads ralphd.conf (systemd's ExecReload= sends it), as `ralph daemon reload` does.
+    asio::signal_set hangups(io_, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        try {
+            ReloadAndLog("SIGHUP");
+        } catch (const ConfigError&) {
+            // logged; the config in use stays
+        }
+        hangups.async_wait(on_hangup);
+    };
+    hangups.async_wait(on_hangup);
     Log(LogLevel::Info) << "ralphd " << RALPH_VERSION << " ready (pid " << getpid() << ", socket "
                         << options_.socket_path << ", database " << database_path() << ")";
     // Only now: the database is migrated, leftovers are reconciled and the socket answers.
@@ -147,6 +160,7 @@ int Daemon::Open()
 {
     try {
         config_ = LoadConfig(options_.config_path, options_.overrides);
+        config_file_values_ = ConfigFileValues(options_.config_path);
     } catch (const ConfigError& e) {
         Log(LogLevel::Error) << "configuration: " << e.what();
         return 1;

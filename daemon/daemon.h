@@ -12,6 +12,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ralph {
 
@@ -44,6 +46,17 @@ public:
     /// Starts a clean shutdown (idempotent); safe to call from a handler.
     void RequestShutdown(const std::string& why);
 
+    struct ReloadReport {
+        std::vector<std::string> applied;                                ///< keys now in use
+        std::vector<std::pair<std::string, std::string>> needs_restart;  ///< key, why it is not
+    };
+    /// Re-reads ralphd.conf (daemon.reload, SIGHUP): keys that can change while ralphd runs take
+    /// their new values ([run] for runs started from now on, [server] from the server's next
+    /// start); the others are named with why. Throws ConfigError and then changes nothing.
+    ReloadReport Reload();
+    /// Reload() with the outcome in the log and systemd told (RELOADING=1, then READY=1).
+    ReloadReport ReloadAndLog(const std::string& why);
+
     asio::io_context& io() { return io_; }
     const Config& config() const { return config_; }
     RunStore& store() { return *store_; }
@@ -61,6 +74,7 @@ private:
 
     DaemonOptions options_;
     Config config_;
+    std::map<std::string, std::string> config_file_values_;  ///< what ralphd.conf set when last read
     asio::io_context io_{1};
     RpcTable table_;
     std::unique_ptr<RunStore> store_;

@@ -388,6 +388,7 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         const int n = run->iteration + 1;
         active->stop_now = run->stop_requested == "now";
         IterationResult result;
+        const uint64_t stops_before = supervisor.stops_begun();
         struct Iterating {
             ActiveRun& a;
             Notifier& activity;
@@ -410,6 +411,12 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
             result.outcome = "error";
             result.error = e.what();
             Log(LogLevel::Error) << "run " << id << " iteration " << n << ": " << e.what();
+        }
+        if (result.outcome == "error" && supervisor.stops_begun() != stops_before) {
+            // `ralph server stop` or `restart` aborted the session (MessageAbortedError, a reset
+            // connection): the server went away, the iteration did not fail (SPEC §8).
+            result.outcome = "interrupted";
+            result.error = "the opencode server was stopped during this iteration (" + supervisor.last_stop_why() + ")";
         }
         if (!result.recorded) {
             // No session could be created: the server went away; try again once it is back.

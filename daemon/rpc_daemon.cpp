@@ -2,6 +2,7 @@
 #include "daemon/daemon.h"
 #include "daemon/rpc_table.h"
 #include "daemon/store.h"
+#include "common/errors.h"
 
 #include <unistd.h>
 
@@ -30,6 +31,22 @@ asio::awaitable<json::value> Shutdown(CallContext& ctx, const json::object&)
     co_return true;
 }
 
+asio::awaitable<json::value> Reload(CallContext& ctx, const json::object&)
+{
+    Daemon& d = ctx.daemon;
+    Daemon::ReloadReport report;
+    try {
+        report = d.ReloadAndLog("daemon.reload");
+    } catch (const ConfigError& e) {
+        throw RpcError(kInvalidState, std::string(e.what()) + "; nothing was changed: fix it and run `ralph daemon reload` again");
+    }
+    json::array applied, needs_restart;
+    for (const std::string& key : report.applied) applied.emplace_back(key);
+    for (const auto& [key, why] : report.needs_restart) needs_restart.push_back(json::object{{"key", key}, {"why", why}});
+    co_return json::object{{"config", d.config().path}, {"applied", std::move(applied)},
+                           {"needs_restart", std::move(needs_restart)}};
+}
+
 }  // namespace
 
 const std::vector<RpcMethod>& DaemonMethods()
@@ -43,6 +60,15 @@ const std::vector<RpcMethod>& DaemonMethods()
           "Stops the daemon cleanly after replying: running loops are left to resume on the next start.", {},
           "`true`"},
          Shutdown},
+        {{"daemon.reload",
+          "Re-reads ralphd.conf, as SIGHUP does. [run] keys apply to runs started from now on, [server] keys "
+          "from the server's next start (a `fatal` server becomes `stopped`). Keys read only at start "
+          "(server.mode, server.url, server.password, server.idle_stop) and keys set by ralphd's environment "
+          "or --set, which win over the file, are listed in `needs_restart`. An invalid file is INVALID_STATE "
+          "and changes nothing.",
+          {},
+          "`{config, applied: [key], needs_restart: [{key, why}]}`: the keys whose value in the file changed"},
+         Reload},
     };
     return methods;
 }

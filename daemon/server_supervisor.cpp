@@ -434,9 +434,22 @@ std::string ServerSupervisor::ResolveOpencode(std::string& error) const
     std::string name = OpencodeName();
     std::string found = FindExecutable(name, hooks_.path_env.empty() ? GetEnv("PATH") : hooks_.path_env);
     if (found.empty()) {
-        error = "opencode not found" +
-                (name.find('/') != std::string::npos ? " at " + name : std::string(" on PATH")) +
-                ": set server.opencode in ralphd.conf or RALPH_OPENCODE, or install opencode-ai@1.18.33";
+        // ralphd's environment (PATH, RALPH_OPENCODE) is fixed when it starts: setting them in the
+        // user's shell changes nothing here, so name the fixes that work.
+        const std::string from_env = GetEnv("RALPH_OPENCODE");
+        if (!from_env.empty() && from_env == settings_.opencode) {
+            error = "opencode not found at " + name +
+                    ": RALPH_OPENCODE in ralphd's environment names it, and that environment is fixed when ralphd "
+                    "starts: start ralphd again with RALPH_OPENCODE naming the binary (`ralph daemon stop`, then any "
+                    "ralph command), or without it and with server.opencode in ralphd.conf; or install "
+                    "opencode-ai@1.18.33";
+        } else {
+            error = "opencode not found" +
+                    (name.find('/') != std::string::npos ? " at " + name : std::string(" on PATH")) +
+                    ": set server.opencode in ralphd.conf to the binary's path and run `ralph daemon reload`, or "
+                    "install opencode-ai@1.18.33 (ralphd's environment is fixed when it starts: RALPH_OPENCODE or "
+                    "PATH set in your shell later need a new ralphd: `ralph daemon stop`, then any ralph command)";
+        }
     }
     return found;
 }
@@ -895,16 +908,26 @@ asio::awaitable<void> ServerSupervisor::StopManaged(const std::string& why)
     }
     stopping_ = true;
     stop_requested_ = true;
+    ++stops_begun_;
+    stop_why_ = why;
     Wake();
     int pid = 0, port = 0;
+    std::set<int> ports;  // every port a stopped instance listened on
     for (int round = 0; round < 3; ++round) {  // Supervise may have launched one more meanwhile
         if (auto inst = current_) {
             if (!inst->exited) pid = inst->pid, port = inst->port;
+            if (inst->listening) ports.insert(inst->port);
             co_await Terminate(inst, true);
             if (current_ == inst) current_.reset();
         }
         co_await WaitUntil([&] { return !supervising_; }, kForever);
         if (!current_) break;
+    }
+    // A stop is reported once the port is closed too (SPEC §7), so the next start can have it.
+    for (int p : ports) {
+        auto deadline = Clock::now() + seconds(5);
+        while (!PortFree(p) && Clock::now() < deadline) co_await Sleep(milliseconds(20));
+        if (!PortFree(p)) Log(LogLevel::Warning) << "port " << p << " still listens after the opencode server stopped";
     }
     healthy_ = false;
     RecordManaged(std::nullopt);
@@ -1055,6 +1078,27 @@ asio::awaitable<void> ServerSupervisor::Restart()
                                           "; restart it where it was started");
     co_await StopManaged("restart requested");
     co_await Start();
+}
+
+void ServerSupervisor::ApplySettings(const ServerSettings& settings)
+{
+    const ServerSettings kept = settings_;
+    settings_ = settings;
+    settings_.mode = kept.mode;  // external mode is set up when ralphd starts
+    settings_.url = kept.url;
+    settings_.password = kept.password;
+    RestartPolicy::Limits limits = policy_.limits();
+    limits.max = settings_.restart_backoff_max;
+    limits.burst = settings_.start_limit_burst;
+    limits.interval = settings_.start_limit_interval;
+    policy_.SetLimits(limits);
+    if (state_ == ServerState::Fatal) {
+        policy_.Reset();
+        fatal_reason_.clear();
+        restarts_ = 0;
+        Event("config_reloaded", 0, 0, "after fatal: the next need starts the server again");
+        SetState(ServerState::Stopped);
+    }
 }
 
 asio::awaitable<void> ServerSupervisor::Shutdown()

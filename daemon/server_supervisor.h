@@ -61,6 +61,8 @@ public:
     std::optional<Millis> OnFailure(TimePoint now, Millis up_for);
     /// An explicit start or stop: forget the history.
     void Reset();
+    /// New limits from a reloaded config; the history of starts stays.
+    void SetLimits(Limits limits) { limits_ = limits; }
     /// Starts counted in the window ending now.
     int StartsInWindow(TimePoint now) const;
     const Limits& limits() const { return limits_; }
@@ -135,6 +137,16 @@ public:
     std::string OpencodeBinary(std::string& error) const { return ResolveOpencode(error); }
     /// Where the managed server's stdout and stderr go.
     const std::string& log_path() const { return log_path_; }
+
+    /// Stops begun so far (server stop, restart, idle stop, shutdown), and why the latest one
+    /// began: an iteration that saw this change was interrupted by a stop, not failed.
+    uint64_t stops_begun() const { return stops_begun_; }
+    const std::string& last_stop_why() const { return stop_why_; }
+
+    /// Takes the server keys of a reloaded config that apply without a daemon restart (all but
+    /// mode, url and password); they apply from the next start. A `fatal` server becomes
+    /// `stopped`, so the next need starts it with the new settings.
+    void ApplySettings(const ServerSettings& settings);
 
     /// Called after every state change (the loop engine reacts to loss and to `fatal`).
     void Subscribe(std::function<void(ServerState)> listener);
@@ -214,6 +226,8 @@ private:
     uint64_t attempt_{0};          ///< start attempts so far
     uint64_t failed_attempt_{0};   ///< the latest attempt that failed
     uint64_t stops_{0};            ///< StopManaged() completions
+    uint64_t stops_begun_{0};      ///< StopManaged() beginnings
+    std::string stop_why_;         ///< why the latest StopManaged() began
 
     std::set<boost::asio::steady_timer*> waiters_;
     std::vector<std::function<void(ServerState)>> listeners_;

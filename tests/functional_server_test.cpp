@@ -36,7 +36,8 @@ TEST(FunctionalServer, MissingOpencodeSaysWhereToSetItAndWhatToInstall)
     CommandResult start = env.Ralph({"server", "start"});
     EXPECT_EQ(start.exit_code, 1);
     EXPECT_NE(start.err.find("opencode not found at " + env.dir + "/nowhere/opencode"), std::string::npos) << start.err;
-    EXPECT_NE(start.err.find("set server.opencode in ralphd.conf or RALPH_OPENCODE"), std::string::npos) << start.err;
+    EXPECT_NE(start.err.find("RALPH_OPENCODE in ralphd's environment names it"), std::string::npos) << start.err;
+    EXPECT_NE(start.err.find("ralph daemon stop"), std::string::npos) << start.err;
     EXPECT_NE(start.err.find("install opencode-ai@1.18.33"), std::string::npos) << start.err;
 
     CommandResult js = env.Ralph({"--json", "server", "start"});
