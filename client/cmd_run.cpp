@@ -279,7 +279,7 @@ const std::vector<Command>& RunCommands()
            "[run] completion_promise, else COMPLETE"},
           {"iteration-timeout", "DUR", "abort an iteration after DUR (500ms, 90s, 15m, 2h, 1d, 1h30m; 90 = 90s)",
            "[run] iteration_timeout, else 30m"},
-          {"follow,f", nullptr, "follow the run's progress until it ends", "off: print the run id and return"}}},
+          {"follow,f", nullptr, "follow the run's progress until it ends (otherwise print its id and return)", "off"}}},
         {"status", "[<task or run>] [--all]", "the server, then running runs and the latest 20 (--all: every run)", Status,
          true, {{"all,a", nullptr, "every run, not only the running ones and the latest 20", "off"}}},
         {"show", "<task or run>", "one run and its iterations", Show},

@@ -92,10 +92,13 @@ static std::string Closest(const std::string& typed, const std::vector<std::stri
 /// Says that a command line names no command, what the user probably meant, and where the list is.
 static void PrintUnknownCommand(const std::vector<std::string>& words)
 {
+    auto subcommands = [](const std::string& group) {
+        std::vector<std::string> out;
+        for (const Command* c : GroupCommands(group)) out.push_back(std::string(c->name).substr(group.size() + 1));
+        return out;
+    };
     if (words.size() >= 2 && !GroupCommands(words[0]).empty()) {
-        std::vector<std::string> subcommands;
-        for (const Command* c : GroupCommands(words[0])) subcommands.push_back(std::string(c->name).substr(words[0].size() + 1));
-        std::string guess = Closest(words[1], subcommands);
+        std::string guess = Closest(words[1], subcommands(words[0]));
         std::cerr << "ralph: unknown command '" << words[0] << " " << words[1] << "'";
         if (!guess.empty()) std::cerr << "; did you mean 'ralph " << words[0] << " " << guess << "'?";
         std::cerr << "\n\n";
@@ -111,7 +114,11 @@ static void PrintUnknownCommand(const std::vector<std::string>& words)
     std::string guess = Closest(words[0], top);
     std::cerr << "ralph: unknown command '" << words[0] << "'";
     if (!guess.empty()) {
-        std::string rest = !GroupCommands(guess).empty() && words.size() > 1 ? " " + words[1] : "";
+        std::string rest;
+        if (!GroupCommands(guess).empty() && words.size() > 1) {
+            std::string sub = Closest(words[1], subcommands(guess));
+            rest = " " + (sub.empty() ? words[1] : sub);
+        }
         std::cerr << "; did you mean 'ralph " << guess << rest << "'?";
     }
     std::cerr << " Run 'ralph --help' for the list.\n";

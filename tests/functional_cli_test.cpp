@@ -51,6 +51,8 @@ TEST(FunctionalCli, MistypedCommandsGetDidYouMean)
     r = env.Ralph({"sevrer", "status"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_TRUE(Contains(r.err, "did you mean 'ralph server status'?")) << r.err;
+    r = env.Ralph({"sevrer", "stauts"});  // both words mistyped
+    EXPECT_TRUE(Contains(r.err, "did you mean 'ralph server status'?")) << r.err;
 
     // Nothing close: no guess, only where the list is.
     r = env.Ralph({"frobnicate"});
