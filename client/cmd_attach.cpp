@@ -15,7 +15,6 @@
 namespace ralph {
 
 namespace json = boost::json;
-namespace po = boost::program_options;
 
 namespace {
 
@@ -38,14 +37,11 @@ std::string Text(const json::object& o, const char* key)
 
 int Attach(Client& client, const std::vector<std::string>& args)
 {
-    po::options_description o;
-    o.add_options()("ref", po::value<std::string>())("session,s", po::value<std::string>())("latest", po::bool_switch())(
-        "print", po::bool_switch());
-    auto vm = ParseCommandArgs(args, o, "ref");
-    bool latest = vm["latest"].as<bool>();
-    bool print = vm["print"].as<bool>();
-    if (latest && vm.count("ref")) throw UsageError("give a task or run, or --latest, not both");
-    if (latest && vm.count("session")) throw UsageError("give --session or --latest, not both");
+    CommandArgs vm(*FindCommand("attach"), args, "ref", 1);
+    bool latest = vm.Switch("latest");
+    bool print = vm.Switch("print");
+    if (latest && vm.Has("ref")) throw UsageError("give a task or run, or --latest, not both");
+    if (latest && vm.Has("session")) throw UsageError("give --session or --latest, not both");
     // Checked before asking the daemon, which may start the server for us.
     bool execute = !print && !client.json_output;
     if (execute && !(isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))) {
@@ -55,8 +51,8 @@ int Attach(Client& client, const std::vector<std::string>& args)
     }
 
     json::object params{{"cwd", client.cwd}};
-    if (vm.count("ref")) params["run"] = RunRef(vm["ref"].as<std::string>());
-    if (vm.count("session")) params["session"] = vm["session"].as<std::string>();
+    if (vm.Has("ref")) params["run"] = RunRef(vm.Text("ref"));
+    if (vm.Has("session")) params["session"] = vm.Text("session");
     if (latest) params["latest"] = true;
     json::object target = client.Call("attach.target", params).as_object();
     std::string password = Text(target, "password");
@@ -102,9 +98,13 @@ const std::vector<Command>& AttachCommands()
 {
     static const std::vector<Command> commands = {
         {"attach", "[<task or run>] [--session ID] [--latest] [--print]",
-         "open the opencode TUI on a run's latest session, or on this project's session list (--print: show the "
-         "command); never changes a run",
-         Attach},
+         "open the opencode TUI on a run's latest session; with no argument on opencode's home screen in this "
+         "project (its session list: /sessions or ctrl+x l); never changes a run",
+         Attach, true,
+         {{"session,s", "ID", "one of the run's sessions (an iteration's); alone: the run that recorded it",
+           "the run's latest session"},
+          {"latest", nullptr, "the most recently active session of any run", "off"},
+          {"print", nullptr, "print the opencode command (password left out) instead of running it", "off"}}},
     };
     return commands;
 }

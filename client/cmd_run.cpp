@@ -4,6 +4,7 @@
 #include "common/text.h"
 
 #include <iostream>
+#include <set>
 
 namespace ralph {
 
@@ -13,10 +14,27 @@ namespace po = boost::program_options;
 namespace {
 
 
-std::string Positional(const po::variables_map& vm, const char* what)
+std::string Positional(const CommandArgs& vm, const char* what)
 {
-    if (!vm.count("ref")) throw UsageError(std::string("missing ") + what);
-    return vm["ref"].as<std::string>();
+    if (!vm.Has("ref")) throw UsageError(std::string("missing ") + what);
+    return vm.Text("ref");
+}
+
+/// "1 iteration", "10 iterations": the run's limit.
+std::string Iterations(const json::value& run)
+{
+    std::string n = Field(run, "max_iterations");
+    return n + (n == "1" ? " iteration" : " iterations");
+}
+
+/// A server that is not up yet takes seconds to start before the first iteration: say so, so
+/// that `ralph run -f` is not silent meanwhile.
+void SayWhenTheServerMustStart(Client& client)
+{
+    std::string state = Field(client.Call("server.status"), "state");
+    if (state == "stopped" || state == "starting" || state == "backoff")
+        std::cout << "starting the opencode server (" << state << "); the first iteration begins when it is ready"
+                  << std::endl;
 }
 
 std::string Iter(const json::value& run) { return Field(run, "iteration") + "/" + Field(run, "max_iterations"); }
@@ -38,6 +56,14 @@ std::string FormatCost(const json::value& run)
     return buf;
 }
 
+/// A project path with the home directory written "~".
+std::string HomeRelative(const std::string& path)
+{
+    const char* home = std::getenv("HOME");
+    std::string prefix = home && *home ? std::string(home) + "/" : std::string();
+    return !prefix.empty() && path.rfind(prefix, 0) == 0 ? "~/" + path.substr(prefix.size()) : path;
+}
+
 std::string ServerColumn(const json::value& run)
 {
     // Only a live address: the run is running and the server healthy now.
@@ -49,17 +75,15 @@ std::string ServerColumn(const json::value& run)
 
 int Run(Client& client, const std::vector<std::string>& args)
 {
-    po::options_description o;
-    o.add_options()("ref", po::value<std::string>())("max-iterations,n", po::value<int>())(
-        "model", po::value<std::string>())("agent", po::value<std::string>())("promise", po::value<std::string>())(
-        "iteration-timeout", po::value<std::string>())("follow,f", po::bool_switch());
-    auto vm = ParseCommandArgs(args, o, "ref");
+    CommandArgs vm(*FindCommand("run"), args, "ref", 1);
     json::object params{{"task", Positional(vm, "task")}, {"cwd", client.cwd}};
-    if (vm.count("max-iterations")) params["max_iterations"] = vm["max-iterations"].as<int>();
-    if (vm.count("model")) params["model"] = vm["model"].as<std::string>();
-    if (vm.count("agent")) params["agent"] = vm["agent"].as<std::string>();
-    if (vm.count("promise")) params["promise"] = vm["promise"].as<std::string>();
-    if (vm.count("iteration-timeout")) params["iteration_timeout"] = vm["iteration-timeout"].as<std::string>();
+    if (vm.Has("max-iterations")) params["max_iterations"] = vm.Int("max-iterations", 1, 1000000);
+    if (vm.Has("model")) params["model"] = vm.Text("model");
+    if (vm.Has("agent")) params["agent"] = vm.Text("agent");
+    if (vm.Has("promise")) params["promise"] = vm.Text("promise");
+    if (vm.Has("iteration-timeout")) params["iteration_timeout"] = vm.Duration("iteration-timeout");
+    bool follow = vm.Switch("follow");
+    if (follow && !client.json_output) SayWhenTheServerMustStart(client);
     json::object run = client.Call("run.start", params).as_object();
     if (run.contains("error")) {
         if (client.json_output) PrintJson(run);
@@ -67,11 +91,11 @@ int Run(Client& client, const std::vector<std::string>& args)
                   << " failed at once (task_invalid): " << Field(run, "error") << "\n";
         return kExitDaemonError;
     }
-    if (!vm["follow"].as<bool>()) {
+    if (!follow) {
         if (client.json_output) PrintJson(run);
         else
             std::cout << "run " << Field(run, "id") << " started: " << Field(run, "task") << " (" << Field(run, "task_dir")
-                      << "), up to " << Field(run, "max_iterations") << " iterations\n"
+                      << "), up to " << Iterations(run) << "\n"
                       << "follow it with: ralph logs " << Field(run, "id") << " -f\n";
         return kExitOk;
     }
@@ -83,18 +107,17 @@ int Run(Client& client, const std::vector<std::string>& args)
 
 int Status(Client& client, const std::vector<std::string>& args)
 {
-    po::options_description o;
-    o.add_options()("ref", po::value<std::string>())("all,a", po::bool_switch());
-    auto vm = ParseCommandArgs(args, o, "ref");
-    json::object params{{"all", vm["all"].as<bool>()}, {"cwd", client.cwd}};
+    CommandArgs vm(*FindCommand("status"), args, "ref", 1);
+    json::object params{{"all", vm.Switch("all")}, {"cwd", client.cwd}};
     json::value result;
-    if (vm.count("ref")) {
-        json::value ref = RunRef(vm["ref"].as<std::string>());
+    if (vm.Has("ref")) {
+        json::value ref = RunRef(vm.Text("ref"));
         if (ref.is_int64()) {
             json::object run = client.Call("run.get", json::object{{"run", ref}, {"cwd", client.cwd}}).as_object();
             run.erase("iterations");
             json::object listing = client.Call("run.list", json::object{{"task", run.at("task_dir")}, {"cwd", client.cwd}}).as_object();
             listing["runs"] = json::array{run};
+            listing["older_runs"] = 0;
             result = listing;
         } else {
             params["task"] = ref;
@@ -112,22 +135,32 @@ int Status(Client& client, const std::vector<std::string>& args)
     if (runs.empty()) {
         std::cout << "no runs yet; start one with: ralph run <task>\n";
     } else {
+        // Two tasks named `docs` in two projects look alike: name the project when there are several.
+        std::set<std::string> projects;
+        for (const json::value& r : runs) projects.insert(Field(r, "project"));
+        bool project_column = projects.size() > 1;
         std::vector<std::vector<std::string>> rows;
-        for (const json::value& r : runs)
+        for (const json::value& r : runs) {
             rows.push_back({Field(r, "id"), Field(r, "task"), Field(r, "status"), Iter(r), ServerColumn(r),
                             HumanTime(r.at("started_at").as_int64()), Duration(r), Field(r, "reason")});
-        PrintTable({"RUN", "TASK", "STATUS", "ITER", "SERVER", "STARTED", "DURATION", "REASON"}, rows);
+            if (project_column) rows.back().insert(rows.back().begin() + 1, HomeRelative(Field(r, "project")));
+        }
+        std::vector<std::string> headers = {"RUN", "TASK", "STATUS", "ITER", "SERVER", "STARTED", "DURATION", "REASON"};
+        if (project_column) headers.insert(headers.begin() + 1, "PROJECT");
+        PrintTable(headers, rows);
     }
-    for (const json::value& u : result.at("untracked_servers").as_array())
-        std::cout << "opencode server not managed by ralph: pid " << Field(u, "pid") << ", port " << Field(u, "port") << "\n";
+    if (const json::value* older = result.as_object().if_contains("older_runs"); older && older->is_int64() && older->as_int64() > 0)
+        std::cout << older->as_int64() << " older run" << (older->as_int64() == 1 ? "" : "s")
+                  << " not shown; 'ralph status --all' lists every run\n";
+    if (std::size_t untracked = result.at("untracked_servers").as_array().size())
+        std::cout << untracked << " opencode server" << (untracked == 1 ? "" : "s")
+                  << " not managed by ralph; 'ralph server status' lists them\n";
     return kExitOk;
 }
 
 int Show(Client& client, const std::vector<std::string>& args)
 {
-    po::options_description o;
-    o.add_options()("ref", po::value<std::string>());
-    auto vm = ParseCommandArgs(args, o, "ref");
+    CommandArgs vm(*FindCommand("show"), args, "ref", 1);
     json::value run = client.Call("run.get", json::object{{"run", RunRef(Positional(vm, "task or run"))}, {"cwd", client.cwd}});
     if (client.json_output) {
         PrintJson(run);
@@ -169,13 +202,11 @@ int Show(Client& client, const std::vector<std::string>& args)
 
 int Logs(Client& client, const std::vector<std::string>& args)
 {
-    po::options_description o;
-    o.add_options()("ref", po::value<std::string>())("follow,f", po::bool_switch())("iteration", po::value<int>());
-    auto vm = ParseCommandArgs(args, o, "ref");
+    CommandArgs vm(*FindCommand("logs"), args, "ref", 1);
     json::value ref = RunRef(Positional(vm, "task or run"));
     json::object params{{"run", ref}, {"cwd", client.cwd}};
-    if (vm.count("iteration")) params["iteration"] = vm["iteration"].as<int>();
-    if (vm["follow"].as<bool>() && !vm.count("iteration")) {
+    if (vm.Has("iteration")) params["iteration"] = vm.Int("iteration", 1, 1000000);
+    if (vm.Switch("follow") && !vm.Has("iteration")) {
         json::object run = client.Call("run.get", params).as_object();
         json::object final_run = FollowRun(client, run.at("id"), 0, !client.json_output);
         if (client.json_output) PrintJson(final_run);
@@ -192,10 +223,8 @@ int Logs(Client& client, const std::vector<std::string>& args)
 
 int Stop(Client& client, const std::vector<std::string>& args)
 {
-    po::options_description o;
-    o.add_options()("ref", po::value<std::string>())("now", po::bool_switch());
-    auto vm = ParseCommandArgs(args, o, "ref");
-    bool now = vm["now"].as<bool>();
+    CommandArgs vm(*FindCommand("stop"), args, "ref", 1);
+    bool now = vm.Switch("now");
     json::value run = client.Call("run.stop", json::object{{"run", RunRef(Positional(vm, "task or run"))},
                                                            {"now", now}, {"cwd", client.cwd}});
     if (client.json_output) {
@@ -244,11 +273,24 @@ const std::vector<Command>& RunCommands()
 {
     static const std::vector<Command> commands = {
         {"run", "<task> [-n N] [--model P/M] [--agent A] [--promise TEXT] [--iteration-timeout DUR] [-f]",
-         "start a run of a task (-f: follow it; exit 0 completed, 4 stopped, 5 failed)", Run},
-        {"status", "[<task or run>] [--all]", "the server, then running runs and the latest 20 (--all: every run)", Status},
+         "start a run of a task (-f: follow it; exit 0 completed, 4 stopped, 5 failed)", Run, true,
+         {{"max-iterations,n", "N", "stop after N iterations", "[run] max_iterations, else 10"},
+          {"model", "P/M", "the model, provider/model", "[run] model, else opencode's default"},
+          {"agent", "A", "the opencode agent", "[run] agent, else opencode's default"},
+          {"promise", "TEXT", "the run completes when the agent prints <promise>TEXT</promise>",
+           "[run] completion_promise, else COMPLETE"},
+          {"iteration-timeout", "DUR", "abort an iteration after DUR (500ms, 90s, 15m, 2h, 1d, 1h30m; 90 = 90s)",
+           "[run] iteration_timeout, else 30m"},
+          {"follow,f", nullptr, "follow the run's progress until it ends (otherwise print its id and return)", "off"}}},
+        {"status", "[<task or run>] [--all]", "the server, then running runs and the latest 20 (--all: every run)", Status,
+         true, {{"all,a", nullptr, "every run, not only the running ones and the latest 20", "off"}}},
         {"show", "<task or run>", "one run and its iterations", Show},
-        {"logs", "<task or run> [-f] [--iteration N]", "what the agent did: iterations, text, tool calls, errors", Logs},
-        {"stop", "<task or run> [--now]", "stop after the current iteration (--now: abort it)", Stop},
+        {"logs", "<task or run> [-f] [--iteration N]", "what the agent did: iterations, text, tool calls, errors", Logs,
+         true,
+         {{"follow,f", nullptr, "follow until the run ends", "off"},
+          {"iteration", "N", "only iteration N", "every iteration"}}},
+        {"stop", "<task or run> [--now]", "stop after the current iteration (--now: abort it)", Stop, true,
+         {{"now", nullptr, "abort the current iteration instead of letting it finish", "off"}}},
         {"tasks", "", "the tasks of the current project with their latest run", Tasks},
     };
     return commands;

@@ -1,5 +1,6 @@
 // The client's command table: one entry per subcommand (tmux's cmd_entry, bitcoin-cli's argv ->
-// request -> call -> print). Each cmd_*.cpp file defines its group's entries.
+// request -> call -> print). Each cmd_*.cpp file defines its group's entries; `ralph --help`,
+// each command's `--help` and its option parser are all made from those entries.
 #pragma once
 
 #include "client/client.h"
@@ -11,6 +12,15 @@
 
 namespace ralph {
 
+/// One option of a command, as its `--help` lists it and its parser reads it. Values are read as
+/// text; the command converts them (CommandArgs::Int, ::Duration) so errors name the option as typed.
+struct CommandOption {
+    const char* name;               ///< Boost.Program_options form: "max-iterations,n"
+    const char* value;              ///< "N", "DUR", ...; nullptr for a switch
+    const char* help;
+    const char* default_text = "";  ///< what applies when it is not given, "" when nothing needs saying
+};
+
 struct Command {
     const char* name;     ///< "run", or two words for a group: "daemon status"
     const char* usage;    ///< arguments after the name
@@ -18,6 +28,7 @@ struct Command {
     /// Runs the command and returns the exit code; throws UsageError, DaemonError, ConnectionError.
     int (*run)(Client& client, const std::vector<std::string>& args);
     bool starts_daemon{true};  ///< false: never autostart ralphd for this command
+    std::vector<CommandOption> options{};
 };
 
 const std::vector<Command>& DaemonCommands();
@@ -31,6 +42,8 @@ boost::json::value RunRef(const std::string& arg);
 
 /// Every command, in the order `ralph --help` lists them.
 std::vector<const Command*> AllCommands();
+/// The entry named `name` ("run", "server status"); nullptr when there is none.
+const Command* FindCommand(const std::string& name);
 
 /// Parses a command's own options; positional arguments go to `positional_name` (repeatable).
 /// Throws UsageError.
@@ -38,5 +51,29 @@ boost::program_options::variables_map ParseCommandArgs(const std::vector<std::st
                                                        const boost::program_options::options_description& options,
                                                        const char* positional_name = nullptr,
                                                        int max_positional = 1);
+
+/// A command's arguments parsed by the options of its table entry.
+class CommandArgs {
+public:
+    CommandArgs(const Command& command, const std::vector<std::string>& args, const char* positional_name,
+                int max_positional);
+    bool Has(const char* name) const { return vm_.count(name) > 0; }
+    bool Switch(const char* name) const;
+    std::string Text(const char* name) const;
+    /// A whole number from `min` to `max`; a UsageError naming the option as typed otherwise.
+    long long Int(const char* name, long long min, long long max) const;
+    /// A duration (SPEC §13) in the form the daemon reads; a UsageError listing the units otherwise.
+    std::string Duration(const char* name) const;
+    /// How the user wrote the option: "-n", "--max-iterations" (its long form when not found).
+    std::string Spelling(const char* name) const;
+
+private:
+    const Command& command_;
+    std::vector<std::string> args_;
+    boost::program_options::variables_map vm_;
+};
+
+/// The options of a command's table entry as its `--help` lists them ("" when it has none).
+std::string OptionsHelp(const Command& command);
 
 }  // namespace ralph

@@ -74,7 +74,8 @@ std::string EventLine(const json::object& e)
     long long at = e.contains("at") && e.at("at").is_int64() ? e.at("at").as_int64() : 0;
     std::string prefix = Clock(at) + "  #" + Field(e, "iteration") + "  ";
     if (kind == "run.start")
-        return prefix + "run started: task " + Field(data, "task") + ", up to " + Field(data, "max_iterations") + " iterations";
+        return prefix + "run started: task " + Field(data, "task") + ", up to " + Field(data, "max_iterations") +
+               (Field(data, "max_iterations") == "1" ? " iteration" : " iterations");
     if (kind == "iteration.start") return prefix + "iteration started (session " + Field(data, "session") + ")";
     if (kind == "text") return prefix + "  " + Indent(Field(data, "text"), std::string(prefix.size() + 2, ' '));
     if (kind == "tool") {

@@ -39,6 +39,9 @@ std::optional<Millis> ParseDuration(std::string_view text)
         } else {
             return std::nullopt;
         }
+        // Bounded so that no product or sum can overflow (1e15 ms is some 31,000 years).
+        constexpr long long kMaxMillis = 1'000'000'000'000'000LL;
+        if (n > kMaxMillis / factor || total + n * factor > kMaxMillis) return std::nullopt;
         total += n * factor;
         any = true;
     }

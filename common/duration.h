@@ -10,6 +10,10 @@ namespace ralph {
 
 using Millis = std::chrono::milliseconds;
 
+/// What ParseDuration accepts, for error messages that list the units (SPEC §13).
+inline constexpr const char* kDurationUnits =
+    "a number with a unit ms, s, m, h or d, such as 500ms, 30s, 15m, 2h, 1d or 1h30m (a bare number is seconds: 90 is 90s)";
+
 /// A bare number means seconds. Returns nothing for anything malformed or negative.
 std::optional<Millis> ParseDuration(std::string_view text);
 

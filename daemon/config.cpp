@@ -73,8 +73,7 @@ Millis ToDuration(const std::string& key, const std::string& v, bool allow_zero)
 {
     auto d = ParseDuration(v);
     if (!d || (!allow_zero && d->count() == 0))
-        Bad(key, v, std::string("expected a duration such as 30s, 5m, 1h30m or 250ms") +
-                        (allow_zero ? "" : ", more than zero"));
+        Bad(key, v, std::string("expected a duration") + (allow_zero ? "" : " more than zero") + ", " + kDurationUnits);
     return *d;
 }
 

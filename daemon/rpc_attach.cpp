@@ -23,11 +23,13 @@ namespace http = boost::beast::http;
 /// What to attach to, decided from the store alone before the server is touched.
 struct AttachPlan {
     std::optional<RunRow> run;
-    std::string session;    ///< "" : the server's session list in `directory`
+    std::string session;    ///< "" : opencode's home screen in `directory`
     int iteration{0};       ///< the iteration that recorded `session`, 0 when unknown
     std::string directory;  ///< the project the TUI works in
     std::string note;       ///< said on stderr by the client; "" for nothing
 };
+
+constexpr const char* kSessionListHint = " (its session list for this project: /sessions or ctrl+x l)";
 
 std::string Real(const std::string& path)
 {
@@ -80,13 +82,15 @@ AttachPlan PlanAttach(Daemon& d, const json::object& params)
         if (!plan.run)
             throw RpcError(kNotFound, "no run recorded session " + session +
                                           "; name the run too (`ralph show <run>` lists its sessions), or attach "
-                                          "without --session to pick from the server's session list");
+                                          "without --session and pick one from opencode's session list (/sessions)");
     }
 
     if (!plan.run) {
-        // The server itself, in the caller's project: the TUI opens on its session list.
+        // The server itself, in the caller's project. `opencode attach` has no way to open its
+        // session list directly (only --session and --continue), so say where that list is.
         std::string root = GitRoot(cwd);
         plan.directory = root.empty() ? Real(cwd) : root;
+        plan.note = "opening opencode's home screen in " + plan.directory + kSessionListHint;
         return plan;
     }
 
@@ -117,14 +121,15 @@ AttachPlan PlanAttach(Daemon& d, const json::object& params)
     std::string id = std::to_string(run.id);
     if (run.status == "running") {
         if (plan.session.empty())
-            plan.note = "run " + id + " has not started its first session yet; showing the sessions of its project " +
-                        run.project_root;
+            plan.note = "run " + id + " has not started its first session yet; opening opencode's home screen in " +
+                        run.project_root + kSessionListHint;
         return plan;
     }
     std::string what = "run " + id + " is " + run.status + (run.reason.empty() ? "" : " (" + run.reason + ")");
     std::string showing;
     if (plan.session.empty())
-        showing = " and has no opencode session; showing the sessions of its project " + run.project_root;
+        showing = " and has no opencode session; opening opencode's home screen in " + run.project_root +
+                  kSessionListHint;
     else if (plan.session == run.session_id)
         showing = "; showing its last session";
     else
@@ -160,7 +165,7 @@ asio::awaitable<json::value> Target(CallContext& ctx, const json::object& params
             throw RpcError(kNotFound, "opencode no longer has session " + plan.session + " of run " +
                                           std::to_string(plan.run->id) +
                                           " (its data under opencode's storage may have been removed); "
-                                          "to see the sessions it has in that project: cd " +
+                                          "to pick from the sessions it has in that project: cd " +
                                           plan.directory + " && ralph attach");
     }
 
@@ -179,7 +184,7 @@ const std::vector<RpcMethod>& AttachMethods()
     static const std::vector<RpcMethod> methods = {
         {{"attach.target",
           "Where to attach the opencode TUI: a run's latest (or a chosen) session, the most recently active "
-          "session, or the server in the caller's project. Starts the server when it is not running and waits; "
+          "session, or the server in the caller's project (opencode's home screen there). Starts the server when it is not running and waits; "
           "never changes any run.",
           {{"run", ParamType::StringOrInteger, false, "", "run id or task reference (its running, else latest run)"},
            {"session", ParamType::String, false, "",
@@ -188,8 +193,8 @@ const std::vector<RpcMethod>& AttachMethods()
            {"cwd", ParamType::String, true, "",
             "the caller's working directory (absolute); without a run, its git root (else itself) is the directory"}},
           "`{url, session, iteration, directory, run, note, opencode, username, password}`: `session` and `run` are "
-          "null for the server's session list; `note` (else null) says a run is not running and how to start it "
-          "again; `opencode` is the binary the daemon runs; `password` is the server's, for "
+          "null for opencode's home screen in `directory`; `note` (else null) says what opens: a run that is not "
+          "running and how to start it again, or where the home screen's session list is; `opencode` is the binary the daemon runs; `password` is the server's, for "
           "`OPENCODE_SERVER_PASSWORD` (never put it on a command line). Errors: -32001 `NOT_FOUND` (no such run, "
           "a session not of that run, naming its sessions, or a session opencode no longer has), -32010 "
           "`SERVER_UNAVAILABLE` saying how to recover"},

@@ -54,7 +54,8 @@ asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
         if (t->is_string()) timeout = ParseDuration(std::string(t->as_string()));
         else if (auto secs = ParamInt(params, "iteration_timeout"); secs && *secs > 0) timeout = Millis(*secs * 1000);
         if (!timeout || timeout->count() <= 0)
-            throw RpcError(kInvalidParams, "invalid params: 'iteration_timeout' must be a duration such as 30s, 10m or 1h");
+            throw RpcError(kInvalidParams, std::string("invalid params: 'iteration_timeout' must be more than zero, ") +
+                                               kDurationUnits);
         settings.iteration_timeout = *timeout;
     }
     std::string error;
@@ -73,13 +74,15 @@ asio::awaitable<json::value> List(CallContext& ctx, const json::object& params)
     auto live = d.supervisor().Live();
     json::array runs;
     for (const RunRow& r : d.store().ListRuns(task_dir, all ? 0 : 20)) runs.push_back(RunJson(r, live));
+    int64_t older_runs = all ? 0 : std::max<int64_t>(0, d.store().CountRuns(task_dir) - static_cast<int64_t>(runs.size()));
     json::object server = d.supervisor().Status();
     json::value untracked = json::array{};
     if (auto* u = server.if_contains("untracked_servers")) {
         untracked = *u;
         server.erase("untracked_servers");
     }
-    co_return Obj("server", std::move(server), "runs", std::move(runs), "untracked_servers", untracked);
+    co_return Obj("server", std::move(server), "runs", std::move(runs), "older_runs", older_runs, "untracked_servers",
+                  untracked);
 }
 
 asio::awaitable<json::value> Get(CallContext& ctx, const json::object& params)
@@ -170,7 +173,8 @@ const std::vector<RpcMethod>& RunMethods()
            {"task", ParamType::String, false, "", "only this task's runs"},
            {"cwd", ParamType::String, false, "", "resolves `task`"}},
           "`{server, runs: [{id, task, task_dir, project, status, reason, iteration, max_iterations, server_url, "
-          "last_port, session_id, started_at, ended_at, tokens, cost, ...}], untracked_servers: [{pid, port}]}`; "
+          "last_port, session_id, started_at, ended_at, tokens, cost, ...}], older_runs, untracked_servers: [{pid, "
+          "port}]}`; `older_runs` is how many more runs `all` would list; "
           "`server_url` is null unless the run is running and the server healthy; times are unix milliseconds"},
          List},
         {{"run.get", "One run and its iterations.",

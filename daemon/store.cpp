@@ -436,6 +436,13 @@ std::vector<RunRow> RunStore::ListRuns(const std::string& task_dir, int limit)
     return out;
 }
 
+int64_t RunStore::CountRuns(const std::string& task_dir)
+{
+    Stmt s(*this, task_dir.empty() ? "SELECT COUNT(*) FROM runs" : "SELECT COUNT(*) FROM runs WHERE task_dir = ?");
+    if (!task_dir.empty()) s.Bind(task_dir);
+    return s.Step() ? s.Int(0) : 0;
+}
+
 std::vector<RunRow> RunStore::RunningRuns()
 {
     // Without INDEXED BY, SQLite scans the whole table (every run ever) to find the few running

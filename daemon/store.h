@@ -114,6 +114,8 @@ public:
     /// Running runs first, then the newest; `limit` 0 means every run.
     std::vector<RunRow> ListRuns(const std::string& task_dir, int limit);
     std::vector<RunRow> RunningRuns();
+    /// How many runs there are (of one task when `task_dir` is not empty).
+    int64_t CountRuns(const std::string& task_dir);
 
     /// Records iteration n of a run with its session (before the prompt is sent) and makes it current.
     void BeginIteration(int64_t run_id, int n, const std::string& session_id, int port, int64_t at);
