@@ -273,18 +273,30 @@ RunStore::RunStore(const std::string& path) : path_(path)
     int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) throw StoreError("cannot open state database " + path + ": " + std::strerror(errno));
     close(fd);
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    OpenConnection();
+    try {
+        Migrate();
+    } catch (...) {
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw;
+    }
+    RememberFiles();
+}
+
+void RunStore::OpenConnection()
+{
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
         std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);
         db_ = nullptr;
-        throw StoreError("cannot open state database " + path + ": " + msg);
+        throw StoreError("cannot open state database " + path_ + ": " + msg);
     }
     try {
-        sqlite3_busy_timeout(db_, 5000);
+        sqlite3_busy_timeout(db_, kBusyTimeoutMs);
         Exec("PRAGMA journal_mode = WAL");
         Exec("PRAGMA synchronous = NORMAL");
         Exec("PRAGMA foreign_keys = ON");
-        Migrate();
     } catch (...) {
         sqlite3_close(db_);
         db_ = nullptr;
@@ -596,18 +608,6 @@ bool RunStore::RequestStop(int64_t id, bool now)
     if (changed) return true;
     auto run = GetRun(id);
     return run && run->status == "running";
-}
-
-int64_t RunStore::AppendEvent(int64_t run_id, int iteration, const std::string& kind, const std::string& data,
-                              int64_t at)
-{
-    Transaction tx(db_);
-    Stmt s(*this, "INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)");
-    s.Bind(run_id).Bind(at).Bind(iteration).Bind(kind).Bind(data);
-    s.Step();
-    int64_t id = sqlite3_last_insert_rowid(db_);
-    tx.Commit();
-    return id;
 }
 
 std::vector<RunEvent> RunStore::Events(int64_t run_id, int64_t after, int limit)
