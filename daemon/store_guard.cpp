@@ -82,9 +82,10 @@ int RunStore::WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes)
         if ((rc = write(e)) != SQLITE_OK) return failed(rc);
     if (with_lost_notes) {
         for (const auto& [run_id, lost] : lost_) {
-            std::string message = std::to_string(lost.count) + " log events of this run were lost: the state database " +
-                                  "could not be written (" + kept_reason_ + ") and " +
-                                  std::to_string(kept_limit_) + " were already waiting in memory";
+            std::string message = std::to_string(lost.count) +
+                                  " log events of this run were lost: the state database could not be written (" +
+                                  kept_reason_ + ") and " + std::to_string(kept_limit_) +
+                                  " were already waiting in memory";
             RunEvent note{0, run_id, NowMillis(), lost.iteration, "note",
                           boost::json::serialize(boost::json::object{{"message", message}})};
             if ((rc = write(note)) != SQLITE_OK) return failed(rc);
