@@ -1,6 +1,7 @@
 // The state database under attack while loops run through the real opencode: deleted under
 // ralphd (put back within seconds, nothing lost, ids never reused), and unwritable because the
 // disk is full while an iteration's text and tool lines arrive (kept, and in `ralph logs` after).
+// One functional test without opencode: deleted just before ralphd stops, it is put back on the way out.
 #include "tests/environment_util.h"
 #include "tests/harness.h"
 
@@ -71,6 +72,28 @@ TEST(E2EStoreSafety, DatabaseDeletedWhileLoopsRunIsPutBackWithinSecondsAndNoIdIs
     auto next = env.RalphJson({"run", "quick"}, project);
     EXPECT_EQ(next.at("id").as_int64(), slow + 1) << json::serialize(next);
     EXPECT_EQ(env.WaitRunEnd(slow + 1, 120s).at("status"), "completed");
+}
+
+TEST(FunctionalStoreSafety, DatabaseDeletedJustBeforeRalphdStopsIsPutBackOnTheWayOut)
+{
+    TestEnv env;
+    std::string project = env.dir + "/proj";
+    std::filesystem::create_directories(project + "/.git");
+    // Complete from the start: the run ends at once, without opencode.
+    WriteFile(project + "/tasks/done/prd.json", R"({"userStories": [{"id": "US-1", "passes": true}]})");
+    env.StartDaemon();
+    auto started = env.Call("run.start", json::object{{"task", "done"}, {"cwd", project}});
+    ASSERT_TRUE(started.contains("result")) << json::serialize(started);
+    const std::string db = env.state_dir + "/ralph.db";
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
+    EXPECT_EQ(env.StopDaemon(), 0);  // at once: the last check on the way out puts it back
+
+    ASSERT_TRUE(PathExists(db)) << env.DaemonStderr();
+    EXPECT_EQ(IntegrityCheck(db), "ok");
+    env.StartDaemon();
+    auto run = env.Call("run.get", json::object{{"run", 1}});
+    ASSERT_TRUE(run.contains("result")) << json::serialize(run);
+    EXPECT_EQ(run.at("result").at("task"), "done");
 }
 
 TEST(E2EStoreSafety, RunLogLinesArrivingWhileTheDiskIsFullAreKeptAndShownByRalphLogs)
