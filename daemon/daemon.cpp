@@ -8,6 +8,7 @@
 #include "daemon/server_supervisor.h"
 #include "daemon/socket_server.h"
 #include "daemon/store.h"
+#include "daemon/store_guard.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -35,6 +36,7 @@ Daemon::~Daemon()
     socket_.reset();
     loops_.reset();
     supervisor_.reset();
+    store_guard_.reset();  // writes what it still keeps before the store closes
     store_.reset();
     if (listening_) unlink(options_.socket_path.c_str());
     if (lock_fd_ >= 0) {
@@ -209,6 +211,7 @@ int Daemon::Open()
 
     supervisor_ = std::make_unique<ServerSupervisor>(io_, config_.server, *store_, options_.state_dir);
     loops_ = std::make_unique<LoopEngine>(*this);
+    store_guard_ = std::make_unique<StoreGuard>(io_, *store_, [this] { loops_->activity().Notify(); });
     supervisor_->ReconcileLeftovers();
 
     SocketServerOptions socket_options;

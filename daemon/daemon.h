@@ -18,6 +18,7 @@
 namespace ralph {
 
 class RunStore;
+class StoreGuard;
 class SocketServer;
 class ServerSupervisor;
 class LoopEngine;
@@ -78,6 +79,7 @@ private:
     asio::io_context io_{1};
     RpcTable table_;
     std::unique_ptr<RunStore> store_;
+    std::unique_ptr<StoreGuard> store_guard_;  ///< the database put back when deleted; events kept while unwritable
     std::unique_ptr<ServerSupervisor> supervisor_;
     std::unique_ptr<LoopEngine> loops_;
     std::unique_ptr<SocketServer> socket_;

@@ -289,20 +289,32 @@ RunStore::RunStore(const std::string& path) : path_(path)
         throw StoreError("cannot open state database " + path + ": " +
                          (errno == ELOOP ? "it is a symbolic link (not followed)" : std::strerror(errno)));
     close(fd);
+    OpenConnection();
+    try {
+        Migrate();
+    } catch (...) {
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw;
+    }
+    RememberFiles();
+}
+
+void RunStore::OpenConnection()
+{
     // Not SQLITE_OPEN_NOFOLLOW: it refuses a link anywhere in the path (a linked HOME); the open
-    // above has already refused a link in the file's own place.
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    // in the constructor has already refused a link in the file's own place.
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
         std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);
         db_ = nullptr;
-        throw StoreError("cannot open state database " + path + ": " + msg);
+        throw StoreError("cannot open state database " + path_ + ": " + msg);
     }
     try {
-        sqlite3_busy_timeout(db_, 5000);
+        sqlite3_busy_timeout(db_, kBusyTimeoutMs);
         Exec("PRAGMA journal_mode = WAL");
         Exec("PRAGMA synchronous = NORMAL");
         Exec("PRAGMA foreign_keys = ON");
-        Migrate();
     } catch (...) {
         sqlite3_close(db_);
         db_ = nullptr;
@@ -625,18 +637,6 @@ bool RunStore::RequestStop(int64_t id, bool now)
     if (changed) return true;
     auto run = GetRun(id);
     return run && run->status == "running";
-}
-
-int64_t RunStore::AppendEvent(int64_t run_id, int iteration, const std::string& kind, const std::string& data,
-                              int64_t at)
-{
-    Transaction tx(db_);
-    Stmt s(*this, "INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)");
-    s.Bind(run_id).Bind(at).Bind(iteration).Bind(kind).Bind(data);
-    s.Step();
-    int64_t id = sqlite3_last_insert_rowid(db_);
-    tx.Commit();
-    return id;
 }
 
 std::vector<RunEvent> RunStore::Events(int64_t run_id, int64_t after, int limit)

@@ -4,7 +4,11 @@
 // Owned by the daemon's io_context thread; not thread-safe.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -131,8 +135,29 @@ public:
     /// Marks a running run to stop; false when it is not running.
     bool RequestStop(int64_t id, bool now);
 
+    /// Appends to a run's log and returns the event's id. When the database cannot be written
+    /// (a full disk, a lock held elsewhere) the event is kept in memory, in order, returns 0, and
+    /// is written by a later AppendEvent or FlushKeptEvents (store_guard.cpp). Beyond
+    /// kKeptEventsLimit events are only counted, and a `note` event says how many were lost.
     int64_t AppendEvent(int64_t run_id, int iteration, const std::string& kind, const std::string& data, int64_t at);
     std::vector<RunEvent> Events(int64_t run_id, int64_t after, int limit);
+    /// Writes the events kept in memory (never waiting for a lock); returns how many it wrote.
+    std::size_t FlushKeptEvents();
+    std::size_t kept_events() const { return kept_.size(); }
+    /// Events dropped since the start because too many were kept; each run's log has a note.
+    int64_t lost_events() const { return lost_total_; }
+    /// Why the last write of an event failed, e.g. "database or disk is full".
+    const std::string& kept_events_reason() const { return kept_reason_; }
+    static constexpr std::size_t kKeptEventsLimit = 10000;
+    static constexpr std::size_t kKeptBytesLimit = 32 << 20;
+    void SetKeptEventsLimitForTest(std::size_t limit) { kept_limit_ = limit; }
+
+    /// When ralph.db, its -wal or its -shm was deleted while open (ralphd went on writing into
+    /// unlinked files, lost at its exit): writes what this connection sees to a new file with
+    /// SQLite's backup API, renames it to path() and reopens it there. Run ids go on (the
+    /// AUTOINCREMENT counters are copied too). Returns true when it put the database back, false
+    /// when nothing was missing; throws StoreError when it could not (tried again next time).
+    bool RestoreIfDeleted();
 
     void RecordServerEvent(const std::string& event, int pid, int port, const std::string& detail, int64_t at);
     std::optional<ManagedServerRecord> GetManagedServer();
@@ -157,12 +182,38 @@ public:
 
 private:
     class Stmt;
+    struct FileIdentity {
+        uint64_t dev{0}, ino{0};  ///< ino 0: the file did not exist when the database was opened
+    };
+    struct LostEvents {
+        int64_t count{0};
+        int iteration{0};
+    };
+    static constexpr int kBusyTimeoutMs = 5000;
+
+    /// Opens db_ at path_ with ralph's settings; on failure db_ is null and StoreError is thrown.
+    void OpenConnection();
+    void RememberFiles();
+    bool AnyFileDeleted() const;
+    /// Writes `events` and, when `with_lost_notes`, the notes for lost_ in one transaction,
+    /// popping them once committed. Returns SQLITE_OK or the failing SQLite result code.
+    int WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes);
+    /// Queues an event behind the kept ones; false when over the limits (then only counted as lost).
+    bool Keep(RunEvent event);
     void Exec(const std::string& sql);
     void Migrate();
     [[noreturn]] void Fail(const std::string& what);
 
     std::string path_;
     sqlite3* db_{nullptr};
+    std::array<FileIdentity, 3> files_{};  ///< path_, -wal, -shm as opened
+    std::deque<RunEvent> kept_;            ///< events not written yet, oldest first
+    std::size_t kept_limit_{kKeptEventsLimit};
+    std::size_t kept_bytes_{0};
+    std::map<int64_t, LostEvents> lost_;   ///< per run: dropped events not yet noted in its log
+    int64_t lost_total_{0};
+    int64_t last_event_id_{0};
+    std::string kept_reason_;
 };
 
 /// Unix time in milliseconds.
