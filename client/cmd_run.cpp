@@ -88,7 +88,7 @@ int ReportStart(Client& client, json::object run)
         if (kind == "run.end" && event.contains("data")) end_message = Field(event.at("data"), "message");
         return kind == "iteration.start";
     };
-    look.give_up_after = std::chrono::seconds(10);
+    look.give_up_after = std::chrono::seconds(30);  // a cold opencode server can take a while
     FollowResult seen = FollowRun(client, id, look);
     if (seen.end == FollowResult::End::RunEnded) run = std::move(seen.run);
     else if (seen.end == FollowResult::End::StoppedEarly) {
@@ -100,7 +100,8 @@ int ReportStart(Client& client, json::object run)
     if (!ended) {
         if (!client.json_output)
             std::cout << "run " << id << " started: " << Field(run, "task") << " (" << Field(run, "task_dir")
-                      << "), up to " << Field(run, "max_iterations") << " iterations\n"
+                      << "), up to " << Field(run, "max_iterations") << " iterations"
+                      << (Field(run, "iteration") == "0" ? "; its first iteration has not begun yet" : "") << "\n"
                       << "follow it with: ralph logs " << id << " -f\n";
         return kExitOk;
     }

@@ -45,6 +45,9 @@ TEST(E2EFollowExit, RunSaysStartedOnlyOnceItsFirstIterationIsGoing)
     env.StartDaemon();
     std::string project = env.MakeProject("proj");
     env.AddTask(project, "slow", "SLOW:60000 TEXTONLY\n");
+    // The server is up first, so the first iteration begins well within ralph's look at the run.
+    auto server = env.Ralph({"server", "start"});
+    ASSERT_EQ(server.exit_code, 0) << server.out << server.err;
     auto r = env.Ralph({"--json", "run", "slow"}, project);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     json::value started = json::parse(r.out);
@@ -57,6 +60,24 @@ TEST(E2EFollowExit, RunSaysStartedOnlyOnceItsFirstIterationIsGoing)
     EXPECT_TRUE(run.at("session_id").is_string()) << json::serialize(run);
     EXPECT_EQ(env.Ralph({"stop", std::to_string(id), "--now"}).exit_code, 0);
     EXPECT_EQ(env.WaitRunEnd(id, 60s).at("status"), "stopped");
+}
+
+TEST(E2EFollowExit, StopNowWhileTheServerStartsEndsTheRunWithoutAnIteration)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "slow", "SLOW:600000 TEXTONLY\n");
+    // Over the socket, run.start answers at once, while the cold server is still starting.
+    auto started = env.Call("run.start", json::object{{"task", "slow"}, {"cwd", project}});
+    ASSERT_TRUE(started.contains("result")) << json::serialize(started);
+    int64_t id = started.at("result").at("id").as_int64();
+    auto stop = env.Call("run.stop", json::object{{"run", id}, {"now", true}});
+    ASSERT_TRUE(stop.contains("result")) << json::serialize(stop);
+    // Not after a 10-minute iteration: the stop is honoured once the server is up.
+    json::object run = env.WaitRunEnd(id, 120s);
+    EXPECT_EQ(run.at("status"), "stopped") << json::serialize(run);
+    EXPECT_EQ(run.at("reason"), "user") << json::serialize(run);
 }
 
 TEST(E2EFollowExit, FollowersExitWithHowTheRunEnded)

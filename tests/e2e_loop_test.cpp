@@ -79,7 +79,7 @@ TEST(E2ELoop, BrokenPrdFailsTheRunWithTheLine)
     std::string project = env.MakeProject("proj");
     env.AddTask(project, "broken", "TEXTONLY\n", "{\n  \"userStories\": [\n    {\"id\": 1,,}\n  ]\n}\n");
     auto r = env.Ralph({"run", "broken"}, project);
-    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.exit_code, 5);  // failed (SPEC §11)
     EXPECT_NE(r.err.find("task_invalid"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("line 3"), std::string::npos) << r.err;
     json::value run = env.RalphJson({"show", "broken"}, project);
