@@ -163,7 +163,6 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
             last_state = state;
             state["at"] = NowMillis();
             co_await ctx.notify(jsonrpc::MakeNotification("run.event", Obj("run", run.id, "event", std::move(state))));
-            last_state.erase("at");
         }
         if (now.status != "running" || d.shutting_down()) {
             co_return Obj("run", RunJson(now, d.supervisor().Live()), "last_id", after, "daemon_stopping",
