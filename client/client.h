@@ -1,5 +1,5 @@
 // What every `ralph` command uses: the global options, the connection to ralphd (started on
-// demand), and the exit codes of SPEC §4.
+// demand), and the exit codes of SPEC §4 and §11.
 #pragma once
 
 #include <boost/json.hpp>
@@ -20,6 +20,8 @@ enum ExitCode : int {
     kExitUnreachable = 3,
     kExitRunStopped = 4,
     kExitRunFailed = 5,
+    kExitDaemonStopped = 6,  ///< ralphd stopped while a run was followed; the run goes on
+    kExitInterrupted = 130,  ///< Ctrl-C of a follower (128 + SIGINT)
 };
 
 /// A command-line mistake: printed with the command's usage, exit 2.

@@ -1,5 +1,6 @@
 // ralph run | status | show | logs | stop | tasks
 #include "client/commands.h"
+#include "client/follow.h"
 #include "client/format.h"
 #include "common/text.h"
 
@@ -73,6 +74,8 @@ std::string ServerColumn(const json::value& run)
     return scheme == std::string::npos ? url : url.substr(scheme + 3);
 }
 
+int ReportStart(Client& client, json::object run);
+
 int Run(Client& client, const std::vector<std::string>& args)
 {
     CommandArgs vm(*FindCommand("run"), args, "ref", 1);
@@ -85,24 +88,56 @@ int Run(Client& client, const std::vector<std::string>& args)
     bool follow = vm.Switch("follow");
     if (follow && !client.json_output) SayWhenTheServerMustStart(client);
     json::object run = client.Call("run.start", params).as_object();
-    if (run.contains("error")) {
-        if (client.json_output) PrintJson(run);
-        std::cerr << "ralph: run " << Field(run, "id") << " of " << Field(run, "task")
-                  << " failed at once (task_invalid): " << Field(run, "error") << "\n";
-        return kExitDaemonError;
+    const int64_t id = run.at("id").as_int64();
+    if (follow) {
+        if (!client.json_output) std::cout << "run " << id << ": " << Field(run, "task_dir") << "\n";
+        FollowOptions options;
+        options.print_lines = !client.json_output;
+        options.print_json = client.json_output;
+        return ExitCodeForFollow(FollowRun(client, id, options));
     }
-    if (!follow) {
-        if (client.json_output) PrintJson(run);
-        else
-            std::cout << "run " << Field(run, "id") << " started: " << Field(run, "task") << " (" << Field(run, "task_dir")
-                      << "), up to " << Iterations(run) << "\n"
-                      << "follow it with: ralph logs " << Field(run, "id") << " -f\n";
+    return ReportStart(client, std::move(run));
+}
+
+/// `ralph run` without -f. The daemon answers as soon as the run exists, and a run that cannot
+/// go on ends moments later (no opencode, a broken or finished prd.json): look until its first
+/// iteration starts, so that "started" is said only of a run that is going, and a run that
+/// already ended says how, with its exit code (SPEC §11).
+int ReportStart(Client& client, json::object run)
+{
+    const int64_t id = run.at("id").as_int64();
+    std::string end_message;
+    FollowOptions look;
+    look.stop_at = [&](const json::object& event) {
+        std::string kind = Field(event, "kind");
+        if (kind == "run.end" && event.contains("data")) end_message = Field(event.at("data"), "message");
+        return kind == "iteration.start";
+    };
+    look.give_up_after = std::chrono::seconds(30);  // a cold opencode server can take a while
+    FollowResult seen = FollowRun(client, id, look);
+    if (seen.end == FollowResult::End::RunEnded) run = std::move(seen.run);
+    else if (seen.end == FollowResult::End::StoppedEarly) {
+        run = client.Call("run.get", json::object{{"run", id}, {"cwd", client.cwd}}).as_object();
+        run.erase("iterations");
+    }
+    bool ended = Field(run, "status") == "completed" || Field(run, "status") == "stopped" || Field(run, "status") == "failed";
+    if (client.json_output) PrintJson(run);
+    if (!ended) {
+        if (!client.json_output)
+            std::cout << "run " << id << " started: " << Field(run, "task") << " (" << Field(run, "task_dir")
+                      << "), up to " << Iterations(run)
+                      << (Field(run, "iteration") == "0" ? "; its first iteration has not begun yet" : "") << "\n"
+                      << "follow it with: ralph logs " << id << " -f\n";
         return kExitOk;
     }
-    if (!client.json_output) std::cout << "run " << Field(run, "id") << ": " << Field(run, "task_dir") << "\n";
-    json::object final_run = FollowRun(client, run.at("id"), 0, !client.json_output);
-    if (client.json_output) PrintJson(final_run);
-    return ExitCodeForRun(final_run);
+    int code = ExitCodeForRun(run);
+    if (!client.json_output) {
+        std::ostream& out = code == kExitOk ? std::cout : std::cerr;
+        out << (code == kExitOk ? "" : "ralph: ") << "run " << id << " of " << Field(run, "task") << " ended at once: "
+            << Field(run, "status") << " (" << Field(run, "reason") << ")"
+            << (end_message.empty() || end_message == "-" ? "" : ": " + end_message) << "\n";
+    }
+    return code;
 }
 
 int Status(Client& client, const std::vector<std::string>& args)
@@ -208,9 +243,10 @@ int Logs(Client& client, const std::vector<std::string>& args)
     if (vm.Has("iteration")) params["iteration"] = vm.Int("iteration", 1, 1000000);
     if (vm.Switch("follow") && !vm.Has("iteration")) {
         json::object run = client.Call("run.get", params).as_object();
-        json::object final_run = FollowRun(client, run.at("id"), 0, !client.json_output);
-        if (client.json_output) PrintJson(final_run);
-        return kExitOk;
+        FollowOptions follow;
+        follow.print_lines = !client.json_output;
+        follow.print_json = client.json_output;
+        return ExitCodeForFollow(FollowRun(client, run.at("id").as_int64(), follow));
     }
     json::value result = client.Call("run.events", params);
     if (client.json_output) {

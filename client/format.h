@@ -1,4 +1,4 @@
-// Printing runs for people: tables, event lines and the live progress line of `run -f`/`logs -f`.
+// Printing runs for people: tables, event lines and the server line (following a run: follow.h).
 #pragma once
 
 #include <boost/json.hpp>
@@ -24,14 +24,5 @@ std::string LegacyLines(const boost::json::value& run);
 
 /// The server line above `ralph status`.
 std::string ServerLine(const boost::json::object& server);
-
-/// Follows a run's events (run.events with follow) on an open connection, printing each event;
-/// on a terminal a status line (iteration, elapsed time, last tool call) is kept at the bottom.
-/// Returns the final run object.
-class Client;
-boost::json::object FollowRun(Client& client, const boost::json::value& run_ref, int64_t after, bool print_events);
-
-/// Exit code of `ralph run -f` for a finished run: 0 completed, 4 stopped, 5 failed.
-int ExitCodeForRun(const boost::json::object& run);
 
 }  // namespace ralph

@@ -384,6 +384,8 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         }
 
         if (shutting_down_) break;  // the server came up while ralphd was stopping: no new iteration
+        // A stop asked while the server was starting ends the run now, not after one more iteration.
+        if (auto fresh = store_.GetRun(id); fresh && !fresh->stop_requested.empty()) continue;
 
         const int n = run->iteration + 1;
         active->stop_now = run->stop_requested == "now";

@@ -23,6 +23,16 @@ json::object EventJson(const RunEvent& e)
             {"data", ec ? json::value(json::object{}) : data}};
 }
 
+/// A `state` event: what a live view shows of a run, from its JSON (the fields it has).
+json::object StateEvent(const json::object& run)
+{
+    json::object state{{"kind", "state"}};
+    for (const char* key : {"status", "reason", "iteration", "stories_passed", "stories_total", "tokens", "cost",
+                            "waiting_until"})
+        if (auto* v = run.if_contains(key)) state[key] = *v;
+    return state;
+}
+
 asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
@@ -117,6 +127,13 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
     RunRow run = ResolveRun(d, params.at("run"), ParamString(params, "cwd"));
     int64_t after = ParamInt(params, "after").value_or(0);
     auto iteration = ParamInt(params, "iteration");
+    if (iteration && (*iteration < 1 || *iteration > run.iteration)) {
+        std::string has = run.iteration == 0   ? "has no iterations yet"
+                          : run.iteration == 1 ? "has only iteration 1"
+                                               : "has iterations 1 to " + std::to_string(run.iteration);
+        throw RpcError(kInvalidParams, "run " + std::to_string(run.id) + " " + has + "; there is no iteration " +
+                                           std::to_string(*iteration));
+    }
     bool follow = ParamBool(params, "follow");
     auto matches = [&](const RunEvent& e) { return !iteration || e.iteration == *iteration; };
     if (!follow) {
@@ -133,7 +150,9 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
                       "last_id", after);
     }
     // Follow: stream every event as a run.event notification until the run has ended and its
-    // last event is sent.
+    // last event is sent; a change of the run's state goes as a `state` event after the events
+    // that led to it (SPEC §12).
+    json::object last_state;
     for (;;) {
         auto page = d.store().Events(run.id, after, 500);
         for (const RunEvent& e : page) {
@@ -143,6 +162,11 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
         }
         if (!page.empty()) continue;
         RunRow now = *d.store().GetRun(run.id);
+        if (json::object state = StateEvent(RunJson(now, d.supervisor().Live())); state != last_state) {
+            last_state = state;
+            state["at"] = NowMillis();
+            co_await ctx.notify(jsonrpc::MakeNotification("run.event", Obj("run", run.id, "event", std::move(state))));
+        }
         if (now.status != "running" || d.shutting_down()) {
             co_return Obj("run", RunJson(now, d.supervisor().Live()), "last_id", after, "daemon_stopping",
                           d.shutting_down());
@@ -196,7 +220,9 @@ const std::vector<RpcMethod>& RunMethods()
            {"follow", ParamType::Boolean, false, "false", "stream until the run ends"},
            {"cwd", ParamType::String, false, "", "resolves a task reference"}},
           "`{run, events: [{id, at, iteration, kind, data}], last_id}` (with follow: `{run, last_id}` after the "
-          "notifications `{run, event}`); kinds: run.start, iteration.start, text, tool, note, error, iteration.end, run.end"},
+          "notifications `{run, event}`); kinds: run.start, iteration.start, text, tool, note, error, iteration.end, run.end; "
+          "with follow also `{kind: \"state\", at, status, reason, iteration, tokens, cost, ...}` (no id) when the run's "
+          "state changes. An `iteration` outside 1 to the run's current one: -32602 naming the range"},
          Events},
     };
     return methods;

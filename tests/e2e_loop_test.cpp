@@ -106,7 +106,7 @@ TEST(E2ELoop, BrokenPrdFailsTheRunWithTheLine)
     std::string project = env.MakeProject("proj");
     env.AddTask(project, "broken", "TEXTONLY\n", "{\n  \"userStories\": [\n    {\"id\": 1,,}\n  ]\n}\n");
     auto r = env.Ralph({"run", "broken"}, project);
-    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.exit_code, 5);  // failed (SPEC §11)
     EXPECT_NE(r.err.find("task_invalid"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("line 3"), std::string::npos) << r.err;
     json::value run = env.RalphJson({"show", "broken"}, project);
@@ -142,7 +142,9 @@ TEST(E2ELoop, TaskReferencesResolveToTheSameTask)
                             std::pair{task, std::string("/")}}) {
         auto r = env.Ralph({"--json", "run", ref, "-f"}, cwd);
         EXPECT_EQ(r.exit_code, 0) << ref << ": " << r.err;
-        json::value run = json::parse(r.out);
+        // With -f, --json prints one object per line (SPEC §11): the events, then the run.
+        std::string last = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
+        json::value run = json::parse(last);
         EXPECT_EQ(run.at("task_dir"), json::value(task)) << ref;
         EXPECT_EQ(run.at("project"), json::value(project)) << ref;
         EXPECT_EQ(run.at("status"), "completed");
