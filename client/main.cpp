@@ -35,7 +35,8 @@ static void PrintHelp(std::ostream& out)
            "Durations (DUR) are a number with a unit ms, s, m, h or d: 500ms, 90s, 15m, 2h, 1d, 1h30m;\n"
            "a bare number is seconds.\n\n"
            "Exit codes: 0 ok, 1 error from the daemon, 2 usage error, 3 daemon unreachable;\n"
-           "`ralph run --follow`: 0 completed, 4 stopped, 5 failed.\n";
+           "`ralph run -f` and `ralph logs -f`: 0 completed, 4 stopped, 5 failed, 6 ralphd stopped while\n"
+           "following (the run goes on), 130 Ctrl-C (the run goes on). More in docs/reference.md.\n";
 }
 
 static void PrintCommandHelp(std::ostream& out, const Command& command)
