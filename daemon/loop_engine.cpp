@@ -87,6 +87,16 @@ Millis StallTimeout(const RunSettings& config, const Task& task)
     }
 }
 
+/// Why an iteration that never started, or never went idle after an error, was ended.
+std::string StallMessage(const std::string& session_error, Millis stall_timeout)
+{
+    if (!session_error.empty())
+        return session_error + " (opencode reported this error and the session did not go idle within " +
+               FormatDuration(stall_timeout) + ", run.stall_timeout)";
+    return "opencode accepted the prompt but the iteration never started: no answer and no busy status within " +
+           FormatDuration(stall_timeout) + " (run.stall_timeout)";
+}
+
 const char* kRejectMessage =
     "ralph runs this loop unattended and answers no permission request or question: "
     "continue without it, or write what you need into the task's progress file.";
@@ -666,16 +676,14 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
                                           FormatDuration(Millis(run.iteration_timeout_ms)) + " and was aborted");
             continue;
         }
-        if (error_deadline && Clock::now() >= *error_deadline && !aborted_by_us) {
-            co_await abort("error", session_error + " (opencode reported this error and the session did not go idle within " +
-                                        FormatDuration(stall_timeout) + ", run.stall_timeout)",
-                           Clock::duration::zero());
-            continue;
-        }
-        if (!started && Clock::now() >= stall_deadline && !aborted_by_us) {
-            co_await abort("error", "opencode accepted the prompt but the iteration never started: no answer and no busy "
-                                    "status within " + FormatDuration(stall_timeout) + " (run.stall_timeout)",
-                           Clock::duration::zero());
+        const bool error_stuck = error_deadline && Clock::now() >= *error_deadline;
+        const bool never_started = !started && Clock::now() >= stall_deadline;
+        if ((error_stuck || never_started) && !aborted_by_us) {
+            // Nothing runs in the session: end at once, with opencode's own error when it gave one.
+            // (The message is built outside co_await: GCC 12 double-frees temporaries of a
+            // conditional expression inside one.)
+            std::string why = StallMessage(session_error, stall_timeout);
+            co_await abort("error", why, Clock::duration::zero());
             continue;
         }
         if (abort_deadline && Clock::now() >= *abort_deadline) break;  // aborted but never went idle

@@ -93,8 +93,10 @@ TEST(E2ELoopChecks, QuietToolCallLongerThanStallTimeoutIsNotEnded)
     env.StartDaemon();
     std::string project = env.MakeProject("proj");
     // Scaled down from the 3-minute tool call under a 2-minute stall_timeout.
-    env.AddTask(project, "quiet", "BASH:\"sleep 12\" COMPLETE_AFTER:1\n");
-    WriteFile(project + "/tasks/quiet/ralph.ini", "[run]\nstall_timeout = 4s\nmax_consecutive_failures = 1\n");
+    // The stall timeout leaves room for a loaded machine to start the iteration (busy came ~2 s
+    // after the prompt on a fresh instance here); the quiet tool call lasts well beyond it.
+    env.AddTask(project, "quiet", "BASH:\"sleep 20\" COMPLETE_AFTER:1\n");
+    WriteFile(project + "/tasks/quiet/ralph.ini", "[run]\nstall_timeout = 8s\nmax_consecutive_failures = 1\n");
     auto r = env.Ralph({"run", "quiet", "-f"}, project, {}, std::chrono::seconds(150));
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err << env.DaemonStderr();
     json::value run = env.RalphJson({"show", "quiet"}, project);
@@ -102,7 +104,7 @@ TEST(E2ELoopChecks, QuietToolCallLongerThanStallTimeoutIsNotEnded)
     ASSERT_EQ(run.at("iterations").as_array().size(), 1u);
     EXPECT_EQ(run.at("iterations").at(0).at("outcome"), "complete");
     const auto& it = run.at("iterations").at(0);
-    EXPECT_GE(it.at("ended_at").as_int64() - it.at("started_at").as_int64(), 12000);
+    EXPECT_GE(it.at("ended_at").as_int64() - it.at("started_at").as_int64(), 20000);
 }
 
 TEST(E2ELoopChecks, SessionErrorWithoutIdleEndsTheIterationAtStallTimeout)
@@ -114,7 +116,7 @@ TEST(E2ELoopChecks, SessionErrorWithoutIdleEndsTheIterationAtStallTimeout)
     env.StartDaemon();
     std::string project = env.MakeProject("proj");
     env.AddTask(project, "t", "BASH:\"sleep 60\"\n");
-    WriteFile(project + "/tasks/t/ralph.ini", "[run]\nagent = ghost\nstall_timeout = 5s\nmax_consecutive_failures = 1\n");
+    WriteFile(project + "/tasks/t/ralph.ini", "[run]\nagent = ghost\nstall_timeout = 5s\nmax_iterations = 2\n");
     json::value started = env.RalphJson({"run", "t"}, project);
     int64_t id = started.at("id").as_int64();
     // Iteration 1 is in its tool call; the agent goes, and the server restarts without it.
@@ -124,19 +126,28 @@ TEST(E2ELoopChecks, SessionErrorWithoutIdleEndsTheIterationAtStallTimeout)
     SetOpencodeAgent(env, "ghost", false);
     auto restart = env.Ralph({"server", "restart"}, project);
     ASSERT_EQ(restart.exit_code, 0) << restart.err;
-    json::object run = env.WaitRunEnd(id, std::chrono::seconds(120));
-    EXPECT_EQ(run["status"], "failed") << json::serialize(run);
-    EXPECT_EQ(run["reason"], "consecutive_failures");
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            try {
+                return env.Call("run.get", json::object{{"run", id}})["result"].at("status") != "running";
+            } catch (const std::exception& e) {
+                ADD_FAILURE() << "ralphd went away: " << e.what() << "\n" << env.DaemonStderr();
+                return true;
+            }
+        },
+        std::chrono::seconds(120)));
+    json::object run = env.WaitRunEnd(id, std::chrono::seconds(10));
     auto got = env.Call("run.get", json::object{{"run", id}});
     ASSERT_TRUE(got.contains("result"));
     const auto& iterations = got["result"].at("iterations").as_array();
-    ASSERT_EQ(iterations.size(), 2u) << json::serialize(iterations);
-    EXPECT_EQ(iterations.at(0).at("outcome"), "interrupted");
-    EXPECT_EQ(iterations.at(1).at("outcome"), "error");
-    std::string error(iterations.at(1).at("error").as_string());
+    // Iteration 1 went with the server (its outcome is the restart's business, not this test's);
+    // the next one met the missing agent.
+    ASSERT_GE(iterations.size(), 2u) << json::serialize(iterations);
+    const auto& it = iterations.at(iterations.size() - 1);
+    EXPECT_EQ(it.at("outcome"), "error") << json::serialize(it);
+    std::string error(it.at("error").as_string());
     EXPECT_NE(error.find("Agent not found"), std::string::npos) << error;
-    EXPECT_NE(error.find("did not go idle within 5s"), std::string::npos) << error;
-    const auto& it = iterations.at(1);
+    EXPECT_NE(error.find("did not go idle within 5s, run.stall_timeout"), std::string::npos) << error;
     EXPECT_GE(it.at("ended_at").as_int64() - it.at("started_at").as_int64(), 5000);
 }
 
@@ -151,6 +162,10 @@ TEST(E2ELoopChecks, IterationThatNeverStartsEndsAtStallTimeout)
               "    if (JSON.stringify(output).includes(\"HANG_HOOK\")) await new Promise(() => {});\n"
               "  },\n"
               "});\n");
+    // opencode installs plugin dependencies (with npm's arborist) before loading a plugin: make
+    // that fail at once instead of retrying an unreachable registry.
+    env.env["npm_config_offline"] = "true";
+    env.env["npm_config_fetch_retries"] = "0";
     env.StartDaemon();
     std::string project = env.MakeProject("proj");
     env.AddTask(project, "t", "HANG_HOOK TEXTONLY\n");
@@ -158,7 +173,7 @@ TEST(E2ELoopChecks, IterationThatNeverStartsEndsAtStallTimeout)
     auto r = env.Ralph({"run", "t", "-f"}, project, {}, std::chrono::seconds(150));
     EXPECT_EQ(r.exit_code, 5) << r.out << r.err << env.DaemonStderr();
     json::value run = env.RalphJson({"show", "t"}, project);
-    EXPECT_EQ(run.at("status"), "failed") << json::serialize(run);
+    EXPECT_EQ(run.at("status"), "failed") << json::serialize(run) << ReadFile(env.model->log_path);
     ASSERT_EQ(run.at("iterations").as_array().size(), 1u);
     const auto& it = run.at("iterations").at(0);
     EXPECT_EQ(it.at("outcome"), "error");
