@@ -76,27 +76,6 @@ json::object PromptBody(const std::string& text, const std::string& model, const
     return body;
 }
 
-/// run.stall_timeout for this iteration: ralphd.conf, then the task's ralph.ini as it is now (a
-/// broken ralph.ini keeps the config's value; the run's other settings were fixed at its start).
-Millis StallTimeout(const RunSettings& config, const Task& task)
-{
-    try {
-        return TaskRunSettings(config, task).stall_timeout;
-    } catch (const ConfigError&) {
-        return config.stall_timeout;
-    }
-}
-
-/// Why an iteration that never started, or never went idle after an error, was ended.
-std::string StallMessage(const std::string& session_error, Millis stall_timeout)
-{
-    if (!session_error.empty())
-        return session_error + " (opencode reported this error and the session did not go idle within " +
-               FormatDuration(stall_timeout) + ", run.stall_timeout)";
-    return "opencode accepted the prompt but the iteration never started: no answer and no busy status within " +
-           FormatDuration(stall_timeout) + " (run.stall_timeout)";
-}
-
 const char* kRejectMessage =
     "ralph runs this loop unattended and answers no permission request or question: "
     "continue without it, or write what you need into the task's progress file.";

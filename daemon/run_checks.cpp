@@ -109,4 +109,22 @@ std::string PromptProblem(const Task& task)
     return "";
 }
 
+Millis StallTimeout(const RunSettings& config, const Task& task)
+{
+    try {
+        return TaskRunSettings(config, task).stall_timeout;
+    } catch (const ConfigError&) {
+        return config.stall_timeout;
+    }
+}
+
+std::string StallMessage(const std::string& session_error, Millis stall_timeout)
+{
+    if (!session_error.empty())
+        return session_error + " (opencode reported this error and the session did not go idle within " +
+               FormatDuration(stall_timeout) + ", run.stall_timeout)";
+    return "opencode accepted the prompt but the iteration never started: no answer and no busy status within " +
+           FormatDuration(stall_timeout) + " (run.stall_timeout)";
+}
+
 }  // namespace ralph

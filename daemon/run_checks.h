@@ -32,4 +32,11 @@ boost::asio::awaitable<void> CheckModelAndAgent(const ServerEndpoint& server, co
 /// is used. Without this an empty prompt was sent again and again.
 std::string PromptProblem(const Task& task);
 
+/// run.stall_timeout for an iteration: ralphd.conf, then the task's ralph.ini as it is now (a
+/// broken ralph.ini keeps the config's value; the run's other settings were fixed at its start).
+Millis StallTimeout(const RunSettings& config, const Task& task);
+
+/// Why an iteration that never started, or never went idle after `session_error`, was ended.
+std::string StallMessage(const std::string& session_error, Millis stall_timeout);
+
 }  // namespace ralph

@@ -100,6 +100,31 @@ TEST_F(UnitPromptProblem, TheProjectPromptIsCheckedWhenTheTaskHasNone)
     EXPECT_EQ(PromptProblem(task), "");
 }
 
+TEST(UnitLoopChecks, StallMessageGivesOpencodesErrorWhenThereIsOne)
+{
+    EXPECT_EQ(StallMessage("", std::chrono::minutes(2)),
+              "opencode accepted the prompt but the iteration never started: no answer and no busy status within 2m "
+              "(run.stall_timeout)");
+    EXPECT_EQ(StallMessage("UnknownError: Agent not found: \"x\"", std::chrono::seconds(5)),
+              "UnknownError: Agent not found: \"x\" (opencode reported this error and the session did not go idle "
+              "within 5s, run.stall_timeout)");
+}
+
+TEST(UnitLoopChecks, StallTimeoutComesFromTheTaskIniAsItIsNow)
+{
+    auto root = std::filesystem::temp_directory_path() / ("ralph-stall-task-" + std::to_string(getpid()));
+    std::filesystem::create_directories(root / "tasks" / "t");
+    Task task{"t", (root / "tasks" / "t").string(), root.string()};
+    RunSettings config;
+    config.stall_timeout = Millis(7000);
+    EXPECT_EQ(StallTimeout(config, task), Millis(7000));
+    test::WriteFile(task.dir + "/ralph.ini", "[run]\nstall_timeout = 3s\n");
+    EXPECT_EQ(StallTimeout(config, task), Millis(3000));
+    test::WriteFile(task.dir + "/ralph.ini", "[run]\nstall_timeout = never\n");  // broken: the config's value
+    EXPECT_EQ(StallTimeout(config, task), Millis(7000));
+    std::filesystem::remove_all(root);
+}
+
 TEST(UnitLoopChecks, StallTimeoutKeyDefaultsToTwoMinutesAndIsRead)
 {
     EXPECT_EQ(RunSettings{}.stall_timeout, Millis(std::chrono::minutes(2)));
