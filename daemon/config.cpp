@@ -37,6 +37,7 @@ const Key kKeys[] = {
     {"run.completion_promise", "COMPLETE", "the agent prints <promise>TEXT</promise> when done"},
     {"run.model", "", "provider/model for every prompt (empty: opencode's default)"},
     {"run.agent", "", "opencode agent (empty: opencode's default)"},
+    {"run.stall_timeout", "2m", "an iteration with no answer and no busy status this long after its prompt is ended"},
 };
 
 po::options_description Describe(bool run_only)
@@ -91,6 +92,7 @@ void ApplyRunKey(RunSettings& run, const std::string& key, const std::string& v)
             Bad(key, v, "expected provider/model, e.g. anthropic/claude-sonnet-4");
         run.model = v;
     } else if (key == "run.agent") run.agent = v;
+    else if (key == "run.stall_timeout") run.stall_timeout = ToDuration(key, v, false);
 }
 
 void ApplyServerKey(ServerSettings& s, const std::string& key, const std::string& v)

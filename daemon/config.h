@@ -40,6 +40,9 @@ struct RunSettings {
     std::string completion_promise{"COMPLETE"};
     std::string model;  ///< provider/model, empty for opencode's default
     std::string agent;
+    /// An iteration that opencode accepted but that shows no sign of starting within this ends as
+    /// `error` (SPEC §8); so does one whose session reports an error and never goes idle.
+    Millis stall_timeout{std::chrono::minutes(2)};
 };
 
 struct Config {

@@ -4,6 +4,7 @@
 #include "common/json_util.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "daemon/run_checks.h"
 #include "daemon/server_supervisor.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -219,9 +220,13 @@ RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::str
     Log(LogLevel::Info) << "run " << *id << " started: " << task.dir;
 
     PrdStatus prd = ReadPrd(task.dir + "/prd.json");
+    std::string prompt_problem = PromptProblem(task);
     if (prd.present && !prd.valid()) {
         *error = prd.error;
         Finish(*id, "failed", "task_invalid", prd.error);
+    } else if (!prompt_problem.empty()) {
+        *error = prompt_problem;
+        Finish(*id, "failed", "task_invalid", prompt_problem);
     } else {
         Spawn(*id);
     }
@@ -362,6 +367,11 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         if (!IsDirectory(run->task_dir) || !IsDirectory(run->project_root)) {
             Finish(id, "failed", "task_invalid",
                    "the task directory " + run->task_dir + " or its project " + run->project_root + " no longer exists");
+            break;
+        }
+        // The prompt may have been emptied or replaced by a directory since the run started.
+        if (auto problem = PromptProblem(Task{run->task_name, run->task_dir, run->project_root}); !problem.empty()) {
+            Finish(id, "failed", "task_invalid", problem);
             break;
         }
 
@@ -555,21 +565,28 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         co_return result;
     }
 
-    // 4. Wait for the session to go idle, watching its events.
+    // 4. Wait for the session to go idle, watching its events. An iteration that never starts
+    // (no busy status, no assistant message), or whose error is never followed by idle, would
+    // otherwise wait for the whole iteration timeout (SPEC §8): stall_timeout ends both.
     const auto deadline = Clock::now() + std::chrono::milliseconds(run.iteration_timeout_ms);
+    const Millis stall_timeout = StallTimeout(daemon_.config().run, task);
+    const auto stall_deadline = Clock::now() + stall_timeout;
+    bool started = false;
+    std::optional<Clock::time_point> error_deadline;  ///< set by session.error: idle must follow
     std::optional<Clock::time_point> abort_deadline;
     bool idle = false;
     bool aborted_by_us = false;
     std::set<std::string> user_messages, logged_parts;
     std::string session_error;
-    auto abort = [&](const std::string& outcome, const std::string& why) -> asio::awaitable<void> {
+    auto abort = [&](const std::string& outcome, const std::string& why,
+                     Clock::duration grace = kAbortGrace) -> asio::awaitable<void> {
         if (aborted_by_us) co_return;
         aborted_by_us = true;
         result.outcome = outcome;
         result.error = why;
         Event(run.id, n, "note", Obj("message", why));
         co_await Abort(session_id, run.project_root);
-        abort_deadline = Clock::now() + kAbortGrace;
+        abort_deadline = Clock::now() + grace;
     };
     while (!idle) {
         while (!watch.events.empty()) {
@@ -581,6 +598,8 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
                 idle = true;
             } else if (type == "session.status") {
                 std::string status = Str(At(props, "status", "type"));
+                if (status == "busy" || status == "retry") started = true;
+                if (status == "busy") error_deadline.reset();  // working again after the error: no stall
                 if (status == "idle") idle = true;
                 else if (status == "retry")
                     Event(run.id, n, "note",
@@ -590,7 +609,10 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
             } else if (type == "session.error") {
                 if (auto* err = At(props, "error")) {
                     std::string name = Str(At(*err, "name"));
-                    if (!(aborted_by_us && name == "MessageAbortedError")) session_error = DescribeError(*err);
+                    // The first error says most ("Agent not found: ..."); opencode may add a stack trace.
+                    if (!(aborted_by_us && name == "MessageAbortedError") && session_error.empty())
+                        session_error = DescribeError(*err);
+                    if (!error_deadline) error_deadline = Clock::now() + stall_timeout;
                 }
             } else if (type == "permission.asked") {
                 std::string rid = Str(At(props, "id"));
@@ -605,6 +627,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
                 co_await HttpCall(server, http::verb::post, "/question/" + rid + "/reject" + dir_query, "", kRequestTimeout);
             } else if (type == "message.updated") {
                 if (Str(At(props, "info", "role")) == "user") user_messages.insert(Str(At(props, "info", "id")));
+                else started = true;
             } else if (type == "message.part.updated") {
                 const json::value* part = At(props, "part");
                 if (!part || user_messages.count(Str(At(*part, "messageID")))) continue;
@@ -641,6 +664,16 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
                                           FormatDuration(Millis(run.iteration_timeout_ms)) + " and was aborted");
             continue;
         }
+        const bool error_stuck = error_deadline && Clock::now() >= *error_deadline;
+        const bool never_started = !started && Clock::now() >= stall_deadline;
+        if ((error_stuck || never_started) && !aborted_by_us) {
+            // Nothing runs in the session: end at once, with opencode's own error when it gave one.
+            // (The message is built outside co_await: GCC 12 double-frees temporaries of a
+            // conditional expression inside one.)
+            std::string why = StallMessage(session_error, stall_timeout);
+            co_await abort("error", why, Clock::duration::zero());
+            continue;
+        }
         if (abort_deadline && Clock::now() >= *abort_deadline) break;  // aborted but never went idle
         if (watch.resync) {
             // Events may have been lost while the stream was down: ask whether the session is still busy.
@@ -651,6 +684,8 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         }
         // Wake on events, on stop, server loss or shutdown, at the deadline, and each minute to re-check.
         auto wake_at = aborted_by_us ? *abort_deadline : deadline;
+        if (!aborted_by_us && !started) wake_at = std::min(wake_at, stall_deadline);
+        if (!aborted_by_us && error_deadline) wake_at = std::min(wake_at, *error_deadline);
         co_await watch.notifier.WaitUntil(std::min(wake_at, Clock::now() + std::chrono::seconds(60)));
     }
 

@@ -6,6 +6,7 @@
 #include "daemon/daemon.h"
 #include "daemon/loop_engine.h"
 #include "daemon/rpc_table.h"
+#include "daemon/run_checks.h"
 #include "daemon/run_view.h"
 #include "daemon/server_supervisor.h"
 #include "daemon/store.h"
@@ -67,6 +68,11 @@ asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
             throw RpcError(kInvalidParams, std::string("invalid params: 'iteration_timeout' must be more than zero, ") +
                                                kDurationUnits);
         settings.iteration_timeout = *timeout;
+    }
+    if (!settings.model.empty() || !settings.agent.empty()) {
+        // A typo must not give a run that waits in vain (SPEC §8): ask the server first.
+        ServerEndpoint server = co_await d.supervisor().Ensure();
+        co_await CheckModelAndAgent(server, task.project_root, settings);
     }
     std::string error;
     RunRow run = d.loops().Start(task, settings, &error);
@@ -190,7 +196,9 @@ const std::vector<RpcMethod>& RunMethods()
            {"iteration_timeout", ParamType::StringOrInteger, false, "run.iteration_timeout",
             "a duration (\"30m\") or seconds"}},
           "the run (as in `run.list`); a task that cannot run gives a `failed` run (`task_invalid`) with `error`. "
-          "Errors: -32004 `TASK_NOT_FOUND`, -32005 `ALREADY_RUNNING` naming the running run"},
+          "Errors: -32004 `TASK_NOT_FOUND`, -32005 `ALREADY_RUNNING` naming the running run, -32602 for a model or "
+          "agent the server does not have (listing what it has; no run is made), -32010 when the server cannot "
+          "be asked"},
          Start},
         {{"run.list", "The server and the runs: running ones and the latest 20, or every run.",
           {{"all", ParamType::Boolean, false, "false", "every run"},

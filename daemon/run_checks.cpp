@@ -1,0 +1,130 @@
+#include "daemon/run_checks.h"
+
+#include "common/errors.h"
+#include "common/json_util.h"
+#include "common/paths.h"
+
+#include <boost/beast/http/verb.hpp>
+
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+
+namespace ralph {
+
+namespace json = boost::json;
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr auto kCheckTimeout = std::chrono::seconds(30);
+
+std::string Listing(const std::vector<std::string>& names)
+{
+    std::string out;
+    for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out.empty() ? "(none)" : out;
+}
+
+std::string Unknown(const std::string& what, const std::string& name, const std::vector<std::string>& names,
+                    const std::string& how_to_pick)
+{
+    std::string message = "unknown " + what + " '" + name + "'";
+    if (auto close = ClosestName(name, names); !close.empty()) message += "; did you mean '" + close + "'?";
+    message += " The opencode server has: " + Listing(names) + ". " + how_to_pick;
+    return message;
+}
+
+}  // namespace
+
+std::string ModelProblem(const json::value& providers, const std::string& model)
+{
+    std::vector<std::string> names;
+    if (const json::value* list = At(providers, "providers"); list && list->is_array()) {
+        for (const json::value& p : list->as_array()) {
+            std::string provider = Str(At(p, "id"));
+            if (const json::value* models = At(p, "models"); models && models->is_object())
+                for (const auto& m : models->as_object()) names.push_back(provider + "/" + std::string(m.key()));
+        }
+    }
+    for (const std::string& n : names)
+        if (n == model) return "";
+    return Unknown("model", model, names, "Pick one with --model PROVIDER/MODEL or run.model.");
+}
+
+std::string AgentProblem(const json::value& agents, const std::string& agent)
+{
+    std::vector<std::string> names;
+    if (agents.is_array()) {
+        for (const json::value& a : agents.as_array()) {
+            std::string name = Str(At(a, "name"));
+            if (name == agent) return "";
+            if (const json::value* hidden = At(a, "hidden"); !(hidden && hidden->is_bool() && hidden->as_bool()))
+                names.push_back(name);
+        }
+    }
+    return Unknown("agent", agent, names, "Pick one with --agent NAME or run.agent.");
+}
+
+asio::awaitable<void> CheckModelAndAgent(const ServerEndpoint& server, const std::string& project_root,
+                                         const RunSettings& settings)
+{
+    const std::string dir_query = "?directory=" + UrlEncode(project_root);
+    auto ask = [&](const std::string& path) -> asio::awaitable<json::value> {
+        HttpResult r = co_await HttpCall(server, http::verb::get, path + dir_query, "", kCheckTimeout);
+        if (!r.ok())
+            throw RpcError(kServerUnavailable, "cannot check the run's model and agent: GET " + path +
+                                                   " on the opencode server failed: " + r.Describe());
+        co_return r.Json();
+    };
+    if (!settings.model.empty()) {
+        json::value providers = co_await ask("/config/providers");
+        if (auto problem = ModelProblem(providers, settings.model); !problem.empty())
+            throw RpcError(kInvalidParams, problem);
+    }
+    if (!settings.agent.empty()) {
+        json::value agents = co_await ask("/agent");
+        if (auto problem = AgentProblem(agents, settings.agent); !problem.empty()) throw RpcError(kInvalidParams, problem);
+    }
+}
+
+std::string PromptProblem(const Task& task)
+{
+    // The same lookup order as LoadPromptTemplate; the first path that exists is the one used.
+    for (const std::string& path :
+         {task.dir + "/prompt.md", task.project_root + "/.ralph/prompt.md", UserConfigDir() + "/prompt.md"}) {
+        struct stat st {};
+        if (stat(path.c_str(), &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) return "the prompt " + path + " is a directory, not a file: make it a file with the prompt";
+        std::ifstream in(path, std::ios::binary);
+        std::stringstream text;
+        // Copying an empty file's stream "fails" too, so only a non-empty one is copied.
+        if (!in || (st.st_size > 0 && !(text << in.rdbuf())))
+            return "the prompt " + path + " cannot be read: check its permissions";
+        if (text.str().find_first_not_of(" \t\r\n") == std::string::npos)
+            return "the prompt " + path + " is empty: write the prompt into it, or delete it to use the default";
+        return "";
+    }
+    return "";
+}
+
+Millis StallTimeout(const RunSettings& config, const Task& task)
+{
+    try {
+        return TaskRunSettings(config, task).stall_timeout;
+    } catch (const ConfigError&) {
+        return config.stall_timeout;
+    }
+}
+
+std::string StallMessage(const std::string& session_error, Millis stall_timeout)
+{
+    if (!session_error.empty())
+        return session_error + " (opencode reported this error and the session did not go idle within " +
+               FormatDuration(stall_timeout) + ", run.stall_timeout)";
+    return "opencode accepted the prompt but the iteration never started: no answer and no busy status within " +
+           FormatDuration(stall_timeout) + " (run.stall_timeout)";
+}
+
+}  // namespace ralph

@@ -1,0 +1,42 @@
+// Checks made before a run is created or an iteration is sent (SPEC §8 "Up-front checks"): the
+// model and the agent against what the opencode server offers, and a prompt that is really there.
+#pragma once
+
+#include "daemon/config.h"
+#include "daemon/opencode_http.h"
+#include "daemon/task.h"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json.hpp>
+
+#include <string>
+
+namespace ralph {
+
+/// Why `model` (provider/model) is not offered by a `GET /config/providers` answer, listing what
+/// is and the closest name; "" when it is offered.
+std::string ModelProblem(const boost::json::value& providers, const std::string& model);
+
+/// Why `agent` is not among a `GET /agent` answer, listing the agents a user can pick (hidden ones
+/// left out) and the closest name; "" when it exists.
+std::string AgentProblem(const boost::json::value& agents, const std::string& agent);
+
+/// Asks the server, for the project's directory, whether the settings' model and agent exist.
+/// Throws RpcError(kInvalidParams) naming what is unknown, or RpcError(kServerUnavailable) when the
+/// server cannot answer. Nothing is asked when neither is set.
+boost::asio::awaitable<void> CheckModelAndAgent(const ServerEndpoint& server, const std::string& project_root,
+                                                const RunSettings& settings);
+
+/// Why the task's prompt template cannot be sent: the prompt.md that the lookup finds first is a
+/// directory, unreadable, or empty (whitespace only). "" when it is fine or the built-in default
+/// is used. Without this an empty prompt was sent again and again.
+std::string PromptProblem(const Task& task);
+
+/// run.stall_timeout for an iteration: ralphd.conf, then the task's ralph.ini as it is now (a
+/// broken ralph.ini keeps the config's value; the run's other settings were fixed at its start).
+Millis StallTimeout(const RunSettings& config, const Task& task);
+
+/// Why an iteration that never started, or never went idle after `session_error`, was ended.
+std::string StallMessage(const std::string& session_error, Millis stall_timeout);
+
+}  // namespace ralph
