@@ -169,14 +169,16 @@ int Show(Client& client, const std::vector<std::string>& args)
 int Logs(Client& client, const std::vector<std::string>& args)
 {
     po::options_description o;
-    o.add_options()("ref", po::value<std::string>())("follow,f", po::bool_switch())("iteration", po::value<int>());
+    o.add_options()("ref", po::value<std::string>())("follow,f", po::bool_switch())("iteration", po::value<int>())(
+        "verbose,v", po::bool_switch());
     auto vm = ParseCommandArgs(args, o, "ref");
+    bool verbose = vm["verbose"].as<bool>();
     json::value ref = RunRef(Positional(vm, "task or run"));
     json::object params{{"run", ref}, {"cwd", client.cwd}};
     if (vm.count("iteration")) params["iteration"] = vm["iteration"].as<int>();
     if (vm["follow"].as<bool>() && !vm.count("iteration")) {
         json::object run = client.Call("run.get", params).as_object();
-        json::object final_run = FollowRun(client, run.at("id"), 0, !client.json_output);
+        json::object final_run = FollowRun(client, run.at("id"), 0, !client.json_output, verbose);
         if (client.json_output) PrintJson(final_run);
         return kExitOk;
     }
@@ -185,7 +187,7 @@ int Logs(Client& client, const std::vector<std::string>& args)
         PrintJson(result);
         return kExitOk;
     }
-    for (const json::value& e : result.at("events").as_array()) std::cout << EventLine(e.as_object()) << "\n";
+    for (const json::value& e : result.at("events").as_array()) std::cout << EventLine(e.as_object(), verbose) << "\n";
     return kExitOk;
 }
 
@@ -246,7 +248,8 @@ const std::vector<Command>& RunCommands()
          "start a run of a task (-f: follow it; exit 0 completed, 4 stopped, 5 failed)", Run},
         {"status", "[<task or run>] [--all]", "the server, then running runs and the latest 20 (--all: every run)", Status},
         {"show", "<task or run>", "one run and its iterations", Show},
-        {"logs", "<task or run> [-f] [--iteration N]", "what the agent did: iterations, text, tool calls, errors", Logs},
+        {"logs", "<task or run> [-f] [--iteration N] [-v|--verbose]",
+         "what the agent did: iterations, text, tool calls and their results (-v: whole output), errors", Logs},
         {"stop", "<task or run> [--now]", "stop after the current iteration (--now: abort it)", Stop},
         {"tasks", "", "the tasks of the current project with their latest run", Tasks},
     };

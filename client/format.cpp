@@ -60,7 +60,7 @@ static std::string Indent(const std::string& text, const std::string& pad)
     return out;
 }
 
-std::string EventLine(const json::object& e)
+std::string EventLine(const json::object& e, bool verbose)
 {
     const json::value data = e.contains("data") ? e.at("data") : json::value(json::object{});
     std::string kind = Field(e, "kind");
@@ -74,7 +74,7 @@ std::string EventLine(const json::object& e)
         std::string line = prefix + "  tool " + Field(data, "tool");
         if (Field(data, "title") != "-" && !Field(data, "title").empty()) line += ": " + Field(data, "title");
         if (Field(data, "status") == "error") line += " (failed: " + Field(data, "error") + ")";
-        return line;
+        return line + ToolOutcome(data, verbose, std::string(prefix.size() + 4, ' '));
     }
     if (kind == "note") return prefix + "  note: " + Field(data, "message");
     if (kind == "error") return prefix + "  error: " + Field(data, "message");
@@ -137,7 +137,7 @@ int ExitCodeForRun(const json::object& run)
     return kExitDaemonError;  // still running: the daemon stopped while following
 }
 
-json::object FollowRun(Client& client, const json::value& run_ref, int64_t after, bool print_events)
+json::object FollowRun(Client& client, const json::value& run_ref, int64_t after, bool print_events, bool verbose)
 {
     bool tty = print_events && isatty(STDOUT_FILENO);
     RpcClient& rpc = client.Connection();
@@ -188,7 +188,7 @@ json::object FollowRun(Client& client, const json::value& run_ref, int64_t after
         }
         if (print_events) {
             clear_status();
-            std::cout << EventLine(event) << "\n";
+            std::cout << EventLine(event, verbose) << "\n";
             draw_status();
             if (!tty) std::cout << std::flush;
         }
