@@ -16,10 +16,10 @@ namespace {
 
 constexpr const char* kGlobalOptions = "--socket --json --no-autostart --help --version";
 
-std::string Join(const std::vector<std::string>& words)
+std::string Join(const std::vector<std::string>& words, const char* separator = " ")
 {
     std::string out;
-    for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+    for (const auto& w : words) out += (out.empty() ? "" : separator) + w;
     return out;
 }
 
@@ -97,7 +97,7 @@ std::string CandidatesFunction()
         UsageSpec spec = ParseUsage(c->usage);
         s << "        " << Quote(c->name) << ")\n";
         if (!spec.value_options.empty())
-            s << "            case \"$prev\" in " << Join(spec.value_options) << ") return 0 ;; esac\n";
+            s << "            case \"$prev\" in " << Join(spec.value_options, "|") << ") return 0 ;; esac\n";
         s << "            case \"$cur\" in\n"
              "                -*) printf '%s\\n' "
           << Join(spec.options) << (spec.options.empty() ? "" : " ") << "--help " << kGlobalOptions << " ;;\n"

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
+#include <unistd.h>
 
 namespace ralph::test {
 namespace {
@@ -26,9 +27,13 @@ std::vector<std::string> Lines(const std::string& text)
     return out;
 }
 
-bool HaveProgram(const std::string& name)
+/// The program's path on $PATH, or "" (RunProgram does not search PATH).
+std::string FindProgram(const std::string& name)
 {
-    return RunProgram({"sh", "-c", "command -v " + name}, {}).exit_code == 0;
+    std::istringstream path(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    for (std::string dir; std::getline(path, dir, ':');)
+        if (!dir.empty() && access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
+    return "";
 }
 
 TEST(UnitCompletion, ReadsOptionsValuesTasksAndChoicesFromUsage)
@@ -91,7 +96,7 @@ protected:
         std::string line = "source '" + bash_script + "' || exit 9\nCOMP_WORDS=('" + std::string(RALPH_PATH) + "'";
         for (const auto& w : words) line += " '" + w + "'";
         line += ")\nCOMP_CWORD=" + std::to_string(words.size()) + "\n_ralph\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n";
-        auto r = RunProgram({"bash", "--norc", "-c", line}, env.env, project, 30s);
+        auto r = RunProgram({FindProgram("bash"), "--norc", "-c", line}, env.env, project, 30s);
         EXPECT_EQ(r.exit_code, 0) << r.err;
         EXPECT_EQ(r.err, "");
         return Lines(r.out);
@@ -101,7 +106,7 @@ protected:
 TEST_F(FunctionalCompletion, BashScriptLoadsAndCompletesCommandsOptionsAndTaskNames)
 {
     env.StartDaemon();
-    auto registered = RunProgram({"bash", "--norc", "-c", "source '" + bash_script + "' && complete -p ralph"}, env.env);
+    auto registered = RunProgram({FindProgram("bash"), "--norc", "-c", "source '" + bash_script + "' && complete -p ralph"}, env.env);
     EXPECT_EQ(registered.exit_code, 0) << registered.err;
     EXPECT_NE(registered.out.find("-F _ralph"), std::string::npos) << registered.out;
 
@@ -135,12 +140,13 @@ TEST_F(FunctionalCompletion, UnknownShellIsAUsageError)
 
 TEST_F(FunctionalCompletion, ZshScriptLoadsAndCompletesTaskNames)
 {
-    if (!HaveProgram("zsh")) GTEST_SKIP() << "zsh is not installed; the zsh script is not tried";
+    std::string zsh = FindProgram("zsh");
+    if (zsh.empty()) GTEST_SKIP() << "zsh is not installed; the zsh script is not tried";
     env.StartDaemon();
     auto script = env.Ralph({"completion", "zsh"});
     ASSERT_EQ(script.exit_code, 0) << script.err;
     WriteFile(env.dir + "/_ralph", script.out);
-    auto r = RunProgram({"zsh", "-f", "-c",
+    auto r = RunProgram({zsh, "-f", "-c",
                          "autoload -U compinit && compinit -u -D && source '" + env.dir + "/_ralph' && "
                          "_ralph_candidates '" RALPH_PATH "' hel run run"},
                         env.env, project, 30s);
@@ -150,7 +156,8 @@ TEST_F(FunctionalCompletion, ZshScriptLoadsAndCompletesTaskNames)
 
 TEST_F(FunctionalCompletion, FishScriptLoadsAndCompletesTaskNames)
 {
-    if (!HaveProgram("fish")) GTEST_SKIP() << "fish is not installed; the fish script is not tried";
+    std::string fish = FindProgram("fish");
+    if (fish.empty()) GTEST_SKIP() << "fish is not installed; the fish script is not tried";
     env.StartDaemon();
     auto script = env.Ralph({"completion", "fish"});
     ASSERT_EQ(script.exit_code, 0) << script.err;
@@ -160,7 +167,7 @@ TEST_F(FunctionalCompletion, FishScriptLoadsAndCompletesTaskNames)
     std::filesystem::create_symlink(RALPH_PATH, env.dir + "/bin/ralph");
     auto fish_env = env.env;
     fish_env["PATH"] = env.dir + "/bin:" + std::string(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
-    auto r = RunProgram({"fish", "--no-config", "-c", "source '" + env.dir + "/ralph.fish'; complete -C 'ralph run hel'"},
+    auto r = RunProgram({fish, "--no-config", "-c", "source '" + env.dir + "/ralph.fish'; complete -C 'ralph run hel'"},
                         fish_env, project, 30s);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::vector<std::string> names;
