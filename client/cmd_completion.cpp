@@ -100,7 +100,7 @@ std::string CandidatesFunction()
             s << "            case \"$prev\" in " << Join(spec.value_options, "|") << ") return 0 ;; esac\n";
         s << "            case \"$cur\" in\n"
              "                -*) printf '%s\\n' "
-          << Join(spec.options) << (spec.options.empty() ? "" : " ") << "--help " << kGlobalOptions << " ;;\n"
+          << Join(spec.options) << (spec.options.empty() ? "" : " ") << kGlobalOptions << " ;;\n"
           << "                *)";
         if (spec.tasks)
             s << " \"$prog\" --no-autostart --json tasks 2>/dev/null | grep -o '\"name\":\"[^\"\\\\]*\"' | sed 's/^\"name\":\"//; s/\"$//'";
@@ -143,6 +143,7 @@ std::string ZshScript()
            "    local -a candidates\n"
            "    candidates=(\"${(@f)$(_ralph_candidates \"${words[1]}\" \"${words[CURRENT]}\" \"${words[CURRENT-1]}\" "
            "\"${(@)words[2,CURRENT-1]}\")}\")\n"
+           "    candidates=(${candidates:#})\n"  // no candidates: one empty line, not an empty match
            "    if [[ \"${candidates[1]}\" == __files__ ]]; then _files; return; fi\n"
            "    compadd -a candidates\n"
            "}\n"
@@ -158,10 +159,11 @@ std::string FishScript()
          "    set -l cur (commandline -ct)\n"
          "    set -l prog $tokens[1]\n"
          "    set -l prev $tokens[-1]\n"
+         "    set -e tokens[1]\n"
          "    set -l key ''\n"
          "    set -l n 0\n"
          "    set -l skip 0\n"
-         "    for w in $tokens[2..-1]\n"
+         "    for w in $tokens\n"
          "        if test $skip = 1\n"
          "            set skip 0\n"
          "            continue\n"
@@ -203,7 +205,7 @@ std::string FishScript()
             s << "            contains -- $prev " << Join(spec.value_options) << "; and return\n";
         s << "            if string match -q -- '-*' $cur\n"
              "                printf '%s\\n' "
-          << Join(spec.options) << (spec.options.empty() ? "" : " ") << "--help " << kGlobalOptions << "\n"
+          << Join(spec.options) << (spec.options.empty() ? "" : " ") << kGlobalOptions << "\n"
           << "            else\n";
         if (spec.tasks)
             s << "                $prog --no-autostart --json tasks 2>/dev/null | string match -r -a -g '\"name\":\"([^\"\\\\\\\\]*)\"'\n";
