@@ -43,7 +43,9 @@ std::string ToolOutcome(const json::value& data, bool verbose, const std::string
     std::string out;
     if (const json::value* files = o.if_contains("files"); files && files->is_array() && !files->as_array().empty())
         out += FileChanges(files->as_array(), Field(data, "title"));
-    if (const json::value* exit = o.if_contains("exit")) out += exit->is_null() ? " (killed)" : " (exit " + Field(data, "exit") + ")";
+    std::string note = Field(data, "note") != "-" ? ": " + Field(data, "note") : "";
+    if (const json::value* exit = o.if_contains("exit"))
+        out += exit->is_null() ? " (killed" + note + ")" : " (exit " + Field(data, "exit") + note + ")";
 
     std::vector<std::string> lines = SplitLines(Field(data, "output") == "-" ? "" : Field(data, "output"));
     std::size_t first = 0;

@@ -61,6 +61,31 @@ json::array FileChanges(const std::string& tool, const json::value& state, const
     return files;
 }
 
+/// opencode appends notes to bash output in <shell_metadata> blocks ("User aborted the command",
+/// a timeout): moves them out of the output, which then ends with the command's own last line.
+std::string TakeShellNotes(std::string& output)
+{
+    std::string notes;
+    for (const std::string tag : {"shell_metadata", "bash_metadata"}) {
+        const std::string open = "<" + tag + ">", close = "</" + tag + ">";
+        for (auto start = output.find(open); start != std::string::npos; start = output.find(open, start)) {
+            auto end = output.find(close, start);
+            if (end == std::string::npos) break;
+            std::string note = output.substr(start + open.size(), end - start - open.size());
+            note.erase(0, note.find_first_not_of(" \n"));
+            note.erase(note.find_last_not_of(" \n") + 1);
+            if (!note.empty()) notes += (notes.empty() ? "" : "; ") + note;
+            output.erase(start, end + close.size() - start);
+        }
+    }
+    if (!notes.empty()) {
+        auto last = output.find_last_not_of(" \n");
+        output.erase(last == std::string::npos ? 0 : last + 1);
+        if (!output.empty()) output += "\n";
+    }
+    return notes;
+}
+
 }  // namespace
 
 json::object ToolEventData(const json::value& part, const std::string& project_root)
@@ -83,6 +108,7 @@ json::object ToolEventData(const json::value& part, const std::string& project_r
             data["exit"] = nullptr;  // killed (abort, timeout): no exit status
         std::string output = Str(At(state, "output"));
         if (output.empty()) output = Str(At(state, "metadata", "output"));
+        if (std::string notes = TakeShellNotes(output); !notes.empty()) data["note"] = notes;
         if (output.size() > kToolOutputKeep) {
             output.erase(0, output.size() - kToolOutputKeep);
             data["output_truncated"] = true;

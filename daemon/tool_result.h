@@ -12,8 +12,9 @@ namespace ralph {
 inline constexpr std::size_t kToolOutputKeep = 64 * 1024;
 
 /// The "tool" event data for a ToolPart ({"type":"tool","tool":…,"state":{status,title,output,
-/// metadata,error,input}}): tool, title, status, error; bash adds exit (int, or null when killed)
-/// and output (with output_truncated when cut); edits add files [{file, additions, deletions}],
+/// metadata,error,input}}): tool, title, status, error; bash adds exit (int, or null when killed),
+/// output (with output_truncated when cut) and note (opencode's own remark: "User aborted the
+/// command"); edits add files [{file, additions, deletions}],
 /// paths relative to project_root when inside it.
 boost::json::object ToolEventData(const boost::json::value& part, const std::string& project_root);
 

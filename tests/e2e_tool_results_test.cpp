@@ -74,5 +74,26 @@ TEST(E2EToolResults, FollowingLogsShowsTheResultsAsTheyCome)
     EXPECT_NE(run.out.find("| not-found-here"), std::string::npos) << run.out;
 }
 
+TEST(E2EToolResults, ACommandKilledByStopNowIsShownAsKilled)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "sleeps", "BASH:\"echo before-sleep; touch started.flag; sleep 60\"\n");
+    json::value run = env.RalphJson({"run", "sleeps", "-n", "1"}, project);
+    int64_t id = run.at("id").as_int64();
+    ASSERT_TRUE(WaitFor([&] { return PathExists(project + "/started.flag"); }, std::chrono::seconds(60)))
+        << env.DaemonStderr();
+    auto stop = env.Ralph({"stop", std::to_string(id), "--now"}, project);
+    ASSERT_EQ(stop.exit_code, 0) << stop.err;
+    json::object ended = env.WaitRunEnd(id);
+    EXPECT_EQ(ended.at("status"), "stopped") << json::serialize(ended);
+    auto logs = env.Ralph({"logs", std::to_string(id)}, project);
+    ASSERT_EQ(logs.exit_code, 0) << logs.err;
+    EXPECT_NE(logs.out.find("(killed: User aborted the command)"), std::string::npos) << logs.out;
+    EXPECT_EQ(logs.out.find("shell_metadata"), std::string::npos) << logs.out;
+    EXPECT_NE(logs.out.find("| before-sleep"), std::string::npos) << logs.out;
+}
+
 }  // namespace
 }  // namespace ralph::test

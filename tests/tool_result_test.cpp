@@ -33,16 +33,28 @@ TEST(UnitToolResult, BashRecordsExitStatusAndOutput)
 TEST(UnitToolResult, BashKilledHasANullExitAndKeepsTheEndOfALongOutput)
 {
     std::string output(kToolOutputKeep + 100, 'x');
-    output += "\nUser aborted the command";
+    output += "\nlast line\n\n<shell_metadata>\nUser aborted the command\n</shell_metadata>";
     json::object part = {{"type", "tool"}, {"tool", "bash"},
                          {"state", {{"status", "completed"}, {"title", "sleep 100"}, {"output", output}, {"metadata", json::object{}}}}};
     json::object d = ToolEventData(part, "/srv/proj");
     ASSERT_TRUE(d.contains("exit"));
     EXPECT_TRUE(d.at("exit").is_null());
     EXPECT_EQ(d.at("output").as_string().size(), kToolOutputKeep);
-    EXPECT_TRUE(d.at("output").as_string().ends_with("User aborted the command"));
+    EXPECT_TRUE(d.at("output").as_string().ends_with("x\nlast line\n"));
     EXPECT_EQ(d.at("output_truncated"), true);
-    EXPECT_EQ(ToolOutcome(d, false, "").substr(0, 9), " (killed)");
+    EXPECT_EQ(ToolOutcome(d, false, "").substr(0, 36), " (killed: User aborted the command)\n");
+}
+
+TEST(UnitToolResult, OpencodesShellNotesLeaveTheOutput)
+{
+    // As opencode 1.18.33 records a bash call aborted by ralph stop --now.
+    json::object d = Data(R"({"type":"tool","tool":"bash","state":{"status":"completed","input":{"command":"sleep 60"},
+        "output":"before-sleep\n\n\n<shell_metadata>\nUser aborted the command\n</shell_metadata>","title":"sleep 60",
+        "metadata":{"description":"scripted"}}})");
+    EXPECT_EQ(d.at("output"), "before-sleep\n");
+    EXPECT_EQ(d.at("note"), "User aborted the command");
+    EXPECT_TRUE(d.at("exit").is_null());
+    EXPECT_EQ(ToolOutcome(d, false, ""), " (killed: User aborted the command)\n| before-sleep");
 }
 
 TEST(UnitToolResult, EditsRecordFilesWithLinesAddedAndRemoved)
