@@ -246,6 +246,7 @@ int Logs(Client& client, const std::vector<std::string>& args)
         FollowOptions follow;
         follow.print_lines = !client.json_output;
         follow.print_json = client.json_output;
+        follow.verbose = vm.Switch("verbose");
         return ExitCodeForFollow(FollowRun(client, run.at("id").as_int64(), follow));
     }
     json::value result = client.Call("run.events", params);
@@ -253,7 +254,7 @@ int Logs(Client& client, const std::vector<std::string>& args)
         PrintJson(result);
         return kExitOk;
     }
-    for (const json::value& e : result.at("events").as_array()) std::cout << EventLine(e.as_object()) << "\n";
+    for (const json::value& e : result.at("events").as_array()) std::cout << EventLine(e.as_object(), vm.Switch("verbose")) << "\n";
     return kExitOk;
 }
 
@@ -321,10 +322,11 @@ const std::vector<Command>& RunCommands()
         {"status", "[<task or run>] [--all]", "the server, then running runs and the latest 20 (--all: every run)", Status,
          true, {{"all,a", nullptr, "every run, not only the running ones and the latest 20", "off"}}},
         {"show", "<task or run>", "one run and its iterations", Show},
-        {"logs", "<task or run> [-f] [--iteration N]", "what the agent did: iterations, text, tool calls, errors", Logs,
-         true,
+        {"logs", "<task or run> [-f] [--iteration N] [-v|--verbose]",
+         "what the agent did: iterations, text, tool calls and their results (-v: whole output), errors", Logs, true,
          {{"follow,f", nullptr, "follow until the run ends", "off"},
-          {"iteration", "N", "only iteration N", "every iteration"}}},
+          {"iteration", "N", "only iteration N", "every iteration"},
+          {"verbose,v", nullptr, "a tool's whole output, not only its last lines", "off"}}},
         {"stop", "<task or run> [--now]", "stop after the current iteration (--now: abort it)", Stop, true,
          {{"now", nullptr, "abort the current iteration instead of letting it finish", "off"}}},
         {"tasks", "", "the tasks of the current project with their latest run", Tasks},

@@ -36,6 +36,7 @@ const std::vector<Command>& ServerCommands();
 const std::vector<Command>& RunCommands();
 const std::vector<Command>& AttachCommands();
 const std::vector<Command>& ImportCommands();
+const std::vector<Command>& CompletionCommands();
 
 /// A task-or-run argument: digits are a run id, anything else a task reference.
 boost::json::value RunRef(const std::string& arg);

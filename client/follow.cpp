@@ -151,7 +151,7 @@ FollowResult FollowRun(Client& client, int64_t run_id, const FollowOptions& opti
         // State events feed live views; the lines of the log are the stored events.
         if (options.print_lines && kind != "state") {
             clear_status();
-            std::cout << EventLine(event) << "\n";
+            std::cout << EventLine(event, options.verbose) << "\n";
             draw_status();
             if (!tty) std::cout << std::flush;
         }

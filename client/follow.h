@@ -17,6 +17,7 @@ class Client;
 struct FollowOptions {
     bool print_lines{false};  ///< one human line per event (a status line at the bottom on a terminal)
     bool print_json{false};   ///< one JSON object per line per event, state events included
+    bool verbose{false};      ///< with print_lines: a tool's whole output, not its last lines
     /// Ends the follow early when it returns true for an event (e.g. the first iteration.start).
     std::function<bool(const boost::json::object& event)> stop_at;
     /// Ends the follow early when this much time has passed.

@@ -67,7 +67,7 @@ static std::string Indent(const std::string& text, const std::string& pad)
     return out;
 }
 
-std::string EventLine(const json::object& e)
+std::string EventLine(const json::object& e, bool verbose)
 {
     const json::value data = e.contains("data") ? e.at("data") : json::value(json::object{});
     std::string kind = Field(e, "kind");
@@ -82,7 +82,7 @@ std::string EventLine(const json::object& e)
         std::string line = prefix + "  tool " + Field(data, "tool");
         if (Field(data, "title") != "-" && !Field(data, "title").empty()) line += ": " + Field(data, "title");
         if (Field(data, "status") == "error") line += " (failed: " + Field(data, "error") + ")";
-        return line;
+        return line + ToolOutcome(data, verbose, std::string(prefix.size() + 4, ' '));
     }
     if (kind == "note") return prefix + "  note: " + Field(data, "message");
     if (kind == "error") return prefix + "  error: " + Field(data, "message");

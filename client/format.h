@@ -16,7 +16,15 @@ void PrintTable(const std::vector<std::string>& headers, const std::vector<std::
 std::string Field(const boost::json::value& object, const char* key);
 
 /// "12:03:44  #3  tool write: hello.txt" for a run event ({id, at, iteration, kind, data}).
-std::string EventLine(const boost::json::object& event);
+/// verbose: a tool's whole output instead of its last lines.
+std::string EventLine(const boost::json::object& event, bool verbose = false);
+
+/// How many lines of a tool's output `ralph logs` shows without --verbose.
+inline constexpr int kToolOutputTailLines = 5;
+
+/// A tool event's outcome: " (exit 1)" or " (+3 -1)" after the tool line, then the output's last
+/// lines (all of them when verbose), each on its own line starting with pad.
+std::string ToolOutcome(const boost::json::value& data, bool verbose, const std::string& pad);
 
 /// The lines of `ralph show` for what the earlier Python ralph recorded of an imported run (its
 /// `legacy` object: agent, how it ran, story, workspace); empty for ralph's own runs.

@@ -6,6 +6,7 @@
 #include "daemon/daemon.h"
 #include "daemon/run_checks.h"
 #include "daemon/server_supervisor.h"
+#include "daemon/tool_result.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -635,12 +636,8 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
                 std::string part_id = Str(At(*part, "id"));
                 if (part_type == "tool") {
                     std::string status = Str(At(*part, "state", "status"));
-                    if ((status == "completed" || status == "error") && logged_parts.insert(part_id).second) {
-                        json::object data = Obj("tool", Str(At(*part, "tool")), "title",
-                                                Str(At(*part, "state", "title")), "status", status);
-                        if (status == "error") data["error"] = Str(At(*part, "state", "error"));
-                        Event(run.id, n, "tool", std::move(data));
-                    }
+                    if ((status == "completed" || status == "error") && logged_parts.insert(part_id).second)
+                        Event(run.id, n, "tool", ToolEventData(*part, run.project_root));
                 } else if (part_type == "text" && At(*part, "time", "end") && !At(*part, "synthetic") &&
                            logged_parts.insert(part_id).second) {
                     Event(run.id, n, "text", Obj("text", Str(At(*part, "text"))));
@@ -722,8 +719,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
                         if (logged_parts.insert(part_id).second && !text.empty())
                             Event(run.id, n, "text", Obj("text", text));
                     } else if (part_type == "tool" && logged_parts.insert(part_id).second) {
-                        Event(run.id, n, "tool", Obj("tool", Str(At(part, "tool")), "title", Str(At(part, "state", "title")),
-                                                     "status", Str(At(part, "state", "status"))));
+                        Event(run.id, n, "tool", ToolEventData(part, run.project_root));
                     }
                 }
             }
