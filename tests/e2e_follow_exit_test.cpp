@@ -204,7 +204,8 @@ TEST(E2EFollowExit, LogsFollowJsonPrintsEachEventAsItComesThenTheRun)
               std::string::npos)
         << out_of_range.err;
     EXPECT_TRUE(out_of_range.out.empty()) << out_of_range.out;
-    EXPECT_EQ(env.Ralph({"logs", std::to_string(id), "--iteration", "0"}).exit_code, 1);
+    // 0 is never an iteration: the client refuses it as a usage error before asking the daemon.
+    EXPECT_EQ(env.Ralph({"logs", std::to_string(id), "--iteration", "0"}).exit_code, 2);
     auto second = env.Ralph({"logs", std::to_string(id), "--iteration", "2"});
     EXPECT_EQ(second.exit_code, 0) << second.err;
     EXPECT_NE(second.out.find("x-2.txt"), std::string::npos) << second.out;
