@@ -26,19 +26,6 @@ int64_t Iteration(E2EEnv& env, int64_t id)
     return run.contains("iteration") ? run.at("iteration").as_int64() : -1;
 }
 
-std::vector<json::object> JsonLines(const std::string& out)
-{
-    std::vector<json::object> lines;
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) {
-        boost::system::error_code ec;
-        json::value v = json::parse(line, ec);
-        EXPECT_FALSE(ec) << "not one JSON object per line: " << line;
-        if (!ec && v.is_object()) lines.push_back(v.as_object());
-    }
-    return lines;
-}
-
 TEST(E2EFollowExit, RunSaysStartedOnlyOnceItsFirstIterationIsGoing)
 {
     E2EEnv env;

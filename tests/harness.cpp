@@ -152,6 +152,19 @@ bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeou
     return true;
 }
 
+std::vector<boost::json::object> JsonLines(const std::string& out)
+{
+    std::vector<boost::json::object> lines;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        boost::system::error_code ec;
+        boost::json::value v = boost::json::parse(line, ec);
+        EXPECT_FALSE(ec) << "not one JSON object per line: " << line;
+        if (!ec && v.is_object()) lines.push_back(v.as_object());
+    }
+    return lines;
+}
+
 namespace {
 
 /// True when we can bind and listen on 127.0.0.1:port now (as the daemon's own port probe does).

@@ -38,6 +38,8 @@ bool PathExists(const std::string& path);
 int RawConnect(const std::string& path);
 /// True while a process exists and is not a zombie.
 bool ProcessAlive(pid_t pid);
+/// Output of `--json -f` (one JSON object per line) parsed; a line that is not an object fails the test.
+std::vector<boost::json::object> JsonLines(const std::string& out);
 /// Polls `cond` every 20 ms until it holds or the timeout passes.
 bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
