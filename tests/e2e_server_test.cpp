@@ -318,8 +318,12 @@ TEST(E2EServer, TakenPreferredPortMovesToTheNextFreeOne)
 {
     TestEnv env;
     int base = UseOpencode(env);
-    // Someone else listens on the preferred port.
+    // Someone else listens on the preferred port. SO_REUSEADDR as any server sets it: an earlier
+    // test's connections to this port may still be in TIME_WAIT (the harness's check of the block
+    // allows that too), and they must not stop the squatter from listening.
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(base));
