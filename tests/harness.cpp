@@ -369,8 +369,7 @@ FakeModel::FakeModel(const std::string& dir, const std::vector<std::string>& ext
     std::vector<std::string> argv = {RALPH_FAKE_MODEL_PATH, "--port", "0", "--log", log_path};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     pid = SpawnProgram(argv, {}, dir + "/fake-model.out", dir + "/fake-model.err");
-    // Checked below: a model that never said where it listens leaves url empty.
-    WaitFor(
+    bool said = WaitFor(
         [&] {
             std::string out = ReadFile(dir + "/fake-model.out");
             auto pos = out.find("listening on ");
@@ -380,7 +379,8 @@ FakeModel::FakeModel(const std::string& dir, const std::vector<std::string>& ext
             return true;
         },
         std::chrono::seconds(10));
-    if (url.empty()) ADD_FAILURE() << "ralph-fake-model did not start: " << ReadFile(dir + "/fake-model.err");
+    if (!said || url.empty())
+        ADD_FAILURE() << "ralph-fake-model did not say where it listens within 10 s: " << ReadFile(dir + "/fake-model.err");
 }
 
 FakeModel::~FakeModel()
