@@ -45,6 +45,19 @@ bool Client::DaemonAnswers()
 
 void Client::Disconnect() { rpc_.reset(); }
 
+/// The pid of the ralphd answering on `socket`, or 0 when none answers or it does not say.
+static int64_t ServingPid(const std::string& socket)
+{
+    try {
+        RpcClient probe(socket);
+        json::object reply = probe.Call("daemon.info");
+        const json::value* pid = reply.contains("result") ? reply.at("result").as_object().if_contains("pid") : nullptr;
+        return pid && pid->is_int64() ? pid->as_int64() : 0;
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 /// The bytes of a file from `offset` on ("" when it cannot be read).
 static std::string ReadFileFrom(const std::string& path, off_t offset)
 {
@@ -137,20 +150,26 @@ void Client::StartDaemon()
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     std::optional<std::chrono::steady_clock::time_point> child_exit;
     int status = 0;
+    bool answered = false;
     while (std::chrono::steady_clock::now() < deadline) {
         drain();
-        if (DaemonAnswers()) {
-            close_pipe();
-            return;
-        }
         if (!child_exit && waitpid(pid, &status, WNOHANG) == pid) {
             child_exit = std::chrono::steady_clock::now();
+        }
+        answered = DaemonAnswers();
+        // When another client's ralphd won the instance lock, ours exits at once; wait for that,
+        // so that no second ralphd is still starting when we return (it would take the socket
+        // over as soon as the first one stops, and nobody would stop it).
+        if (answered && (child_exit || ServingPid(socket_path) == pid)) {
+            close_pipe();
+            return;
         }
         if (child_exit && std::chrono::steady_clock::now() - *child_exit > std::chrono::seconds(3)) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     drain();
     close_pipe();
+    if (answered) return;  // a ralphd serves; ours is still starting after 15 s and will find it there
     std::string output = log_error.empty() ? ReadFileFrom(log_path, log_start) : piped;
     std::string message = "started " + binary + " but it did not answer on " + socket_path;
     if (child_exit) {
