@@ -13,13 +13,13 @@ namespace ralph::bench {
 namespace asio = boost::asio;
 namespace json = boost::json;
 namespace http = boost::beast::http;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr auto kTimeout = std::chrono::seconds(30);
 
-double MsSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double MsSince(SteadyClock::time_point t) { return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count(); }
 
 // Built outside the coroutine (GCC 12 and braced initialisers in coroutines), and the same as
 // ralph's session body: a title and the rules that never block an unattended session.
@@ -72,11 +72,11 @@ struct State {
 asio::awaitable<void> Iterate(const FloorOptions& o, State& state, FloorResult& result)
 {
     const std::string dir_query = "?directory=" + UrlEncode(o.directory);
-    auto wall_start = Clock::now();
+    auto wall_start = SteadyClock::now();
     for (int n = 1; n <= o.iterations; ++n) {
         FloorIteration it;
         it.started_unix_ms = UnixMillis();
-        auto t0 = Clock::now();
+        auto t0 = SteadyClock::now();
         it.start_s = std::chrono::duration<double>(t0.time_since_epoch()).count();
 
         HttpResult created = co_await HttpCall(o.server, http::verb::post, "/session" + dir_query,
@@ -90,7 +90,7 @@ asio::awaitable<void> Iterate(const FloorOptions& o, State& state, FloorResult& 
 
         state.waiting_for = session_id;
         state.idle = false;
-        auto t1 = Clock::now();
+        auto t1 = SteadyClock::now();
         HttpResult prompted = co_await HttpCall(o.server, http::verb::post,
                                                 "/session/" + session_id + "/prompt_async" + dir_query,
                                                 PromptBody(o.prompt), kTimeout);
@@ -100,16 +100,16 @@ asio::awaitable<void> Iterate(const FloorOptions& o, State& state, FloorResult& 
         }
         it.prompt_ms = MsSince(t1);
 
-        auto t2 = Clock::now();
+        auto t2 = SteadyClock::now();
         auto deadline = t2 + std::chrono::minutes(2);
-        while (!state.idle && !state.stream_ended && Clock::now() < deadline) co_await state.changed.WaitUntil(deadline);
+        while (!state.idle && !state.stream_ended && SteadyClock::now() < deadline) co_await state.changed.WaitUntil(deadline);
         if (!state.idle) {
             result.error = "session " + session_id + " never went idle";
             co_return;
         }
         it.idle_ms = MsSince(t2);
 
-        auto t3 = Clock::now();
+        auto t3 = SteadyClock::now();
         HttpResult messages = co_await HttpCall(o.server, http::verb::get, "/session/" + session_id + "/message" + dir_query,
                                                 "", kTimeout);
         if (!messages.ok()) {
@@ -159,8 +159,8 @@ FloorResult RunFloor(const FloorOptions& o)
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
-            auto deadline = Clock::now() + std::chrono::seconds(10);
-            while (!state.connected && !state.stream_ended && Clock::now() < deadline)
+            auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+            while (!state.connected && !state.stream_ended && SteadyClock::now() < deadline)
                 co_await state.changed.WaitUntil(deadline);
             if (!state.connected) result.error = "could not open /global/event";
             else co_await Iterate(o, state, result);

@@ -43,7 +43,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using ralph::ConnectionError;
 using ralph::RpcClient;
 
@@ -104,12 +104,12 @@ pid_t Spawn(const std::vector<std::string>& argv, const Env& env, const std::str
 /// Exit code, 128+signal, or -1 when it is still running at the deadline.
 int Wait(pid_t pid, std::chrono::milliseconds timeout)
 {
-    auto deadline = Clock::now() + timeout;
+    auto deadline = SteadyClock::now() + timeout;
     for (;;) {
         int status = 0;
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (r < 0 || Clock::now() > deadline) return -1;
+        if (r < 0 || SteadyClock::now() > deadline) return -1;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
 }
@@ -131,7 +131,7 @@ int Run(const std::vector<std::string>& argv, const Env& env, const std::string&
 /// Latencies of one kind of call, in microseconds.
 struct Samples {
     std::vector<double> us;
-    void Add(Clock::duration d) { us.push_back(std::chrono::duration<double, std::micro>(d).count()); }
+    void Add(SteadyClock::duration d) { us.push_back(std::chrono::duration<double, std::micro>(d).count()); }
     void Merge(const Samples& o) { us.insert(us.end(), o.us.begin(), o.us.end()); }
     double Quantile(double q)
     {
@@ -288,9 +288,9 @@ int main(int argc, char** argv)
             return -1;
         }
     };
-    auto warm_deadline = Clock::now() + std::chrono::seconds(120);
+    auto warm_deadline = SteadyClock::now() + std::chrono::seconds(120);
     for (int64_t id : runs)
-        while (iteration(id) < 1 && Clock::now() < warm_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        while (iteration(id) < 1 && SteadyClock::now() < warm_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     for (int64_t id : runs)
         if (iteration(id) < 1) return fail("run " + std::to_string(id) + " never started an iteration");
 
@@ -310,7 +310,7 @@ int main(int argc, char** argv)
     std::vector<std::thread> clients;
     int64_t iterations_before = 0;
     for (int64_t id : runs) iterations_before += iteration(id);
-    auto started = Clock::now();
+    auto started = SteadyClock::now();
     for (int i = 0; i < opt.clients; ++i) {
         clients.emplace_back([&, i] {
             bool persistent = i % 2 == 0;
@@ -318,11 +318,11 @@ int main(int argc, char** argv)
             std::unique_ptr<RpcClient> conn;
             for (long n = 0; !stop; ++n) {
                 const char* method = n % 2 ? "daemon.ping" : "run.list";
-                auto t0 = Clock::now();
+                auto t0 = SteadyClock::now();
                 try {
                     if (!conn) conn = std::make_unique<RpcClient>(socket);
                     auto reply = conn->Call(method, json::object{});
-                    mine[method].Add(Clock::now() - t0);
+                    mine[method].Add(SteadyClock::now() - t0);
                     if (!reply.contains("result")) throw std::runtime_error(json::serialize(reply));
                 } catch (const std::exception& e) {
                     std::lock_guard lock(mu);
@@ -340,7 +340,7 @@ int main(int argc, char** argv)
     std::this_thread::sleep_for(std::chrono::seconds(opt.seconds));
     stop = true;
     for (auto& t : clients) t.join();
-    double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+    double elapsed = std::chrono::duration<double>(SteadyClock::now() - started).count();
     int64_t iterations_during = -iterations_before;
     for (int64_t id : runs) iterations_during += iteration(id);
 

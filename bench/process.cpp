@@ -19,7 +19,7 @@ extern char** environ;
 
 namespace ralph::bench {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 pid_t Spawn(const std::vector<std::string>& argv, const Env& env, const std::string& cwd,
             const std::string& stdout_path, const std::string& stderr_path)
@@ -66,7 +66,7 @@ pid_t Spawn(const std::vector<std::string>& argv, const Env& env, const std::str
     return pid;
 }
 
-Finished Wait(pid_t pid, Clock::time_point started, std::chrono::milliseconds timeout)
+Finished Wait(pid_t pid, SteadyClock::time_point started, std::chrono::milliseconds timeout)
 {
     Finished f;
     // A pidfd lets us sleep until the exit instead of polling, so short runs are timed exactly.
@@ -74,7 +74,7 @@ Finished Wait(pid_t pid, Clock::time_point started, std::chrono::milliseconds ti
     auto deadline = started + timeout;
     bool timed_out = false;
     while (pidfd >= 0) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
         if (left <= 0) {
             timed_out = true;
             break;
@@ -90,7 +90,7 @@ Finished Wait(pid_t pid, Clock::time_point started, std::chrono::milliseconds ti
     rusage ru{};
     while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
     }
-    f.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+    f.wall_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
     f.cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     f.maxrss_kb = ru.ru_maxrss;
     if (timed_out) f.code = -1;
@@ -102,7 +102,7 @@ Finished Wait(pid_t pid, Clock::time_point started, std::chrono::milliseconds ti
 Finished RunTimed(const std::vector<std::string>& argv, const Env& env, const std::string& cwd,
                   const std::string& stdout_path, std::chrono::milliseconds timeout)
 {
-    auto started = Clock::now();
+    auto started = SteadyClock::now();
     pid_t pid = Spawn(argv, env, cwd, stdout_path, "/dev/null");
     return Wait(pid, started, timeout);
 }
@@ -128,7 +128,7 @@ void Terminate(pid_t pid, std::chrono::milliseconds grace)
         waitpid(pid, nullptr, WNOHANG);
         return;
     }
-    Wait(pid, Clock::now(), grace);  // kills with SIGKILL after the grace period
+    Wait(pid, SteadyClock::now(), grace);  // kills with SIGKILL after the grace period
 }
 
 long StatusKb(pid_t pid, const char* field)
@@ -186,7 +186,7 @@ void WriteFile(const std::string& path, const std::string& text)
     if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-double NowSeconds() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+double NowSeconds() { return std::chrono::duration<double>(SteadyClock::now().time_since_epoch()).count(); }
 
 int64_t UnixMillis()
 {

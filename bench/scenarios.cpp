@@ -22,7 +22,7 @@ namespace ralph::bench {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -37,14 +37,14 @@ void CheckInterrupted()
 
 void Sleep(std::chrono::steady_clock::duration d)
 {
-    auto until = Clock::now() + d;
-    while (Clock::now() < until) {
+    auto until = SteadyClock::now() + d;
+    while (SteadyClock::now() < until) {
         CheckInterrupted();
-        std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), milliseconds(100)));
+        std::this_thread::sleep_for(std::min<SteadyClock::duration>(until - SteadyClock::now(), milliseconds(100)));
     }
 }
 
-double MsSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double MsSince(SteadyClock::time_point t) { return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count(); }
 
 void Progress(const std::string& text) { std::cerr << "[bench] " << text << std::endl; }
 
@@ -358,7 +358,7 @@ void ScenarioStatus(World& world, const Options& o, Report& report)
     std::string project = world.MakeProject("p2");
     std::string state = world.root() + "/s2-ralphd/state";
     fs::create_directories(state);
-    auto t0 = Clock::now();
+    auto t0 = SteadyClock::now();
     GenerateHistory(state + "/ralph.db", world.root() + "/history", o.status_runs, o.status_iterations);
     Progress("generated the history in " + std::to_string(static_cast<int>(MsSince(t0))) + " ms");
 
@@ -402,7 +402,7 @@ void ScenarioStatus(World& world, const Options& o, Report& report)
     std::vector<std::unique_ptr<RpcClient>> rpcs;
     for (Subject& x : subjects) rpcs.push_back(std::make_unique<RpcClient>(x.ralphd->socket()));
     auto timed = [&](RpcClient& rpc, const char* method, json::value params, std::vector<double>& out) {
-        auto t = Clock::now();
+        auto t = SteadyClock::now();
         json::object reply = rpc.Call(method, std::move(params));
         if (!reply.contains("result")) throw std::runtime_error(std::string(method) + " failed");
         out.push_back(MsSince(t));
@@ -458,9 +458,9 @@ void ScenarioSocket(World& world, const Options& o, Report& report)
         std::vector<double> us;
         us.reserve(static_cast<std::size_t>(o.pings));
         for (int i = 0; i < o.pings; ++i) {
-            auto t = Clock::now();
+            auto t = SteadyClock::now();
             c.Call("daemon.ping");
-            us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+            us.push_back(std::chrono::duration<double, std::micro>(SteadyClock::now() - t).count());
         }
         report.Add({"ping.sequential_us", S, "round trip, sequential on one connection", "µs", Summarize(us), true,
                     AtMost(100, "p50 ≤ 100 µs"), ""});
@@ -485,11 +485,11 @@ void ScenarioSocket(World& world, const Options& o, Report& report)
                     calls += n;
                 });
             }
-            auto t = Clock::now();
+            auto t = SteadyClock::now();
             go = true;
             std::this_thread::sleep_for(std::chrono::duration<double>(o.throughput_seconds));
             stop = true;
-            double elapsed = std::chrono::duration<double>(Clock::now() - t).count();
+            double elapsed = std::chrono::duration<double>(SteadyClock::now() - t).count();
             for (auto& th : threads) th.join();
             rates.push_back(static_cast<double>(calls) / elapsed);
         }
@@ -559,12 +559,12 @@ int CountServersOf(pid_t parent)
 /// run at a time, a few times a second, so the polling itself costs ralphd next to nothing.
 int64_t WaitRunsEnd(Ralphd& ralphd, const std::vector<int64_t>& ids, std::chrono::seconds timeout)
 {
-    auto deadline = Clock::now() + timeout;
+    auto deadline = SteadyClock::now() + timeout;
     int64_t last_end = 0;
     for (int64_t id : ids) {
         for (;;) {
             CheckInterrupted();
-            if (Clock::now() > deadline) throw std::runtime_error("runs did not end in time");
+            if (SteadyClock::now() > deadline) throw std::runtime_error("runs did not end in time");
             json::value run = ralphd.Call("run.get", json::object{{"run", id}});
             if (std::string(run.at("status").as_string()) != "running") {
                 last_end = std::max(last_end, Int(run.at("ended_at")));
@@ -692,9 +692,9 @@ void ScenarioLoopsAndIdle(World& world, const Options& o, Report& report)
     ResetPeakRss(ralphd.pid());
     Sampler rss(ralphd.pid(), milliseconds(1000));
     double cpu0 = CpuSeconds(ralphd.pid()), server_cpu0 = CpuSeconds(server_pid);
-    auto t0 = Clock::now();
+    auto t0 = SteadyClock::now();
     Sleep(seconds(o.idle_seconds));
-    double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    double elapsed = std::chrono::duration<double>(SteadyClock::now() - t0).count();
     double cpu = CpuSeconds(ralphd.pid()) - cpu0, server_cpu = CpuSeconds(server_pid) - server_cpu0;
     rss.Stop();
     report.Add({"idle.ralphd_rss_fresh_mb", S5, "`ralphd` RSS just after it started, before any run", "MB",
@@ -759,7 +759,7 @@ void ScenarioDetection(World& world, const Options& o, Report& report)
         int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
         std::atomic<double> exited_ms{-1};
         int64_t killed_at = UnixMillis();
-        auto t0 = Clock::now();
+        auto t0 = SteadyClock::now();
         std::thread exit_watch([&] {
             pollfd p{pidfd, POLLIN, 0};
             if (pidfd >= 0 && poll(&p, 1, 30000) > 0) exited_ms = MsSince(t0);

@@ -15,7 +15,7 @@ namespace ralph::bench {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 World::World(std::string root, Binaries bin) : root_(std::move(root)), bin_(std::move(bin))
 {
@@ -46,8 +46,8 @@ World::World(std::string root, Binaries bin) : root_(std::move(root)), bin_(std:
     std::string out = root_ + "/fake-model.out";
     model_pid_ = Spawn({bin_.fake_model, "--port", "0", "--log", root_ + "/fake-model.log"}, env_, root_, out,
                        root_ + "/fake-model.err");
-    auto deadline = Clock::now() + std::chrono::seconds(10);
-    while (Clock::now() < deadline) {
+    auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+    while (SteadyClock::now() < deadline) {
         std::string text = ReadFile(out);
         auto at = text.find("listening on ");
         if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
@@ -121,8 +121,8 @@ Ralphd::Ralphd(World& world, const std::string& name, const std::string& config,
     env_["RALPH_NO_AUTOSTART"] = "1";
     env_["RALPHD"] = ralphd;
     pid_ = Spawn({ralphd}, env_, dir_, log_, log_);
-    auto deadline = Clock::now() + std::chrono::seconds(15);
-    while (Clock::now() < deadline) {
+    auto deadline = SteadyClock::now() + std::chrono::seconds(15);
+    while (SteadyClock::now() < deadline) {
         if (!Alive(pid_)) break;
         try {
             RpcClient c(socket_);
@@ -188,7 +188,7 @@ void Ralphd::Stop()
         kill(pid_, SIGTERM);
     }
     // ralphd stops its managed server on the way out (dispose, SIGTERM, SIGKILL after 10 s).
-    Wait(pid_, Clock::now(), std::chrono::seconds(40));
+    Wait(pid_, SteadyClock::now(), std::chrono::seconds(40));
     pid_ = -1;
 }
 
@@ -202,18 +202,18 @@ OpencodeServer::OpencodeServer(World& world, const std::string& name, const std:
     port_ = world.FreePort();
     Env env = world.env();
     env["OPENCODE_SERVER_PASSWORD"] = password;
-    auto started = Clock::now();
+    auto started = SteadyClock::now();
     pid_ = Spawn({world.bin().opencode, "serve", "--hostname", "127.0.0.1", "--port", std::to_string(port_)}, env, dir,
                  dir + "/opencode.out", dir + "/opencode.out");
     ServerEndpoint ep;
     ep.port = port_;
     ep.password = password;
     auto deadline = started + std::chrono::seconds(60);
-    while (Clock::now() < deadline && Alive(pid_)) {
+    while (SteadyClock::now() < deadline && Alive(pid_)) {
         if (ReadFile(dir + "/opencode.out").find("listening on") != std::string::npos) {
             HttpResult r = HttpSync(ep, boost::beast::http::verb::get, "/global/health", "", std::chrono::seconds(2));
             if (r.ok()) {
-                startup_s_ = std::chrono::duration<double>(Clock::now() - started).count();
+                startup_s_ = std::chrono::duration<double>(SteadyClock::now() - started).count();
                 return;
             }
         }

@@ -19,7 +19,7 @@ namespace ralph {
 namespace json = boost::json;
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
@@ -150,8 +150,8 @@ asio::awaitable<void> LoopEngine::StopIdleServer()
     // and the next run start it again on demand.
     const Millis idle_stop = daemon_.config().server.idle_stop;
     while (!shutting_down_) {
-        if (!active_.empty()) last_busy_ = Clock::now();
-        auto idle_for = Clock::now() - last_busy_;
+        if (!active_.empty()) last_busy_ = SteadyClock::now();
+        auto idle_for = SteadyClock::now() - last_busy_;
         if (active_.empty() && idle_for >= idle_stop && daemon_.supervisor().state() == ServerState::Running) {
             Log(LogLevel::Info) << "stopping the opencode server: no run for " << FormatDuration(idle_stop)
                                 << " (server.idle_stop)";
@@ -160,9 +160,9 @@ asio::awaitable<void> LoopEngine::StopIdleServer()
             } catch (const std::exception& e) {
                 Log(LogLevel::Warning) << "idle stop: " << e.what();
             }
-            last_busy_ = Clock::now();
+            last_busy_ = SteadyClock::now();
         }
-        auto next = std::min<Clock::duration>(std::max<Clock::duration>(idle_stop - idle_for, std::chrono::milliseconds(100)),
+        auto next = std::min<SteadyClock::duration>(std::max<SteadyClock::duration>(idle_stop - idle_for, std::chrono::milliseconds(100)),
                                               std::chrono::seconds(30));
         co_await activity_.WaitFor(next);
     }
@@ -299,15 +299,15 @@ asio::awaitable<void> LoopEngine::Shutdown()
             if (a->iterating) return true;
         return false;
     };
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (iterating() && Clock::now() < deadline) co_await activity_.WaitFor(std::chrono::milliseconds(50));
+    auto deadline = SteadyClock::now() + std::chrono::seconds(30);
+    while (iterating() && SteadyClock::now() < deadline) co_await activity_.WaitFor(std::chrono::milliseconds(50));
     hub_.Close();
 }
 
 asio::awaitable<void> LoopEngine::WaitStopped()
 {
-    auto deadline = Clock::now() + std::chrono::seconds(10);
-    while (!active_.empty() && Clock::now() < deadline) {
+    auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+    while (!active_.empty() && SteadyClock::now() < deadline) {
         for (auto& [id, a] : active_) Wake(*a);
         co_await activity_.WaitFor(std::chrono::milliseconds(50));
     }
@@ -569,25 +569,25 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
     // 4. Wait for the session to go idle, watching its events. An iteration that never starts
     // (no busy status, no assistant message), or whose error is never followed by idle, would
     // otherwise wait for the whole iteration timeout (SPEC §8): stall_timeout ends both.
-    const auto deadline = Clock::now() + std::chrono::milliseconds(run.iteration_timeout_ms);
+    const auto deadline = SteadyClock::now() + std::chrono::milliseconds(run.iteration_timeout_ms);
     const Millis stall_timeout = StallTimeout(daemon_.config().run, task);
-    const auto stall_deadline = Clock::now() + stall_timeout;
+    const auto stall_deadline = SteadyClock::now() + stall_timeout;
     bool started = false;
-    std::optional<Clock::time_point> error_deadline;  ///< set by session.error: idle must follow
-    std::optional<Clock::time_point> abort_deadline;
+    std::optional<SteadyClock::time_point> error_deadline;  ///< set by session.error: idle must follow
+    std::optional<SteadyClock::time_point> abort_deadline;
     bool idle = false;
     bool aborted_by_us = false;
     std::set<std::string> user_messages, logged_parts;
     std::string session_error;
     auto abort = [&](const std::string& outcome, const std::string& why,
-                     Clock::duration grace = kAbortGrace) -> asio::awaitable<void> {
+                     SteadyClock::duration grace = kAbortGrace) -> asio::awaitable<void> {
         if (aborted_by_us) co_return;
         aborted_by_us = true;
         result.outcome = outcome;
         result.error = why;
         Event(run.id, n, "note", Obj("message", why));
         co_await Abort(session_id, run.project_root);
-        abort_deadline = Clock::now() + grace;
+        abort_deadline = SteadyClock::now() + grace;
     };
     while (!idle) {
         while (!watch.events.empty()) {
@@ -613,7 +613,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
                     // The first error says most ("Agent not found: ..."); opencode may add a stack trace.
                     if (!(aborted_by_us && name == "MessageAbortedError") && session_error.empty())
                         session_error = DescribeError(*err);
-                    if (!error_deadline) error_deadline = Clock::now() + stall_timeout;
+                    if (!error_deadline) error_deadline = SteadyClock::now() + stall_timeout;
                 }
             } else if (type == "permission.asked") {
                 std::string rid = Str(At(props, "id"));
@@ -656,22 +656,22 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
             co_await abort("aborted", "stopped at once by ralph stop --now");
             continue;
         }
-        if (Clock::now() >= deadline && !aborted_by_us) {
+        if (SteadyClock::now() >= deadline && !aborted_by_us) {
             co_await abort("timeout", "the iteration took longer than " +
                                           FormatDuration(Millis(run.iteration_timeout_ms)) + " and was aborted");
             continue;
         }
-        const bool error_stuck = error_deadline && Clock::now() >= *error_deadline;
-        const bool never_started = !started && Clock::now() >= stall_deadline;
+        const bool error_stuck = error_deadline && SteadyClock::now() >= *error_deadline;
+        const bool never_started = !started && SteadyClock::now() >= stall_deadline;
         if ((error_stuck || never_started) && !aborted_by_us) {
             // Nothing runs in the session: end at once, with opencode's own error when it gave one.
             // (The message is built outside co_await: GCC 12 double-frees temporaries of a
             // conditional expression inside one.)
             std::string why = StallMessage(session_error, stall_timeout);
-            co_await abort("error", why, Clock::duration::zero());
+            co_await abort("error", why, SteadyClock::duration::zero());
             continue;
         }
-        if (abort_deadline && Clock::now() >= *abort_deadline) break;  // aborted but never went idle
+        if (abort_deadline && SteadyClock::now() >= *abort_deadline) break;  // aborted but never went idle
         if (watch.resync) {
             // Events may have been lost while the stream was down: ask whether the session is still busy.
             watch.resync = false;
@@ -683,7 +683,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         auto wake_at = aborted_by_us ? *abort_deadline : deadline;
         if (!aborted_by_us && !started) wake_at = std::min(wake_at, stall_deadline);
         if (!aborted_by_us && error_deadline) wake_at = std::min(wake_at, *error_deadline);
-        co_await watch.notifier.WaitUntil(std::min(wake_at, Clock::now() + std::chrono::seconds(60)));
+        co_await watch.notifier.WaitUntil(std::min(wake_at, SteadyClock::now() + std::chrono::seconds(60)));
     }
 
     // 5. Read what happened: errors, the promise, tokens and cost.

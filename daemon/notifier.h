@@ -2,10 +2,10 @@
 // Waiters re-check their own condition after waking; spurious wake-ups are allowed.
 #pragma once
 
-#include <boost/asio/as_tuple.hpp>
+#include "common/clock.h"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <list>
@@ -14,7 +14,10 @@ namespace ralph {
 
 class Notifier {
 public:
-    explicit Notifier(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
+    explicit Notifier(boost::asio::any_io_executor executor, Clock& clock = SystemClock())
+        : executor_(std::move(executor)), clock_(clock)
+    {
+    }
     ~Notifier() { Notify(); }
 
     /// Wakes every current waiter.
@@ -26,19 +29,20 @@ public:
     /// Returns when notified or at the deadline.
     boost::asio::awaitable<void> WaitUntil(std::chrono::steady_clock::time_point deadline)
     {
-        boost::asio::steady_timer timer(executor_, deadline);
+        boost::asio::steady_timer timer(executor_);
         auto it = waiters_.insert(waiters_.end(), &timer);
-        co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        co_await clock_.WaitUntil(timer, deadline);
         waiters_.erase(it);
     }
 
     boost::asio::awaitable<void> WaitFor(std::chrono::steady_clock::duration d)
     {
-        co_await WaitUntil(std::chrono::steady_clock::now() + d);
+        co_await WaitUntil(clock_.Now() + d);
     }
 
 private:
     boost::asio::any_io_executor executor_;
+    Clock& clock_;
     std::list<boost::asio::steady_timer*> waiters_;
 };
 

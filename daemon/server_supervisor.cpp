@@ -29,7 +29,7 @@ namespace ralph {
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 namespace json = boost::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -46,7 +46,7 @@ constexpr const char* kTagVariable = "RALPHD_SERVER_TAG";
 /// The state directory of the ralphd that started a server, in the environment of the server and
 /// of every tool it runs: how a successor finds what a daemon killed before it recorded its server.
 constexpr const char* kOwnerVariable = "RALPHD_OWNER";
-const auto kForever = Clock::time_point::max();
+const auto kForever = SteadyClock::time_point::max();
 
 void LogDetached(std::exception_ptr e)
 {
@@ -83,7 +83,7 @@ std::string LocalTimestamp()
     return buf;
 }
 
-double SecondsBetween(Clock::time_point a, Clock::time_point b)
+double SecondsBetween(SteadyClock::time_point a, SteadyClock::time_point b)
 {
     return std::chrono::duration<double>(b - a).count();
 }
@@ -359,12 +359,12 @@ void ServerSupervisor::Wake()
     for (auto* t : waiters_) t->cancel();
 }
 
-asio::awaitable<bool> ServerSupervisor::WaitUntil(std::function<bool()> pred, Clock::time_point deadline)
+asio::awaitable<bool> ServerSupervisor::WaitUntil(std::function<bool()> pred, SteadyClock::time_point deadline)
 {
     auto alive = alive_;
     for (;;) {
         if (pred()) co_return true;
-        if (Clock::now() >= deadline) co_return false;
+        if (SteadyClock::now() >= deadline) co_return false;
         asio::steady_timer timer(io_, deadline);
         waiters_.insert(&timer);
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -507,10 +507,10 @@ json::object ServerSupervisor::Status() const
     }
     if (state_ == ServerState::Running) {
         o["healthy"] = healthy_;
-        o["uptime"] = SecondsBetween(running_since_, Clock::now());
+        o["uptime"] = SecondsBetween(running_since_, SteadyClock::now());
     }
     if (state_ == ServerState::Backoff)
-        o["next_restart_in"] = std::max(0.0, SecondsBetween(Clock::now(), next_restart_at_));
+        o["next_restart_in"] = std::max(0.0, SecondsBetween(SteadyClock::now(), next_restart_at_));
     return o;
 }
 
@@ -645,7 +645,7 @@ void ServerSupervisor::BeginSupervising()
 
 asio::awaitable<ServerSupervisor::StartOutcome> ServerSupervisor::StartOnce()
 {
-    policy_.OnStart(Clock::now());
+    policy_.OnStart(SteadyClock::now());
     std::string error;
     std::string binary = ResolveOpencode(error);
     if (binary.empty()) {
@@ -662,7 +662,7 @@ asio::awaitable<ServerSupervisor::StartOutcome> ServerSupervisor::StartOnce()
                           "; set server.port or server.port_range in ralphd.conf";
             co_return StartOutcome::Failed;
         }
-        auto launched_at = Clock::now();
+        auto launched_at = SteadyClock::now();
         auto inst = Launch(binary, port, error);
         if (!inst) {
             last_error_ = error;
@@ -678,7 +678,7 @@ asio::awaitable<ServerSupervisor::StartOutcome> ServerSupervisor::StartOnce()
 
         if (inst->exited) {
             // Read what it printed last before judging why it went.
-            co_await WaitUntil([&] { return inst->open_streams == 0; }, Clock::now() + seconds(2));
+            co_await WaitUntil([&] { return inst->open_streams == 0; }, SteadyClock::now() + seconds(2));
             std::string output = inst->RecentOutput();
             current_.reset();
             co_await KillLeftovers(std::string(kTagVariable) + "=" + inst->tag, {});
@@ -706,7 +706,7 @@ asio::awaitable<ServerSupervisor::StartOutcome> ServerSupervisor::StartOnce()
             health = co_await Http(EndpointOf(*inst), http::verb::get, "/global/health", HealthTimeout());
             if (stop_requested_) co_return StartOutcome::Cancelled;
             healthy = HealthyReply(health, &version);
-            if (healthy || inst->exited || Clock::now() >= deadline) break;
+            if (healthy || inst->exited || SteadyClock::now() >= deadline) break;
             co_await Sleep(milliseconds(100));
         }
         if (!healthy) {
@@ -721,7 +721,7 @@ asio::awaitable<ServerSupervisor::StartOutcome> ServerSupervisor::StartOnce()
         RecordManaged(ManagedServerRecord{inst->pid, inst->start_time, inst->port, NowMillis()});
         Event("started", inst->pid, inst->port,
               "version " + version_ + ", healthy after " +
-                  std::to_string(std::chrono::duration_cast<milliseconds>(Clock::now() - launched_at).count()) + " ms");
+                  std::to_string(std::chrono::duration_cast<milliseconds>(SteadyClock::now() - launched_at).count()) + " ms");
         co_return StartOutcome::Running;
     }
     last_error_ = "opencode could not listen on any of the ports tried; see " + log_path_;
@@ -752,11 +752,11 @@ asio::awaitable<void> ServerSupervisor::Supervise()
         RunOutcome ended = RunOutcome::Exited;
         if (outcome == StartOutcome::Running) {
             inst = current_;
-            running_since_ = Clock::now();
+            running_since_ = SteadyClock::now();
             SetState(ServerState::Running);
             ended = co_await Monitor(inst);
             if (ended == RunOutcome::Cancelled || stop_requested_) break;
-            up_for = std::chrono::duration_cast<Millis>(Clock::now() - running_since_);
+            up_for = std::chrono::duration_cast<Millis>(SteadyClock::now() - running_since_);
             if (ended == RunOutcome::Unhealthy) {
                 Event("unhealthy", inst->pid, inst->port, last_error_);
                 SetState(ServerState::Unhealthy);
@@ -775,13 +775,13 @@ asio::awaitable<void> ServerSupervisor::Supervise()
             Event("start_failed", 0, 0, last_error_);
         }
 
-        auto delay = policy_.OnFailure(Clock::now(), up_for);
+        auto delay = policy_.OnFailure(SteadyClock::now(), up_for);
         if (!delay) {
             fatal_reason_.clear();
             Event("fatal", 0, 0, FatalMessage());
             SetState(ServerState::Fatal);
         } else {
-            next_restart_at_ = Clock::now() + *delay;
+            next_restart_at_ = SteadyClock::now() + *delay;
             start_now_ = false;
             SetState(ServerState::Backoff);
         }
@@ -802,14 +802,14 @@ asio::awaitable<void> ServerSupervisor::Supervise()
 asio::awaitable<ServerSupervisor::RunOutcome> ServerSupervisor::Monitor(std::shared_ptr<Instance> inst)
 {
     int failures = 0;
-    auto next = Clock::now() + settings_.health_interval;
+    auto next = SteadyClock::now() + settings_.health_interval;
     for (;;) {
         co_await WaitUntil([&] { return stop_requested_ || inst->exited; }, next);
         if (stop_requested_) co_return RunOutcome::Cancelled;
         if (inst->exited) co_return RunOutcome::Exited;
         // A fixed cadence: a slow check does not push the next one back.
         next += settings_.health_interval;
-        if (next < Clock::now()) next = Clock::now() + settings_.health_interval;
+        if (next < SteadyClock::now()) next = SteadyClock::now() + settings_.health_interval;
         HttpResult r = co_await Http(EndpointOf(*inst), http::verb::get, "/global/health", HealthTimeout());
         if (stop_requested_) co_return RunOutcome::Cancelled;
         if (inst->exited) co_return RunOutcome::Exited;
@@ -849,11 +849,11 @@ asio::awaitable<void> ServerSupervisor::Terminate(std::shared_ptr<Instance> inst
         if (!inst->exited) {
             seen = proc_->Descendants(inst->pid);
             launcher_->SignalGroup(inst->pid, SIGTERM);
-            if (!co_await WaitUntil([&] { return inst->exited; }, Clock::now() + settings_.stop_timeout)) {
+            if (!co_await WaitUntil([&] { return inst->exited; }, SteadyClock::now() + settings_.stop_timeout)) {
                 Log(LogLevel::Warning) << "opencode server (pid " << inst->pid << ") ignored SIGTERM for "
                                        << FormatDuration(settings_.stop_timeout) << "; sending SIGKILL";
                 launcher_->SignalGroup(inst->pid, SIGKILL);
-                if (!co_await WaitUntil([&] { return inst->exited; }, Clock::now() + seconds(5)))
+                if (!co_await WaitUntil([&] { return inst->exited; }, SteadyClock::now() + seconds(5)))
                     Log(LogLevel::Error) << "opencode server (pid " << inst->pid << ") survived SIGKILL for 5s";
             }
         }
@@ -888,8 +888,8 @@ asio::awaitable<void> ServerSupervisor::KillLeftovers(const std::string& env_mar
 
     for (int sig : {SIGTERM, SIGKILL}) {
         for (const auto& [pid, start] : victims) SignalIfSame(pid, start, sig, true);
-        auto deadline = Clock::now() + (sig == SIGTERM ? milliseconds(1000) : milliseconds(3000));
-        while (Clock::now() < deadline) {
+        auto deadline = SteadyClock::now() + (sig == SIGTERM ? milliseconds(1000) : milliseconds(3000));
+        while (SteadyClock::now() < deadline) {
             std::erase_if(victims, [&](const auto& v) { return gone(v.first, v.second); });
             if (victims.empty()) co_return;
             co_await Sleep(milliseconds(20));
@@ -925,8 +925,8 @@ asio::awaitable<void> ServerSupervisor::StopManaged(const std::string& why)
     }
     // A stop is reported once the port is closed too (SPEC §7), so the next start can have it.
     for (int p : ports) {
-        auto deadline = Clock::now() + seconds(5);
-        while (!PortFree(p) && Clock::now() < deadline) co_await Sleep(milliseconds(20));
+        auto deadline = SteadyClock::now() + seconds(5);
+        while (!PortFree(p) && SteadyClock::now() < deadline) co_await Sleep(milliseconds(20));
         if (!PortFree(p)) Log(LogLevel::Warning) << "port " << p << " still listens after the opencode server stopped";
     }
     healthy_ = false;
@@ -977,7 +977,7 @@ asio::awaitable<ServerEndpoint> ServerSupervisor::Ensure()
                 std::string retry = state_ == ServerState::Backoff
                                         ? "ralphd tries again in " +
                                               FormatDuration(std::max<Millis>(Millis(0), std::chrono::duration_cast<Millis>(
-                                                                                             next_restart_at_ - Clock::now())))
+                                                                                             next_restart_at_ - SteadyClock::now())))
                                         : "ralphd tries again";
                 throw RpcError(kServerUnavailable, "the opencode server did not start: " + last_error_ + "; " + retry +
                                                        " (see " + log_path_ + ")");
@@ -1035,7 +1035,7 @@ asio::awaitable<void> ServerSupervisor::WatchExternal()
         } else {
             last_error_ = r.Describe();
         }
-        co_await WaitUntil([&] { return shutting_down_; }, Clock::now() + settings_.health_interval);
+        co_await WaitUntil([&] { return shutting_down_; }, SteadyClock::now() + settings_.health_interval);
     }
     watching_external_ = false;
     Wake();
@@ -1111,7 +1111,7 @@ asio::awaitable<void> ServerSupervisor::Shutdown()
     shutting_down_ = true;
     Wake();
     if (!external_) co_await StopManaged("daemon shutdown");
-    co_await WaitUntil([&] { return !watching_external_; }, Clock::now() + seconds(10));
+    co_await WaitUntil([&] { return !watching_external_; }, SteadyClock::now() + seconds(10));
     shut_down_ = true;
     Wake();
 }
@@ -1142,8 +1142,8 @@ void ServerSupervisor::ReconcileLeftovers()
     };
     for (int sig : {SIGTERM, SIGKILL}) {
         for (const auto& [pid, start] : victims) SignalIfSame(pid, start, sig, true);
-        auto deadline = Clock::now() + (sig == SIGTERM ? Millis(settings_.stop_timeout) : Millis(seconds(5)));
-        while (Clock::now() < deadline) {
+        auto deadline = SteadyClock::now() + (sig == SIGTERM ? Millis(settings_.stop_timeout) : Millis(seconds(5)));
+        while (SteadyClock::now() < deadline) {
             std::erase_if(victims, [&](const auto& v) { return dead(v.first, v.second); });
             if (victims.empty()) break;
             std::this_thread::sleep_for(milliseconds(20));
@@ -1194,8 +1194,8 @@ void ServerSupervisor::StopRecordedLeftover()
         return !s || s->start_time != start || s->state == 'Z';
     };
     auto wait_dead = [&](Millis limit) {
-        auto deadline = Clock::now() + limit;
-        while (!dead(record->pid, record->start_time) && Clock::now() < deadline)
+        auto deadline = SteadyClock::now() + limit;
+        while (!dead(record->pid, record->start_time) && SteadyClock::now() < deadline)
             std::this_thread::sleep_for(milliseconds(20));
         return dead(record->pid, record->start_time);
     };
@@ -1207,13 +1207,13 @@ void ServerSupervisor::StopRecordedLeftover()
     }
     // Its leader shows as a zombie while its other threads, which share the listening socket,
     // still exit: wait for the port too, so the new server can have it.
-    for (auto deadline = Clock::now() + seconds(3); !PortFree(record->port) && Clock::now() < deadline;)
+    for (auto deadline = SteadyClock::now() + seconds(3); !PortFree(record->port) && SteadyClock::now() < deadline;)
         std::this_thread::sleep_for(milliseconds(20));
     for (int sig : {SIGTERM, SIGKILL}) {
         std::erase_if(victims, [&](const auto& v) { return dead(v.first, v.second); });
         for (const auto& [pid, start] : victims) SignalIfSame(pid, start, sig, true);
-        auto deadline = Clock::now() + seconds(1);
-        while (Clock::now() < deadline) {
+        auto deadline = SteadyClock::now() + seconds(1);
+        while (SteadyClock::now() < deadline) {
             std::erase_if(victims, [&](const auto& v) { return dead(v.first, v.second); });
             if (victims.empty()) break;
             std::this_thread::sleep_for(milliseconds(20));

@@ -12,6 +12,7 @@
 #include "daemon/config.h"
 #include "daemon/opencode_http.h"
 #include "daemon/proc_scan.h"
+#include "daemon/server_access.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -35,9 +36,6 @@ namespace ralph {
 class RunStore;
 class ProcessLauncher;
 struct ManagedServerRecord;
-
-enum class ServerState { Stopped, Starting, Running, Unhealthy, Backoff, Fatal, External };
-const char* ServerStateName(ServerState s);
 
 /// When to restart a failed server: the delay doubles from `initial` up to `max`, goes back to
 /// `initial` after the server ran `stable` long, and once `burst` starts happened within
@@ -91,7 +89,7 @@ struct UntrackedServer {
     int port{0};  ///< 0 when no listening socket was found
 };
 
-class ServerSupervisor {
+class ServerSupervisor final : public ServerAccess {
 public:
     ServerSupervisor(boost::asio::io_context& io, const ServerSettings& settings, RunStore& store,
                      const std::string& state_dir);
@@ -110,20 +108,20 @@ public:
 
     /// The server, started on demand and healthy. Concurrent callers share one start.
     /// Throws RpcError(kServerUnavailable) with a message saying what to do.
-    boost::asio::awaitable<ServerEndpoint> Ensure();
+    boost::asio::awaitable<ServerEndpoint> Ensure() override;
     /// Explicit start (also clears `fatal` and cuts a back-off short), stop and restart, for
     /// `ralph server ...`. Stop and Restart throw RpcError(kInvalidState) in external mode.
     boost::asio::awaitable<void> Start();
-    boost::asio::awaitable<void> Stop();
+    boost::asio::awaitable<void> Stop() override;
     boost::asio::awaitable<void> Restart();
     /// Stops the managed server at daemon shutdown and cancels every timer; idempotent.
     /// Ensure() fails afterwards.
     boost::asio::awaitable<void> Shutdown();
 
-    ServerState state() const { return state_; }
+    ServerState state() const override { return state_; }
     bool external() const { return external_; }
     /// The endpoint only while the server is running and healthy: what may be shown as live.
-    std::optional<ServerEndpoint> Live() const;
+    std::optional<ServerEndpoint> Live() const override;
     /// mode, state, pid, url, port, version, uptime, restarts, last_error, healthy, log,
     /// next_restart_in and untracked_servers [{pid, port}] (server.status; never the password).
     /// Reads /proc for the untracked servers: a few milliseconds.
@@ -140,8 +138,8 @@ public:
 
     /// Stops begun so far (server stop, restart, idle stop, shutdown), and why the latest one
     /// began: an iteration that saw this change was interrupted by a stop, not failed.
-    uint64_t stops_begun() const { return stops_begun_; }
-    const std::string& last_stop_why() const { return stop_why_; }
+    uint64_t stops_begun() const override { return stops_begun_; }
+    const std::string& last_stop_why() const override { return stop_why_; }
 
     /// Takes the server keys of a reloaded config that apply without a daemon restart (all but
     /// mode, url and password); they apply from the next start. A `fatal` server becomes
@@ -149,7 +147,7 @@ public:
     void ApplySettings(const ServerSettings& settings);
 
     /// Called after every state change (the loop engine reacts to loss and to `fatal`).
-    void Subscribe(std::function<void(ServerState)> listener);
+    void Subscribe(std::function<void(ServerState)> listener) override;
 
 private:
     struct Instance;

@@ -28,7 +28,7 @@ namespace ralph::test {
 namespace {
 
 namespace json = boost::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 struct TaskRef {
@@ -285,7 +285,7 @@ TEST(E2ECrash, RandomKillNineUnderLoadLosesNothingAndNeverLies)
     };
 
     int early_kills = 0, kills_with_running_runs = 0;
-    auto phase_start = Clock::now();
+    auto phase_start = SteadyClock::now();
     for (int k = 0; k < kills && !HasFatalFailure(); ++k) {
         pid_t pid = spawn_daemon();
         if (rng() % 5 == 0) {
@@ -309,7 +309,7 @@ TEST(E2ECrash, RandomKillNineUnderLoadLosesNothingAndNeverLies)
         kill(pid, SIGKILL);
         EXPECT_EQ(WaitExit(pid, 10s), 128 + SIGKILL);
     }
-    auto kill_phase = Clock::now() - phase_start;
+    auto kill_phase = SteadyClock::now() - phase_start;
     done = true;
     driver.join();
     for (auto& t : pollers) t.join();

@@ -14,7 +14,7 @@ namespace ralph::test {
 namespace {
 
 namespace json = boost::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 int64_t Iteration(E2EEnv& env, int64_t id)

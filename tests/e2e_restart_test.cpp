@@ -17,7 +17,7 @@ namespace ralph::test {
 namespace {
 
 namespace json = boost::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 /// Every row of a query on a database opened read-only, columns joined by '|'.
@@ -96,10 +96,10 @@ TEST(E2ERestart, SigtermAbortsTheSessionsStopsTheServerAndTheRunsResumeOnTheNext
     int server = static_cast<int>(env.RalphJson({"server", "status"}).at("pid").as_int64());
     ASSERT_GT(server, 0);
 
-    auto start = Clock::now();
+    auto start = SteadyClock::now();
     ASSERT_EQ(kill(daemon, SIGTERM), 0);
     int code = WaitExit(daemon, 60s);
-    auto took = Clock::now() - start;
+    auto took = SteadyClock::now() - start;
     EXPECT_EQ(code, 0) << env.DaemonStderr();
     // stop_timeout is 10s by default; a clean stop takes far less.
     EXPECT_LT(took, 15s);
@@ -161,10 +161,10 @@ TEST(E2ERestart, SigtermWhileTheServerIsStartingExitsPromptlyAndLeavesNothing)
     ASSERT_TRUE(WaitFor([&] { return !ProcessesWithHome(env.home, daemon).empty(); }, 60s))
         << "ralphd never launched the server for run " << id << "\n" << env.DaemonStderr();
     EXPECT_EQ(env.RalphJson({"server", "status"}).at("state"), "starting");
-    auto start = Clock::now();
+    auto start = SteadyClock::now();
     ASSERT_EQ(kill(daemon, SIGTERM), 0);
     EXPECT_EQ(WaitExit(daemon, 60s), 0) << env.DaemonStderr();
-    auto took = Clock::now() - start;
+    auto took = SteadyClock::now() - start;
     EXPECT_LT(took, 15s);
     std::cout << "[ restart  ] SIGTERM to exit while the server starts: "
               << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";

@@ -25,7 +25,7 @@ namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 /// A private environment whose managed server uses ports base..base+9, from a block of ten free
 /// ports the harness reserves; returns base. Health checks as by default (every 5 s).
@@ -49,7 +49,7 @@ json::object ServerStatus(const TestEnv& env)
 
 int PidOf(const json::object& status) { return status.at("pid").is_int64() ? static_cast<int>(status.at("pid").as_int64()) : 0; }
 
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 struct HttpReply {
     int status{0};
@@ -187,7 +187,7 @@ void StartToolProcesses(ToolProcesses& tools, const TestEnv& env, int server_pid
     tools.request = SendHttp(port, "POST", "/session/" + id + "/shell?directory=" + project, auth,
                              R"({"agent":"build","command":"(setsid sleep 301 &); sleep 300"})", 5s);
     if (tools.request < 0) return;
-    auto sent = Clock::now();
+    auto sent = SteadyClock::now();
     ProcFs proc;
     std::string marker = "OPENCODE_PID=" + std::to_string(server_pid);
     bool answered = false;
@@ -218,7 +218,7 @@ void StartToolProcesses(ToolProcesses& tools, const TestEnv& env, int server_pid
         },
         120s);
     tools.running = seen && !answered;
-    std::cout << "[ measured ] shell request to both tool processes running: " << Seconds(Clock::now() - sent) << " s\n";
+    std::cout << "[ measured ] shell request to both tool processes running: " << Seconds(SteadyClock::now() - sent) << " s\n";
     if (!tools.running) {
         std::string pids;
         for (const ProcStat& p : tools.procs) pids += " " + std::to_string(p.pid);
@@ -256,9 +256,9 @@ TEST(E2EServer, StartsOnThePreferredPortHealthyAndOnlyWithThePassword)
     TestEnv env;
     int base = UseOpencode(env);
     env.StartDaemon();
-    auto t0 = Clock::now();
+    auto t0 = SteadyClock::now();
     CommandResult start = env.Ralph({"server", "start"});
-    double took = Seconds(Clock::now() - t0);
+    double took = Seconds(SteadyClock::now() - t0);
     std::cout << "[ measured ] ralph server start to healthy: " << took << " s\n";
     ASSERT_EQ(start.exit_code, 0) << start.err << env.DaemonStderr();
     EXPECT_NE(start.out.find("running at http://127.0.0.1:" + std::to_string(base)), std::string::npos) << start.out;
@@ -349,25 +349,25 @@ TEST(E2EServer, KillNineIsNoticedAtOnceAndANewHealthyServerStartsWithinTheBackof
     int old_pid = PidOf(ServerStatus(env));
     ASSERT_GT(old_pid, 0);
 
-    auto killed_at = Clock::now();
+    auto killed_at = SteadyClock::now();
     kill(old_pid, SIGKILL);
-    std::optional<Clock::time_point> noticed;
+    std::optional<SteadyClock::time_point> noticed;
     json::object st;
     bool restarted = WaitFor(
         [&] {
             st = ServerStatus(env);
-            if (!noticed && st.at("state") != "running") noticed = Clock::now();
+            if (!noticed && st.at("state") != "running") noticed = SteadyClock::now();
             return st.at("state") == "running" && st.at("healthy") == true && PidOf(st) != old_pid;
         },
         60s);
     ASSERT_TRUE(noticed) << "the crash was never seen";
     std::cout << "[ measured ] kill -9 noticed after " << Seconds(*noticed - killed_at) * 1000 << " ms; healthy again after "
-              << Seconds(Clock::now() - killed_at) << " s\n";
+              << Seconds(SteadyClock::now() - killed_at) << " s\n";
     ASSERT_TRUE(restarted) << json::serialize(st) << env.DaemonStderr();
     // Seen before the first health check (30 s) could have: through SIGCHLD. The restart waited
     // for the 1 s back-off; how long opencode then takes to start is the machine's business.
     EXPECT_LT(Seconds(*noticed - killed_at), 30.0);
-    EXPECT_GE(Seconds(Clock::now() - killed_at), 1.0);
+    EXPECT_GE(Seconds(SteadyClock::now() - killed_at), 1.0);
     EXPECT_EQ(st.at("restarts"), 1);
     EXPECT_EQ(st.at("port"), base);
     EXPECT_NE(st.at("last_error").as_string().find("killed by signal 9"), std::string::npos) << json::serialize(st);
@@ -389,9 +389,9 @@ TEST(E2EServer, StopLeavesNoOpencodeProcessAndNoToolProcess)
     procs.insert(procs.begin(), *server);
     ASSERT_GE(procs.size(), 3u);
 
-    auto t0 = Clock::now();
+    auto t0 = SteadyClock::now();
     CommandResult stop = env.Ralph({"server", "stop"});
-    std::cout << "[ measured ] ralph server stop with tool processes: " << Seconds(Clock::now() - t0) << " s\n";
+    std::cout << "[ measured ] ralph server stop with tool processes: " << Seconds(SteadyClock::now() - t0) << " s\n";
     EXPECT_EQ(stop.exit_code, 0) << stop.err;
     ExpectAllGone(procs, "after `ralph server stop`");
     for (const OpencodeServerProcess& p : ProcFs().FindOpencodeServers(getuid())) EXPECT_NE(p.pid, pid);

@@ -24,7 +24,7 @@ namespace ralph::test {
 namespace {
 
 namespace json = boost::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 /// A project with a task whose runs end at once, without opencode (its prd.json is complete).
@@ -123,12 +123,12 @@ TEST(FunctionalEnvironment, ReaderHoldingATransactionNeverBlocksTheDaemon)
     // An outside reader in the middle of a read transaction: WAL lets the writer go on.
     SqliteHolder reader(env.state_dir + "/ralph.db", "BEGIN; SELECT COUNT(*) FROM runs;");
     ASSERT_TRUE(reader.ok()) << reader.error();
-    auto start = Clock::now();
+    auto start = SteadyClock::now();
     for (int i = 0; i < 5; ++i) {
         auto r = StartQuickRun(env, project);
         ASSERT_TRUE(r.contains("result")) << json::serialize(r);
     }
-    EXPECT_LT(Clock::now() - start, 2s);
+    EXPECT_LT(SteadyClock::now() - start, 2s);
     reader.Release();
     EXPECT_EQ(env.Call("run.list", json::object{{"all", true}}).at("result").at("runs").as_array().size(), 6u);
 }
@@ -143,19 +143,19 @@ TEST(FunctionalEnvironment, ExclusiveLockHeldByAnotherProcessGivesAClearErrorThe
     // Held longer than the daemon's busy timeout (5 s): its writes give up with a clear error.
     SqliteHolder locker(env.state_dir + "/ralph.db", "BEGIN EXCLUSIVE;");
     ASSERT_TRUE(locker.ok()) << locker.error();
-    auto start = Clock::now();
+    auto start = SteadyClock::now();
     auto refused = StartQuickRun(env, project);
-    auto waited = Clock::now() - start;
+    auto waited = SteadyClock::now() - start;
     ASSERT_TRUE(refused.contains("error")) << json::serialize(refused);
     std::string message(refused.at("error").at("message").as_string());
     EXPECT_NE(message.find("locked"), std::string::npos) << message;
     EXPECT_NE(message.find("another process"), std::string::npos) << message;
     EXPECT_LT(waited, 8s);
     // Reads still answer while the lock is held (WAL), and so does everything else.
-    start = Clock::now();
+    start = SteadyClock::now();
     EXPECT_TRUE(env.Call("run.list", json::object{{"all", true}}).contains("result"));
     EXPECT_EQ(env.Call("daemon.ping").at("result"), "pong");
-    EXPECT_LT(Clock::now() - start, 1s);
+    EXPECT_LT(SteadyClock::now() - start, 1s);
 
     // A lock released within the busy timeout only delays a write.
     std::thread release([&] {
@@ -193,10 +193,10 @@ TEST(FunctionalEnvironment, SilentHalfLineAndNonReadingClientsDoNotHoldUpOthers)
 
     std::vector<double> latencies;
     for (int i = 0; i < 50; ++i) {
-        auto t = Clock::now();
+        auto t = SteadyClock::now();
         EXPECT_EQ(env.Call("daemon.ping").at("result"), "pong");
         EXPECT_TRUE(env.Call("run.list").contains("result"));
-        latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+        latencies.push_back(std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count());
     }
     std::sort(latencies.begin(), latencies.end());
     std::cout << "[ env      ] ping + run.list beside 100 idle clients and one that never reads: p50 "

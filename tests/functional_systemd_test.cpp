@@ -22,7 +22,7 @@ namespace ralph::test {
 namespace {
 
 namespace json = boost::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 /// A bound datagram socket standing in for systemd's $NOTIFY_SOCKET.
@@ -54,9 +54,9 @@ public:
     /// Datagrams until one contains `what` (returned) or the timeout passes ("").
     std::string WaitFor(const std::string& what, std::chrono::milliseconds timeout, std::vector<std::string>* seen = nullptr)
     {
-        auto deadline = Clock::now() + timeout;
-        while (Clock::now() < deadline) {
-            std::string msg = Receive(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+        auto deadline = SteadyClock::now() + timeout;
+        while (SteadyClock::now() < deadline) {
+            std::string msg = Receive(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()));
             if (msg.empty()) continue;
             if (seen) seen->push_back(msg);
             if (msg.find(what) != std::string::npos) return msg;
@@ -108,14 +108,14 @@ TEST(FunctionalSystemd, ReadyOnlyOnceLeftoversAreReconciledAndTheSocketAnswersTh
     auto daemon_env = env.env;
     daemon_env["NOTIFY_SOCKET"] = notify.path();
     daemon_env["WATCHDOG_USEC"] = "200000";  // a ping every 100 ms
-    auto started = Clock::now();
+    auto started = SteadyClock::now();
     pid_t pid = SpawnProgram({RALPHD_PATH, "--debug"}, daemon_env, env.dir + "/out", env.dir + "/err");
 
     // Before READY=1 the socket does not answer; the moment it arrives, it does.
     std::vector<std::string> before_ready;
     bool answered_early = false;
     std::string ready;
-    while (ready.empty() && Clock::now() - started < 20s) {
+    while (ready.empty() && SteadyClock::now() - started < 20s) {
         std::string msg = notify.Receive(50ms);
         if (msg.find("READY=1") != std::string::npos) {
             ready = msg;
@@ -125,7 +125,7 @@ TEST(FunctionalSystemd, ReadyOnlyOnceLeftoversAreReconciledAndTheSocketAnswersTh
         if (!ProcessAlive(pid)) break;
         answered_early = answered_early || SocketAnswers(env.socket);
     }
-    auto ready_after = Clock::now() - started;
+    auto ready_after = SteadyClock::now() - started;
     ASSERT_FALSE(ready.empty()) << ReadFile(env.dir + "/err");
     EXPECT_TRUE(Answers(env.socket)) << "READY=1 came before the socket answered";
     EXPECT_FALSE(answered_early) << "the socket answered before the leftovers were reconciled";
@@ -136,8 +136,8 @@ TEST(FunctionalSystemd, ReadyOnlyOnceLeftoversAreReconciledAndTheSocketAnswersTh
 
     // The watchdog is fed from the event loop, about twice per WATCHDOG_USEC.
     int pings = 0;
-    auto window = Clock::now() + 1s;
-    while (Clock::now() < window)
+    auto window = SteadyClock::now() + 1s;
+    while (SteadyClock::now() < window)
         if (notify.Receive(100ms).find("WATCHDOG=1") != std::string::npos) ++pings;
     EXPECT_GE(pings, 5);
     EXPECT_LE(pings, 15);

@@ -30,7 +30,7 @@ namespace {
 namespace asio = boost::asio;
 namespace json = boost::json;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using asio::ip::tcp;
 
 // ---------------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ RestartPolicy::Limits Limits(Millis initial, Millis max, int burst, Millis inter
 TEST(UnitRestartPolicy, BackoffDoublesToTheCapThenFatalAtTheStartLimit)
 {
     RestartPolicy p(Limits(1s, 8s, 7, 5min));
-    Clock::time_point t{};
+    SteadyClock::time_point t{};
     std::vector<long long> delays;
     for (;;) {
         p.OnStart(t);
@@ -66,7 +66,7 @@ TEST(UnitRestartPolicy, BackoffDoublesToTheCapThenFatalAtTheStartLimit)
 TEST(UnitRestartPolicy, StableRunResetsTheBackoff)
 {
     RestartPolicy p(Limits(1s, 60s, 100, 5min));
-    Clock::time_point t{};
+    SteadyClock::time_point t{};
     for (int i = 0; i < 4; ++i) {
         p.OnStart(t);
         t += *p.OnFailure(t, 0ms);
@@ -80,7 +80,7 @@ TEST(UnitRestartPolicy, StableRunResetsTheBackoff)
 TEST(UnitRestartPolicy, StartsOutsideTheWindowDoNotCount)
 {
     RestartPolicy p(Limits(1s, 1s, 3, 1min));
-    Clock::time_point t{};
+    SteadyClock::time_point t{};
     for (int i = 0; i < 10; ++i) {  // a crash every 40 s: never 3 starts within a minute
         p.OnStart(t);
         ASSERT_TRUE(p.OnFailure(t + 39s, 39s).has_value()) << "failure " << i;
@@ -100,9 +100,9 @@ template <typename T>
 T Await(asio::io_context& io, asio::awaitable<T> a, std::chrono::milliseconds limit = 20s)
 {
     auto future = asio::co_spawn(io, std::move(a), asio::use_future);
-    auto deadline = Clock::now() + limit;
+    auto deadline = SteadyClock::now() + limit;
     while (future.wait_for(0s) != std::future_status::ready) {
-        if (Clock::now() > deadline) throw std::runtime_error("coroutine did not finish in time");
+        if (SteadyClock::now() > deadline) throw std::runtime_error("coroutine did not finish in time");
         if (io.stopped()) io.restart();
         io.run_one_for(10ms);
     }
@@ -111,8 +111,8 @@ T Await(asio::io_context& io, asio::awaitable<T> a, std::chrono::milliseconds li
 
 void RunFor(asio::io_context& io, std::chrono::milliseconds d, const std::function<bool()>& until = {})
 {
-    auto deadline = Clock::now() + d;
-    while (Clock::now() < deadline) {
+    auto deadline = SteadyClock::now() + d;
+    while (SteadyClock::now() < deadline) {
         if (until && until()) return;
         if (io.stopped()) io.restart();
         io.run_one_for(5ms);
@@ -128,7 +128,7 @@ public:
         int out_w{-1}, err_w{-1};
         bool exited{false};
         LaunchSpec spec;
-        Clock::time_point at;
+        SteadyClock::time_point at;
         int Port() const { return std::stoi(spec.args.back()); }
     };
 
@@ -156,7 +156,7 @@ public:
         p.out_w = out[1];
         p.err_w = err[1];
         p.spec = spec;
-        p.at = Clock::now();
+        p.at = SteadyClock::now();
         procs[p.pid] = p;
         order.push_back(p.pid);
         if (on_launch) on_launch(*this, procs[p.pid]);
@@ -469,10 +469,10 @@ TEST_F(UnitServerSupervisor, SilentServerIsDeclaredUnhealthyWithinIntervalTimesF
     EXPECT_TRUE(s.Live());
 
     http_->hang = true;  // accepts connections, never answers
-    auto hung_at = Clock::now();
-    std::optional<Clock::time_point> unhealthy_at;
+    auto hung_at = SteadyClock::now();
+    std::optional<SteadyClock::time_point> unhealthy_at;
     s.Subscribe([&](ServerState st) {
-        if (st == ServerState::Unhealthy && !unhealthy_at) unhealthy_at = Clock::now();
+        if (st == ServerState::Unhealthy && !unhealthy_at) unhealthy_at = SteadyClock::now();
     });
     RunFor(io_, 30s, [&] { return unhealthy_at.has_value(); });
     ASSERT_TRUE(unhealthy_at) << "never declared unhealthy";
@@ -600,9 +600,9 @@ TEST_F(UnitServerSupervisor, ServerIgnoringSigtermIsKilledAfterTheStopTimeout)
     ServerSupervisor& s = Make();
     Await(io_, s.Ensure());
     int pid = launcher_->order[0];
-    auto t0 = Clock::now();
+    auto t0 = SteadyClock::now();
     Await(io_, s.Stop());
-    EXPECT_GE(Clock::now() - t0, 300ms);
+    EXPECT_GE(SteadyClock::now() - t0, 300ms);
     EXPECT_EQ(launcher_->SignalsTo(pid, SIGKILL), 1);
     EXPECT_EQ(s.state(), ServerState::Stopped);
 }
