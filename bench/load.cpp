@@ -14,6 +14,7 @@
 //   --think MS: each client pauses this long between calls (default 0: back to back, the worst case)
 // opencode: $RALPH_OPENCODE, else the one scripts/install-opencode installs.
 #include "common/rpc_client.h"
+#include "common/spawn.h"
 
 #include <boost/json.hpp>
 
@@ -37,7 +38,6 @@
 #include <unistd.h>
 #include <vector>
 
-extern char** environ;
 
 namespace {
 
@@ -46,6 +46,7 @@ namespace json = boost::json;
 using SteadyClock = std::chrono::steady_clock;
 using ralph::ConnectionError;
 using ralph::RpcClient;
+using ralph::SpawnProcess;
 
 using Env = std::map<std::string, std::string>;
 
@@ -67,38 +68,7 @@ void WriteFile(const std::string& path, const std::string& text)
 pid_t Spawn(const std::vector<std::string>& argv, const Env& env, const std::string& out, const std::string& err,
             const std::string& cwd = "")
 {
-    std::map<std::string, std::string> merged;
-    for (char** e = environ; *e; ++e) {
-        std::string kv = *e;
-        auto eq = kv.find('=');
-        if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-    for (const auto& [k, v] : env) {
-        if (v.empty()) merged.erase(k);
-        else merged[k] = v;
-    }
-    std::vector<std::string> envs;
-    for (const auto& [k, v] : merged) envs.push_back(k + "=" + v);
-    std::vector<char*> cargv, cenv;
-    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (const auto& e : envs) cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
-        signal(SIGPIPE, SIG_DFL);
-        execve(cargv[0], cargv.data(), cenv.data());
-        dprintf(2, "exec %s: %s\n", cargv[0], strerror(errno));
-        _exit(127);
-    }
-    return pid;
+    return SpawnProcess({argv, env, cwd, out, err});
 }
 
 /// Exit code, 128+signal, or -1 when it is still running at the deadline.

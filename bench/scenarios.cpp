@@ -4,7 +4,6 @@
 #include "common/rpc_client.h"
 #include "daemon/store.h"
 
-#include <sqlite3.h>
 
 #include <atomic>
 #include <csignal>
@@ -249,46 +248,16 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
 
 namespace {
 
-/// Fills a fresh state database (schema from RunStore itself) with terminal runs, their
-/// iterations and a few events each, as months of use would leave it.
+/// Fills a fresh state database with terminal runs, their iterations and a few events each, as
+/// months of use would leave it; written through RunStore itself, so that every column is the
+/// schema's own.
 void GenerateHistory(const std::string& db_path, const std::string& projects_root, int runs, int iterations_per_run)
 {
-    { RunStore create(db_path); }  // the schema ralphd creates
-    sqlite3* db = nullptr;
-    if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + db_path);
-    auto exec = [&](const char* sql) {
-        char* err = nullptr;
-        if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-            std::string msg = err ? err : "?";
-            sqlite3_free(err);
-            throw std::runtime_error(std::string("generating history: ") + msg);
-        }
-    };
-    auto prepare = [&](const char* sql) {
-        sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) throw std::runtime_error(sqlite3_errmsg(db));
-        return s;
-    };
-    exec("BEGIN");
-    sqlite3_stmt* run = prepare(
-        "INSERT INTO runs (id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, "
-        "agent, promise, iteration_timeout_ms, max_consecutive_failures, consecutive_failures, started_at, ended_at, "
-        "session_id, last_port, tokens_in, tokens_out, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', 'COMPLETE', "
-        "1800000, 3, 0, ?, ?, ?, 14096, ?, ?, ?)");
-    sqlite3_stmt* it = prepare(
-        "INSERT INTO iterations (run_id, n, session_id, outcome, started_at, ended_at, error, promise_seen, tokens_in, "
-        "tokens_out, cost, port) VALUES (?, ?, ?, ?, ?, ?, '', ?, 7683, 120, 0.01, 14096)");
-    sqlite3_stmt* ev = prepare("INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)");
-    auto text = [](sqlite3_stmt* s, int i, const std::string& v) {
-        sqlite3_bind_text(s, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    };
-    auto step = [&](sqlite3_stmt* s) {
-        if (sqlite3_step(s) != SQLITE_DONE) throw std::runtime_error(std::string("generating history: ") + sqlite3_errmsg(db));
-        sqlite3_reset(s);
-    };
+    RunStore store(db_path);
     const int64_t now = UnixMillis();
     const char* statuses[][2] = {{"completed", "promise"}, {"stopped", "max_iterations"},
                                  {"failed", "consecutive_failures"}, {"completed", "prd_complete"}};
+    std::vector<ImportedRun> batch;
     for (int r = 1; r <= runs; ++r) {
         int project = r % 5, task = r % 50;
         std::string root = projects_root + "/project" + std::to_string(project);
@@ -296,28 +265,25 @@ void GenerateHistory(const std::string& db_path, const std::string& projects_roo
         const auto& st = statuses[r % 4];
         int64_t started = now - static_cast<int64_t>(runs - r + 1) * 600000;  // one run every 10 minutes
         int64_t step_ms = 25000;
-        sqlite3_bind_int64(run, 1, r);
-        text(run, 2, name);
-        text(run, 3, root + "/tasks/" + name);
-        text(run, 4, root);
-        text(run, 5, st[0]);
-        text(run, 6, st[1]);
-        sqlite3_bind_int(run, 7, iterations_per_run);
-        sqlite3_bind_int(run, 8, iterations_per_run);
-        sqlite3_bind_int64(run, 9, started);
-        sqlite3_bind_int64(run, 10, started + step_ms * iterations_per_run);
-        text(run, 11, "ses_" + std::to_string(r) + "_" + std::to_string(iterations_per_run));
-        sqlite3_bind_int64(run, 12, 7683LL * iterations_per_run);
-        sqlite3_bind_int64(run, 13, 120LL * iterations_per_run);
-        sqlite3_bind_double(run, 14, 0.01 * iterations_per_run);
-        step(run);
+        ImportedRun in;
+        RunRow& run = in.run;
+        run.task_name = name;
+        run.task_dir = root + "/tasks/" + name;
+        run.project_root = root;
+        run.status = st[0];
+        run.reason = st[1];
+        run.iteration = run.max_iterations = iterations_per_run;
+        run.promise = "COMPLETE";
+        run.iteration_timeout_ms = 1800000;
+        run.started_at = started;
+        run.ended_at = started + step_ms * iterations_per_run;
+        run.session_id = "ses_" + std::to_string(r) + "_" + std::to_string(iterations_per_run);
+        run.last_port = 14096;
+        run.tokens_in = 7683LL * iterations_per_run;
+        run.tokens_out = 120LL * iterations_per_run;
+        run.cost = 0.01 * iterations_per_run;
         auto event = [&](int n, const char* kind, const std::string& data, int64_t at) {
-            sqlite3_bind_int64(ev, 1, r);
-            sqlite3_bind_int64(ev, 2, at);
-            sqlite3_bind_int(ev, 3, n);
-            text(ev, 4, kind);
-            text(ev, 5, data);
-            step(ev);
+            in.events.push_back(RunEvent{0, 0, at, n, kind, data});
         };
         event(0, "run.start", "{\"task\":\"" + name + "\"}", started);
         for (int n = 1; n <= iterations_per_run; ++n) {
@@ -326,26 +292,30 @@ void GenerateHistory(const std::string& db_path, const std::string& projects_roo
                                   : last && std::string(st[0]) == "failed"  ? "error"
                                                                             : "continue";
             int64_t t = started + step_ms * (n - 1);
-            sqlite3_bind_int64(it, 1, r);
-            sqlite3_bind_int(it, 2, n);
-            text(it, 3, "ses_" + std::to_string(r) + "_" + std::to_string(n));
-            text(it, 4, outcome);
-            sqlite3_bind_int64(it, 5, t);
-            sqlite3_bind_int64(it, 6, t + step_ms - 500);
-            sqlite3_bind_int(it, 7, outcome == "complete");
-            step(it);
-            event(n, "iteration.start", "{\"session\":\"ses_" + std::to_string(r) + "_" + std::to_string(n) + "\"}", t);
+            IterationRow it;
+            it.n = n;
+            it.session_id = "ses_" + std::to_string(r) + "_" + std::to_string(n);
+            it.outcome = outcome;
+            it.started_at = t;
+            it.ended_at = t + step_ms - 500;
+            it.promise_seen = outcome == "complete";
+            it.tokens_in = 7683;
+            it.tokens_out = 120;
+            it.cost = 0.01;
+            it.port = 14096;
+            in.iterations.push_back(it);
+            event(n, "iteration.start", "{\"session\":\"" + it.session_id + "\"}", t);
             event(n, "text", "{\"text\":\"Working on it.\"}", t + step_ms / 2);
             event(n, "iteration.end", "{\"outcome\":\"" + outcome + "\"}", t + step_ms - 500);
         }
-        event(iterations_per_run, "run.end", std::string("{\"status\":\"") + st[0] + "\"}", started + step_ms * iterations_per_run);
+        event(iterations_per_run, "run.end", std::string("{\"status\":\"") + st[0] + "\"}", run.ended_at);
+        batch.push_back(std::move(in));
+        if (batch.size() == 1000 || r == runs) {
+            store.ImportFinishedRuns(batch);
+            batch.clear();
+        }
     }
-    sqlite3_finalize(run);
-    sqlite3_finalize(it);
-    sqlite3_finalize(ev);
-    exec("COMMIT");
-    exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    sqlite3_close(db);
+    store.ExecForTest("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 }  // namespace

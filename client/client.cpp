@@ -1,5 +1,6 @@
 #include "client/client.h"
 
+#include "common/duration.h"
 #include "common/errors.h"
 #include "common/paths.h"
 #include "common/rpc_client.h"
@@ -46,6 +47,18 @@ bool Client::DaemonAnswers()
 void Client::Disconnect() { rpc_.reset(); }
 
 /// The pid of the ralphd answering on `socket`, or 0 when none answers or it does not say.
+/// How long a call waits for a daemon that answers WARMING_UP.
+constexpr std::chrono::seconds kWarmUpWait{60};
+
+/// The error code of a reply, 0 when it is a result.
+static int ErrorCode(const json::object& reply)
+{
+    auto* err = reply.if_contains("error");
+    if (!err || !err->is_object()) return 0;
+    auto* code = err->as_object().if_contains("code");
+    return code && code->is_int64() ? static_cast<int>(code->as_int64()) : 0;
+}
+
 static int64_t ServingPid(const std::string& socket)
 {
     try {
@@ -208,15 +221,24 @@ json::value Client::Call(const std::string& method, json::value params)
 {
     Connect();
     json::object reply;
-    try {
-        reply = rpc_->Call(method, std::move(params));
-    } catch (const UnreadableReply& e) {
-        // ralphd is reachable, so not exit 3 with "start it": an error of the daemon (exit 1).
-        throw DaemonError(kInternalError, std::string(e.what()) + "; this is a bug in ralphd: please report it");
+    // A daemon that is still reconciling what its predecessor left answers WARMING_UP: wait for
+    // it, within a deadline (stopping a leftover server takes at most its stop timeout).
+    const auto deadline = std::chrono::steady_clock::now() + kWarmUpWait;
+    for (bool said = false;;) {
+        try {
+            reply = rpc_->Call(method, params);
+        } catch (const UnreadableReply& e) {
+            // ralphd is reachable, so not exit 3 with "start it": an error of the daemon (exit 1).
+            throw DaemonError(kInternalError, std::string(e.what()) + "; this is a bug in ralphd: please report it");
+        }
+        if (ErrorCode(reply) != kWarmingUp || std::chrono::steady_clock::now() >= deadline) break;
+        if (!said) std::cerr << "ralph: ralphd is starting (stopping what a previous ralphd left); waiting\n";
+        said = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     if (auto* err = reply.if_contains("error")) {
         const json::object& e = err->as_object();
-        int code = e.contains("code") && e.at("code").is_int64() ? static_cast<int>(e.at("code").as_int64()) : 0;
+        int code = ErrorCode(reply);
         std::string message = e.contains("message") && e.at("message").is_string()
                                   ? std::string(e.at("message").as_string())
                                   : "unknown error";
@@ -244,12 +266,7 @@ std::string HumanDuration(long long ms)
 std::string HumanTime(long long unix_ms)
 {
     if (unix_ms <= 0) return "-";
-    time_t t = static_cast<time_t>(unix_ms / 1000);
-    tm local{};
-    localtime_r(&t, &local);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &local);
-    return buf;
+    return FormatLocalTime(unix_ms, "%Y-%m-%d %H:%M");
 }
 
 }  // namespace ralph

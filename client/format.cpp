@@ -1,6 +1,7 @@
 #include "client/format.h"
 
 #include "client/client.h"
+#include "common/duration.h"
 #include "common/jsonrpc.h"
 #include "common/rpc_client.h"
 #include "common/text.h"
@@ -46,15 +47,7 @@ std::string Field(const json::value& object, const char* key)
     return json::serialize(*v);
 }
 
-static std::string Clock(long long unix_ms)
-{
-    time_t t = static_cast<time_t>(unix_ms / 1000);
-    tm local{};
-    localtime_r(&t, &local);
-    char buf[16];
-    std::strftime(buf, sizeof buf, "%H:%M:%S", &local);
-    return buf;
-}
+static std::string Clock(long long unix_ms) { return FormatLocalTime(unix_ms, "%H:%M:%S"); }
 
 static std::string Indent(const std::string& text, const std::string& pad)
 {

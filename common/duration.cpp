@@ -1,5 +1,7 @@
 #include "common/duration.h"
 
+#include <ctime>
+
 #include <cctype>
 
 namespace ralph {
@@ -65,6 +67,16 @@ std::string FormatDuration(Millis d)
     }
     if (s > 0) out += std::to_string(s) + "s";
     return out;
+}
+
+std::string FormatLocalTime(int64_t unix_ms, const char* format)
+{
+    std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+    std::tm local{};
+    localtime_r(&t, &local);
+    char buf[64];
+    std::size_t n = std::strftime(buf, sizeof buf, format, &local);
+    return std::string(buf, n);
 }
 
 }  // namespace ralph

@@ -1,7 +1,9 @@
-// Durations as users write them in ralphd.conf, ralph.ini and flags: "90", "30s", "5m", "1h30m", "250ms".
+// Durations as users write them in ralphd.conf, ralph.ini and flags: "90", "30s", "5m", "1h30m", "250ms";
+// and points in time as people read them.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,5 +21,8 @@ std::optional<Millis> ParseDuration(std::string_view text);
 
 /// The shortest exact form: "30m", "1h30m", "1.5s" is written "1500ms".
 std::string FormatDuration(Millis d);
+
+/// Unix milliseconds as local time in a strftime format, e.g. "%Y-%m-%d %H:%M".
+std::string FormatLocalTime(int64_t unix_ms, const char* format);
 
 }  // namespace ralph

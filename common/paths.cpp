@@ -106,4 +106,13 @@ std::string MakeDirs(const std::string& path, unsigned mode)
     return "";
 }
 
+std::string RealPath(const std::string& path)
+{
+    char* r = realpath(path.c_str(), nullptr);
+    if (!r) return "";
+    std::string out = r;
+    std::free(r);
+    return out;
+}
+
 }  // namespace ralph

@@ -29,6 +29,9 @@ std::string UserConfigDir();
 /// The directory part of a path ("." when there is none).
 std::string DirName(const std::string& path);
 
+/// The canonical absolute path (symbolic links resolved), or "" when it cannot be resolved.
+std::string RealPath(const std::string& path);
+
 /// Creates a directory and its parents with the given mode for the ones it creates.
 /// Returns an empty string, or an error message naming the path.
 std::string MakeDirs(const std::string& path, unsigned mode);

@@ -78,7 +78,9 @@ Millis ToDuration(const std::string& key, const std::string& v, bool allow_zero)
     return *d;
 }
 
-void ApplyRunKey(RunSettings& run, const std::string& key, const std::string& v)
+}  // namespace
+
+void ApplyRunSetting(RunSettings& run, const std::string& key, const std::string& v)
 {
     if (key == "run.max_iterations") run.max_iterations = ToInt(key, v, 1, 1000000);
     else if (key == "run.iteration_timeout") run.iteration_timeout = ToDuration(key, v, false);
@@ -93,7 +95,10 @@ void ApplyRunKey(RunSettings& run, const std::string& key, const std::string& v)
         run.model = v;
     } else if (key == "run.agent") run.agent = v;
     else if (key == "run.stall_timeout") run.stall_timeout = ToDuration(key, v, false);
+    else throw ConfigError("unknown setting " + key);
 }
+
+namespace {
 
 void ApplyServerKey(ServerSettings& s, const std::string& key, const std::string& v)
 {
@@ -212,7 +217,7 @@ Config LoadConfig(const std::string& path, const std::map<std::string, std::stri
     config.path = path;
     for (const auto& [key, value] : vm) {
         const std::string v = FileValue(value);
-        if (key.rfind("run.", 0) == 0) ApplyRunKey(config.run, key, v);
+        if (key.rfind("run.", 0) == 0) ApplyRunSetting(config.run, key, v);
         else ApplyServerKey(config.server, key, v);
     }
     if (config.server.mode == "external" && config.server.url.empty())
@@ -235,7 +240,7 @@ RunSettings ApplyTaskIni(const RunSettings& base, const std::string& ini_path)
     po::variables_map vm;
     StoreFile(ini_path, desc, vm, true);
     RunSettings run = base;
-    for (const auto& [key, value] : vm) ApplyRunKey(run, key, FileValue(value));
+    for (const auto& [key, value] : vm) ApplyRunSetting(run, key, FileValue(value));
     return run;
 }
 

@@ -55,6 +55,10 @@ struct Config {
 /// Throws ConfigError naming the key, the value and what is allowed.
 Config LoadConfig(const std::string& path, const std::map<std::string, std::string>& overrides);
 
+/// Sets one `run.*` key from its text, with the checks every source shares (ralphd.conf, ralph.ini,
+/// the command line, run.start). Throws ConfigError naming the key, the value and what is allowed.
+void ApplyRunSetting(RunSettings& run, const std::string& key, const std::string& value);
+
 /// Applies a task's ralph.ini ([run] keys only) over `base`. Throws ConfigError.
 RunSettings ApplyTaskIni(const RunSettings& base, const std::string& ini_path);
 

@@ -141,11 +141,7 @@ int Daemon::Run()
         hangups.async_wait(on_hangup);
     };
     hangups.async_wait(on_hangup);
-    Log(LogLevel::Info) << "ralphd " << RALPH_VERSION << " ready (pid " << getpid() << ", socket "
-                        << options_.socket_path << ", database " << database_path() << ")";
-    // Only now: the database is migrated, leftovers are reconciled and the socket answers.
-    SdNotify("READY=1\nSTATUS=serving");
-    watchdog_ = SdWatchdogStart(io_);
+    asio::co_spawn(io_, WarmUp(), asio::detached);
 
     io_.run();
     // Let every cancelled operation complete so that no coroutine is left holding a reference
@@ -208,11 +204,11 @@ int Daemon::Open()
         return 1;
     }
     RegisterAllMethods(table_);
+    table_.SetWarmingUp([this] { return warming_up_; });
 
     supervisor_ = std::make_unique<ServerSupervisor>(io_, config_.server, *store_, options_.state_dir);
     loops_ = std::make_unique<LoopEngine>(*this);
     store_guard_ = std::make_unique<StoreGuard>(io_, *store_, [this] { loops_->activity().Notify(); });
-    supervisor_->ReconcileLeftovers();
 
     SocketServerOptions socket_options;
     socket_options.idle_timeout = options_.client_idle_timeout;
@@ -239,8 +235,22 @@ int Daemon::Open()
         return 1;
     }
     socket_->Start();
-    loops_->ResumeLeftRuns();
     return 0;
+}
+
+asio::awaitable<void> Daemon::WarmUp()
+{
+    // The socket answers from the start (WARMING_UP for what needs the store), so that a client
+    // never takes a slow start for a dead daemon and starts a second one.
+    supervisor_->ReconcileLeftovers();
+    if (shutting_down_) co_return;
+    loops_->ResumeLeftRuns();
+    warming_up_ = false;
+    Log(LogLevel::Info) << "ralphd " << RALPH_VERSION << " ready (pid " << getpid() << ", socket "
+                        << options_.socket_path << ", database " << database_path() << ")";
+    // Only now: the database is migrated, leftovers are reconciled and the socket answers.
+    SdNotify("READY=1\nSTATUS=serving");
+    watchdog_ = SdWatchdogStart(io_);
 }
 
 void Daemon::RequestShutdown(const std::string& why)

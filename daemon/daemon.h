@@ -68,9 +68,13 @@ public:
     std::string database_path() const;
     double uptime_seconds() const;
     bool shutting_down() const { return shutting_down_; }
+    /// From listening until what a previous daemon left is reconciled (SPEC §12, WARMING_UP).
+    bool warming_up() const { return warming_up_; }
 
 private:
     bool TakeInstanceLock();
+    /// Reconciles what a previous daemon left (its server, its runs), then reports ready.
+    asio::awaitable<void> WarmUp();
     asio::awaitable<void> Shutdown();
 
     DaemonOptions options_;
@@ -88,6 +92,7 @@ private:
     std::string lock_path_;
     bool listening_{false};
     bool shutting_down_{false};
+    bool warming_up_{true};
     std::chrono::steady_clock::time_point started_{std::chrono::steady_clock::now()};
 };
 

@@ -1,6 +1,7 @@
 #include "daemon/legacy_import.h"
 
 #include "common/paths.h"
+#include "common/sqlite.h"
 #include "daemon/opencode_http.h"
 #include "daemon/proc_scan.h"
 #include "daemon/task.h"
@@ -74,23 +75,20 @@ struct Cell {
     }
 };
 
-Cell ReadCell(sqlite3_stmt* s, int col)
+Cell ReadCell(const sqlite::Statement& s, int col)
 {
     Cell c;
-    c.type = sqlite3_column_type(s, col);
-    if (c.type == SQLITE_INTEGER) c.integer = sqlite3_column_int64(s, col);
-    if (c.type == SQLITE_FLOAT) c.real = sqlite3_column_double(s, col);
-    if (c.type != SQLITE_NULL) {
-        auto* p = sqlite3_column_text(s, col);
-        if (p) c.text.assign(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, col)));
-    }
+    c.type = s.Type(col);
+    if (c.type == SQLITE_INTEGER) c.integer = s.Int(col);
+    if (c.type == SQLITE_FLOAT) c.real = s.Real(col);
+    if (c.type != SQLITE_NULL) c.text = s.Text(col);
     return c;
 }
 
 /// The legacy database, opened so that nothing is ever written beside or into it.
 class LegacyDb {
 public:
-    explicit LegacyDb(const std::string& path) : path_(path)
+    explicit LegacyDb(const std::string& path) : path_(path), db_(path)
     {
         struct stat st {};
         if (stat(path.c_str(), &st) != 0)
@@ -100,37 +98,35 @@ public:
         if (!S_ISREG(st.st_mode)) throw LegacyImportError(false, path + " is not a file");
         // immutable=1: no locks, no journal or WAL, so the file and its directory stay untouched.
         std::string uri = "file:" + SqliteUriPath(path) + "?mode=ro&immutable=1";
-        if (sqlite3_open_v2(uri.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) != SQLITE_OK) {
-            std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-            throw LegacyImportError(false, "cannot open " + path + ": " + msg);
+        try {
+            db_.Open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+        } catch (const StoreError& e) {
+            throw LegacyImportError(false, e.what());
         }
     }
-    ~LegacyDb() { sqlite3_close(db_); }
-    LegacyDb(const LegacyDb&) = delete;
-    LegacyDb& operator=(const LegacyDb&) = delete;
 
     /// Runs a query, calling `row` for each result row.
-    void Query(const std::string& sql, const std::function<void(sqlite3_stmt*)>& row)
+    void Query(const std::string& sql, const std::function<void(const sqlite::Statement&)>& row)
     {
-        sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) Fail();
-        int rc;
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) row(s);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_DONE) Fail();
+        try {
+            auto s = db_.Prepare(sql);
+            while (s.Step()) row(s);
+        } catch (const StoreError&) {
+            Fail();
+        }
     }
 
 private:
     [[noreturn]] void Fail()
     {
-        std::string msg = sqlite3_errmsg(db_);
+        std::string msg = db_.ErrorMessage();
         if (msg.find("not a database") != std::string::npos)
             throw LegacyImportError(false, path_ + " is not an SQLite database (" + msg +
                                                "); the earlier ralph kept its registry in ~/.local/share/ralph/sessions.db");
         throw LegacyImportError(false, "cannot read " + path_ + ": " + msg);
     }
     std::string path_;
-    sqlite3* db_{nullptr};
+    sqlite::Database db_;
 };
 
 std::string QuoteIdentifier(const std::string& name)
@@ -171,12 +167,8 @@ std::string LexicallyClean(const std::string& path)
 
 std::string RealOrClean(const std::string& path)
 {
-    if (char* r = realpath(path.c_str(), nullptr)) {
-        std::string out = r;
-        std::free(r);
-        return out;
-    }
-    return LexicallyClean(path);
+    std::string real = RealPath(path);
+    return real.empty() ? LexicallyClean(path) : real;
 }
 
 bool DefaultWorkerAlive(int pid)
@@ -283,11 +275,11 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
     LegacyDb db(options.path);
     std::set<std::string> columns;
     db.Query("SELECT name FROM pragma_table_info('sessions')",
-             [&](sqlite3_stmt* s) { columns.insert(ReadCell(s, 0).Text()); });
+             [&](const sqlite::Statement& s) { columns.insert(ReadCell(s, 0).Text()); });
     if (columns.empty()) {
         std::vector<std::string> tables;
         db.Query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-                 [&](sqlite3_stmt* s) { tables.push_back(ReadCell(s, 0).Text()); });
+                 [&](const sqlite::Statement& s) { tables.push_back(ReadCell(s, 0).Text()); });
         throw LegacyImportError(false, options.path + " has no table 'sessions' (" +
                                            (tables.empty() ? std::string("it has no tables")
                                                            : "its tables: " + Join(tables, ", ")) +
@@ -324,7 +316,7 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
 
     std::vector<ImportedRun> runs;
     std::vector<std::size_t> entry_of_run;  // runs[i] reports into report.entries[entry_of_run[i]]
-    db.Query("SELECT " + Join(select, ", ") + " FROM sessions ORDER BY rowid", [&](sqlite3_stmt* s) {
+    db.Query("SELECT " + Join(select, ", ") + " FROM sessions ORDER BY rowid", [&](const sqlite::Statement& s) {
         Cell task_name = ReadCell(s, 0), task_dir = ReadCell(s, 1), status = ReadCell(s, 2),
              started = ReadCell(s, 3), updated = ReadCell(s, 4), iteration = ReadCell(s, 5),
              max_iterations = ReadCell(s, 6), port = ReadCell(s, 7), session = ReadCell(s, 8), agent = ReadCell(s, 9),

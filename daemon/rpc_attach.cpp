@@ -4,6 +4,7 @@
 // loop's sessions inspectable.
 #include "common/errors.h"
 #include "common/json_util.h"
+#include "common/paths.h"
 #include "daemon/daemon.h"
 #include "daemon/rpc_table.h"
 #include "daemon/run_view.h"
@@ -33,11 +34,8 @@ constexpr const char* kSessionListHint = " (its session list for this project: /
 
 std::string Real(const std::string& path)
 {
-    char* r = realpath(path.c_str(), nullptr);
-    if (!r) return path;
-    std::string out = r;
-    std::free(r);
-    return out;
+    std::string real = RealPath(path);
+    return real.empty() ? path : real;
 }
 
 /// How the user starts a run's task again: its name from within its project, else its path.

@@ -22,7 +22,8 @@ asio::awaitable<json::value> Info(CallContext& ctx, const json::object&)
                            {"database", d.database_path()},
                            {"schema_version", d.store().SchemaVersion()},
                            {"config", d.config().path},
-                           {"state_dir", d.options().state_dir}};
+                           {"state_dir", d.options().state_dir},
+                           {"warming_up", d.warming_up()}};
 }
 
 asio::awaitable<json::value> Shutdown(CallContext& ctx, const json::object&)
@@ -54,7 +55,9 @@ const std::vector<RpcMethod>& DaemonMethods()
     static const std::vector<RpcMethod> methods = {
         {{"daemon.ping", "Checks that the daemon answers.", {}, "`\"pong\"`"}, Ping},
         {{"daemon.info", "Describes the running daemon.", {},
-          "`{pid, version, uptime (seconds), socket, database, schema_version, config, state_dir}`"},
+          "`{pid, version, uptime (seconds), socket, database, schema_version, config, state_dir, warming_up}`; "
+          "`warming_up` is true until what a previous ralphd left is reconciled (other methods answer -32011 "
+          "`WARMING_UP` meanwhile)"},
          Info},
         {{"daemon.shutdown",
           "Stops the daemon cleanly after replying: running loops are left to resume on the next start.", {},

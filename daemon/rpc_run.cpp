@@ -44,31 +44,22 @@ asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
     } catch (const ConfigError& e) {
         throw RpcError(kInvalidParams, std::string("task ") + task.name + ": " + e.what());
     }
-    if (auto n = ParamInt(params, "max_iterations")) {
-        if (*n < 1 || *n > 1000000) throw RpcError(kInvalidParams, "invalid params: 'max_iterations' must be from 1 to 1000000");
-        settings.max_iterations = static_cast<int>(*n);
-    }
-    if (auto model = ParamString(params, "model"); !model.empty()) {
-        auto slash = model.find('/');
-        if (slash == std::string::npos || slash == 0 || slash + 1 == model.size())
-            throw RpcError(kInvalidParams, "invalid params: 'model' must be provider/model, e.g. anthropic/claude-sonnet-4");
-        settings.model = model;
-    }
-    if (auto agent = ParamString(params, "agent"); !agent.empty()) settings.agent = agent;
-    if (auto promise = ParamString(params, "promise"); !promise.empty()) {
-        if (promise.find('<') != std::string::npos || promise.find('>') != std::string::npos)
-            throw RpcError(kInvalidParams, "invalid params: 'promise' may not contain '<' or '>'");
-        settings.completion_promise = promise;
-    }
-    if (auto* t = params.if_contains("iteration_timeout"); t && !t->is_null()) {
-        std::optional<Millis> timeout;
-        if (t->is_string()) timeout = ParseDuration(std::string(t->as_string()));
-        else if (auto secs = ParamInt(params, "iteration_timeout"); secs && *secs > 0) timeout = Millis(*secs * 1000);
-        if (!timeout || timeout->count() <= 0)
-            throw RpcError(kInvalidParams, std::string("invalid params: 'iteration_timeout' must be more than zero, ") +
-                                               kDurationUnits);
-        settings.iteration_timeout = *timeout;
-    }
+    // The request's settings go through the same checks as ralphd.conf and ralph.ini.
+    auto apply = [&settings](const char* param, const std::string& key, const std::string& value) {
+        try {
+            ApplyRunSetting(settings, key, value);
+        } catch (const ConfigError& e) {
+            throw RpcError(kInvalidParams, std::string("invalid params: '") + param + "': " + e.what());
+        }
+    };
+    if (auto n = ParamInt(params, "max_iterations")) apply("max_iterations", "run.max_iterations", std::to_string(*n));
+    if (auto model = ParamString(params, "model"); !model.empty()) apply("model", "run.model", model);
+    if (auto agent = ParamString(params, "agent"); !agent.empty()) apply("agent", "run.agent", agent);
+    if (auto promise = ParamString(params, "promise"); !promise.empty())
+        apply("promise", "run.completion_promise", promise);
+    if (auto* t = params.if_contains("iteration_timeout"); t && !t->is_null())
+        apply("iteration_timeout", "run.iteration_timeout",
+              t->is_string() ? std::string(t->as_string()) : std::to_string(ParamInt(params, "iteration_timeout").value_or(0)));
     if (!settings.model.empty() || !settings.agent.empty()) {
         // A typo must not give a run that waits in vain (SPEC §8): ask the server first.
         ServerEndpoint server = co_await d.supervisor().Ensure();

@@ -46,6 +46,9 @@ static asio::awaitable<json::object> Dispatch(const RpcTable& table, CallContext
     try {
         const RpcMethod* m = table.Find(req.method);
         if (!m) throw RpcError(kMethodNotFound, "method not found: " + req.method);
+        if (table.warming_up() && req.method.rfind("daemon.", 0) != 0)
+            throw RpcError(kWarmingUp, "ralphd is starting: it is still stopping what a previous ralphd left running; "
+                                       "try again in a moment");
         CheckParams(m->spec, req.params);
         static const json::object empty;
         const json::object& params = req.params.is_object() ? req.params.as_object() : empty;

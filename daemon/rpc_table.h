@@ -49,8 +49,13 @@ public:
     void Add(const std::vector<RpcMethod>& methods);
     const RpcMethod* Find(std::string_view name) const;
     std::vector<const MethodSpec*> Specs() const;
+    /// While this says so, every method but the `daemon.*` ones answers WARMING_UP (SPEC §12):
+    /// ralphd listens before it has reconciled what a previous daemon left.
+    void SetWarmingUp(std::function<bool()> warming_up) { warming_up_ = std::move(warming_up); }
+    bool warming_up() const { return warming_up_ && warming_up_(); }
 
 private:
+    std::function<bool()> warming_up_;
     std::vector<const RpcMethod*> ordered_;
     std::map<std::string, const RpcMethod*, std::less<>> by_name_;
 };

@@ -4,6 +4,9 @@
 // Owned by the daemon's io_context thread; not thread-safe.
 #pragma once
 
+#include "common/sqlite.h"
+#include "daemon/store_schema.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -15,14 +18,7 @@
 #include <string>
 #include <vector>
 
-struct sqlite3;
-struct sqlite3_stmt;
-
 namespace ralph {
-
-struct StoreError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
 
 /// What the earlier Python ralph recorded of an imported loop; all empty for ralph's own runs.
 struct LegacyFields {
@@ -86,9 +82,10 @@ struct ManagedServerRecord {
 /// A finished run recorded elsewhere (the earlier Python ralph), to be kept as history.
 struct ImportedRun {
     RunRow run;                            ///< a terminal status; id is ignored
-    std::string legacy_id;                 ///< its key where it came from: never imported twice
+    std::string legacy_id;                 ///< its key where it came from: never imported twice; "" for none
     std::vector<IterationRow> iterations;  ///< run_id is ignored
     std::string note;                      ///< recorded as the run's `note` event when not empty
+    std::vector<RunEvent> events;          ///< its log as is (run_id and id are ignored)
 };
 
 struct ImportOutcome {
@@ -98,7 +95,7 @@ struct ImportOutcome {
 
 class RunStore {
 public:
-    static constexpr int kSchemaVersion = 3;
+    static constexpr int kSchemaVersion = ralph::kSchemaVersion;
 
     /// Opens (creating with mode 0600) and migrates the database. Throws StoreError with a
     /// message a user can act on, e.g. for a database written by a newer ralph.
@@ -164,8 +161,9 @@ public:
     void SetManagedServer(const std::optional<ManagedServerRecord>& record);
 
     /// Inserts finished runs directly with their terminal status, in one transaction (the
-    /// terminal trigger guards only UPDATE, and nothing here ever updates a run). An entry whose
-    /// legacy_id is already present is left out. Throws StoreError, and inserts nothing, for a
+    /// terminal trigger guards only UPDATE, and nothing here ever updates a run): the earlier
+    /// ralph's history, and the benchmark's generated one. An entry whose legacy_id is already
+    /// present is left out. Throws StoreError, and inserts nothing, for a
     /// status that is not terminal.
     std::vector<ImportOutcome> ImportFinishedRuns(const std::vector<ImportedRun>& runs);
 
@@ -181,7 +179,6 @@ public:
     static void CreateAtVersionForTest(const std::string& path, int version);
 
 private:
-    class Stmt;
     struct FileIdentity {
         uint64_t dev{0}, ino{0};  ///< ino 0: the file did not exist when the database was opened
     };
@@ -200,12 +197,10 @@ private:
     int WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes);
     /// Queues an event behind the kept ones; false when over the limits (then only counted as lost).
     bool Keep(RunEvent event);
-    void Exec(const std::string& sql);
     void Migrate();
-    [[noreturn]] void Fail(const std::string& what);
 
     std::string path_;
-    sqlite3* db_{nullptr};
+    sqlite::Database db_;
     std::array<FileIdentity, 3> files_{};  ///< path_, -wal, -shm as opened
     std::deque<RunEvent> kept_;            ///< events not written yet, oldest first
     std::size_t kept_limit_{kKeptEventsLimit};

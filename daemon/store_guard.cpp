@@ -53,29 +53,21 @@ void SyncDirectory(const std::string& dir)
 
 int RunStore::WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes)
 {
-    sqlite3_stmt* insert = nullptr;
     auto failed = [&](int rc) {
-        kept_reason_ = sqlite3_errmsg(db_);
-        sqlite3_finalize(insert);
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);  // harmless when none is open
+        kept_reason_ = db_.ErrorMessage();
+        db_.TryExec("ROLLBACK");  // harmless when none is open
         return rc;
     };
-    int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) return failed(rc);
-    rc = sqlite3_prepare_v2(db_, "INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)",
-                            -1, &insert, nullptr);
+    int rc = db_.TryExec("BEGIN IMMEDIATE");
     if (rc != SQLITE_OK) return failed(rc);
     int64_t last_id = 0;
     auto write = [&](const RunEvent& e) {
-        sqlite3_bind_int64(insert, 1, e.run_id);
-        sqlite3_bind_int64(insert, 2, e.at);
-        sqlite3_bind_int64(insert, 3, e.iteration);
-        sqlite3_bind_text(insert, 4, e.kind.data(), static_cast<int>(e.kind.size()), SQLITE_STATIC);
-        sqlite3_bind_text(insert, 5, e.data.data(), static_cast<int>(e.data.size()), SQLITE_STATIC);
-        int step = sqlite3_step(insert);
+        // Prepared once per connection: an event is the store's most frequent write.
+        auto insert = db_.Cached("INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)");
+        insert.Bind(e.run_id).Bind(e.at).Bind(e.iteration).Bind(e.kind).Bind(e.data);
+        int step = insert.TryStep();
         if (step != SQLITE_DONE) return step;
-        sqlite3_reset(insert);
-        last_id = sqlite3_last_insert_rowid(db_);
+        last_id = db_.LastInsertId();
         return SQLITE_OK;
     };
     for (const RunEvent& e : events)
@@ -91,9 +83,7 @@ int RunStore::WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes)
             if ((rc = write(note)) != SQLITE_OK) return failed(rc);
         }
     }
-    sqlite3_finalize(insert);
-    insert = nullptr;
-    if ((rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr)) != SQLITE_OK) return failed(rc);
+    if ((rc = db_.TryExec("COMMIT")) != SQLITE_OK) return failed(rc);
     events.clear();
     if (with_lost_notes) lost_.clear();
     last_event_id_ = last_id;
@@ -138,9 +128,9 @@ std::size_t RunStore::FlushKeptEvents()
     if (kept_.empty() && lost_.empty()) return 0;
     std::size_t count = kept_.size();
     // Never wait for another process's lock here: the next event or the next second tries again.
-    sqlite3_busy_timeout(db_, 0);
+    sqlite3_busy_timeout(db_.handle(), 0);
     int rc = WriteEvents(kept_, true);
-    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    sqlite3_busy_timeout(db_.handle(), kBusyTimeoutMs);
     if (rc == SQLITE_OK) {
         kept_bytes_ = 0;
         return count;
@@ -195,7 +185,7 @@ bool RunStore::RestoreIfDeleted()
     std::string error;
     if (sqlite3_open_v2(copy_path.c_str(), &copy, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
         error = copy ? sqlite3_errmsg(copy) : "out of memory";
-    } else if (sqlite3_backup* backup = sqlite3_backup_init(copy, "main", db_, "main"); !backup) {
+    } else if (sqlite3_backup* backup = sqlite3_backup_init(copy, "main", db_.handle(), "main"); !backup) {
         error = sqlite3_errmsg(copy);
     } else {
         int rc = sqlite3_backup_step(backup, -1);
@@ -212,11 +202,10 @@ bool RunStore::RestoreIfDeleted()
     }
     // The copy is complete on disk. Closing the old connection removes -wal and -shm by name, so
     // it goes before the copy takes the name; what is left of the deleted files is stale.
-    if (sqlite3_close(db_) != SQLITE_OK) {
+    if (!db_.Close()) {
         discard_copy();
         throw StoreError(what + "a statement is still open");
     }
-    db_ = nullptr;
     for (const char* suffix : {"-wal", "-shm"}) unlink((path_ + suffix).c_str());
     if (rename(copy_path.c_str(), path_.c_str()) != 0) {
         // Keep serving from the copy rather than not at all.

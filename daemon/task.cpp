@@ -29,12 +29,6 @@ bool IsDir(const std::string& path)
 
 bool Exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
 
-std::string RealPath(const std::string& path)
-{
-    char buf[PATH_MAX];
-    return realpath(path.c_str(), buf) ? std::string(buf) : std::string();
-}
-
 std::string Join(const std::string& dir, const std::string& rel)
 {
     if (!rel.empty() && rel.front() == '/') return rel;

@@ -39,11 +39,4 @@ void CheckParams(const MethodSpec& spec, const boost::json::value& params);
 /// The protocol reference in Markdown (docs/protocol.md), for the given methods in order.
 std::string RenderProtocolMarkdown(const std::vector<const MethodSpec*>& methods);
 
-namespace run_status {
-inline constexpr std::string_view kRunning = "running";
-inline constexpr std::string_view kCompleted = "completed";
-inline constexpr std::string_view kStopped = "stopped";
-inline constexpr std::string_view kFailed = "failed";
-}  // namespace run_status
-
 }  // namespace ralph

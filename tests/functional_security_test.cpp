@@ -319,6 +319,45 @@ TEST(FunctionalSecurity, NulInAPathParameterIsRefusedAndStartsNothing)
     EXPECT_TRUE(list.at("result").at("runs").as_array().empty()) << json::serialize(list);
 }
 
+// The request's settings pass the same checks as ralph.ini's: what one refuses, so does the other.
+TEST(FunctionalSecurity, RunStartRefusesWhatRalphIniRefusesAndStartsNothing)
+{
+    TestEnv env;
+    NoOpencode(env);
+    std::string project = MakeProject(env);
+    WriteFile(project + "/tasks/hello/prompt.md", "hello\n");
+    env.StartDaemon();
+    struct Case {
+        json::object params;
+        const char* param;
+    };
+    std::vector<Case> cases = {
+        {{{"model", "anthropic/claude/"}}, "model"},
+        {{{"model", "/claude"}}, "model"},
+        {{{"promise", "<done>"}}, "promise"},
+        {{{"max_iterations", 0}}, "max_iterations"},
+        {{{"iteration_timeout", "5 parsecs"}}, "iteration_timeout"},
+        {{{"iteration_timeout", 0}}, "iteration_timeout"},
+    };
+    for (Case& c : cases) {
+        c.params["task"] = "hello";
+        c.params["cwd"] = project;
+        SCOPED_TRACE(json::serialize(c.params));
+        json::object reply = env.Call("run.start", c.params);
+        ASSERT_TRUE(reply.contains("error")) << json::serialize(reply);
+        EXPECT_EQ(reply.at("error").at("code").as_int64(), -32602);
+        std::string message(reply.at("error").at("message").as_string());
+        EXPECT_NE(message.find(std::string("'") + c.param + "'"), std::string::npos) << message;
+    }
+    WriteFile(project + "/tasks/hello/ralph.ini", "[run]\nmodel = anthropic/claude/\n");
+    json::object reply = env.Call("run.start", json::object{{"task", "hello"}, {"cwd", project}});
+    ASSERT_TRUE(reply.contains("error")) << json::serialize(reply);
+    EXPECT_EQ(reply.at("error").at("code").as_int64(), -32602);
+    json::object list = env.Call("run.list", json::object{{"all", true}});
+    ASSERT_TRUE(list.contains("result")) << json::serialize(list);
+    EXPECT_TRUE(list.at("result").at("runs").as_array().empty()) << json::serialize(list);
+}
+
 // --- item 4: bytes that are not UTF-8 -------------------------------------------------------------
 
 TEST(FunctionalSecurity, TaskNamesThatAreNotUtf8NeverBreakAReply)

@@ -91,7 +91,8 @@ TEST(FunctionalSystemd, ReadyOnlyOnceLeftoversAreReconciledAndTheSocketAnswersTh
     TestEnv env;
     env.WriteConfig("[server]\nstop_timeout = 1500ms\n");
     // A leftover "opencode" of a previous daemon that ignores SIGTERM: reconciling it takes the
-    // whole stop_timeout, during which ralphd must neither listen nor report ready.
+    // whole stop_timeout, during which ralphd must not report ready, and answers nothing but
+    // WARMING_UP to what needs the store (SPEC §12).
     pid_t leftover = SpawnProgram({"/bin/bash", "-c", "trap '' TERM; exec -a opencode-leftover sleep 120"}, {},
                                   "/dev/null", "/dev/null");
     ASSERT_TRUE(WaitFor([&] {
@@ -111,9 +112,22 @@ TEST(FunctionalSystemd, ReadyOnlyOnceLeftoversAreReconciledAndTheSocketAnswersTh
     auto started = SteadyClock::now();
     pid_t pid = SpawnProgram({RALPHD_PATH, "--debug"}, daemon_env, env.dir + "/out", env.dir + "/err");
 
-    // Before READY=1 the socket does not answer; the moment it arrives, it does.
+    // Before READY=1, run.list gets no answer but WARMING_UP; the moment READY=1 arrives, the
+    // socket answers.
     std::vector<std::string> before_ready;
     bool answered_early = false;
+    auto run_list_reply = [&]() -> std::optional<json::object> {
+        try {
+            RpcClient c(env.socket);
+            c.SendLine(R"({"jsonrpc":"2.0","id":1,"method":"run.list","params":{}})");
+            bool timed_out = false;
+            auto line = c.TryReadLine(50ms, &timed_out);
+            if (!line) return std::nullopt;
+            return json::parse(*line).as_object();
+        } catch (const std::exception&) {
+            return std::nullopt;  // not listening yet
+        }
+    };
     std::string ready;
     while (ready.empty() && SteadyClock::now() - started < 20s) {
         std::string msg = notify.Receive(50ms);
@@ -123,12 +137,16 @@ TEST(FunctionalSystemd, ReadyOnlyOnceLeftoversAreReconciledAndTheSocketAnswersTh
         }
         if (!msg.empty()) before_ready.push_back(msg);
         if (!ProcessAlive(pid)) break;
-        answered_early = answered_early || SocketAnswers(env.socket);
+        if (auto reply = run_list_reply()) {
+            const json::value* error = reply->if_contains("error");
+            bool warming_up = error && error->as_object().at("code") == json::value(-32011);
+            answered_early = answered_early || !warming_up;
+        }
     }
     auto ready_after = SteadyClock::now() - started;
     ASSERT_FALSE(ready.empty()) << ReadFile(env.dir + "/err");
     EXPECT_TRUE(Answers(env.socket)) << "READY=1 came before the socket answered";
-    EXPECT_FALSE(answered_early) << "the socket answered before the leftovers were reconciled";
+    EXPECT_FALSE(answered_early) << "run.list was answered before the leftovers were reconciled";
     EXPECT_GE(ready_after, 1400ms) << "READY=1 before the leftover server was stopped";
     EXPECT_FALSE(ProcessAlive(leftover)) << "the leftover server was not stopped before READY=1";
     EXPECT_TRUE(before_ready.empty()) << before_ready.front();

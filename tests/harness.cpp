@@ -1,5 +1,7 @@
 #include "tests/harness.h"
 
+#include "common/spawn.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -20,60 +22,24 @@
 #include <thread>
 #include <unistd.h>
 
-extern char** environ;
-
 namespace ralph::test {
 
 namespace fs = std::filesystem;
 
-static std::vector<std::string> BuildEnv(const std::map<std::string, std::string>& overrides)
-{
-    std::map<std::string, std::string> merged;
-    for (char** e = environ; *e; ++e) {
-        std::string kv = *e;
-        auto eq = kv.find('=');
-        if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-    for (const auto& [k, v] : overrides) {
-        if (v.empty()) merged.erase(k);
-        else merged[k] = v;
-    }
-    std::vector<std::string> out;
-    for (const auto& [k, v] : merged) out.push_back(k + "=" + v);
-    return out;
-}
-
 pid_t SpawnProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                    const std::string& stdout_path, const std::string& stderr_path, const std::string& cwd)
 {
-    std::vector<std::string> envs = BuildEnv(env);
-    std::vector<char*> cargv, cenv;
-    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (const auto& e : envs) cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        signal(SIGPIPE, SIG_DFL);
-        execve(cargv[0], cargv.data(), cenv.data());
-        dprintf(2, "exec %s: %s\n", cargv[0], strerror(errno));
-        _exit(127);
+    try {
+        return SpawnProcess({argv, env, cwd, stdout_path, stderr_path});
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        return -1;
     }
-    return pid;
 }
 
 int WaitExit(pid_t pid, std::chrono::milliseconds timeout)
 {
+    if (pid <= 0) return -2;  // never started; waitpid(-1) would reap any child
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
         int status = 0;

@@ -1,5 +1,6 @@
 // The run store migrates step by step, refuses a newer schema, and never lets a run leave a
 // terminal status.
+#include "daemon/run_states.h"
 #include "daemon/store.h"
 
 #include <gtest/gtest.h>
@@ -289,6 +290,77 @@ TEST_F(UnitStore, ListsRunningRunsEvenPastTheLimit)
     ASSERT_EQ(list.size(), 4u);
     EXPECT_EQ(list.back().id, running);
     EXPECT_EQ(store.ListRuns("", 0).size(), 6u);
+}
+
+}  // namespace
+}  // namespace ralph
+
+namespace ralph {
+namespace {
+
+// A released migration step never changes: step 0's CHECK lists are the ones databases made by
+// earlier releases have, generated from the string tables.
+TEST(UnitStoreSchema, ReleasedStepsKeepTheirChecks)
+{
+    std::string step0 = SchemaStep(0);
+    EXPECT_NE(step0.find("CHECK (status IN ('running', 'completed', 'stopped', 'failed'))"), std::string::npos);
+    EXPECT_NE(step0.find("CHECK (outcome IN ('', 'continue', 'complete', 'error', 'timeout', 'aborted', 'interrupted'))"),
+              std::string::npos);
+    EXPECT_EQ(step0.find('@'), std::string::npos) << "a placeholder left in the schema";
+    EXPECT_THROW(SchemaStep(kSchemaVersion), std::out_of_range);
+}
+
+TEST(UnitRunStates, EveryNameParsesBackToItsValue)
+{
+    for (auto s : {RunStatus::kRunning, RunStatus::kCompleted, RunStatus::kStopped, RunStatus::kFailed})
+        EXPECT_EQ(ParseRunStatus(Name(s)), s);
+    for (int i = 0; i <= static_cast<int>(RunReason::kTaskInvalid); ++i) {
+        auto r = static_cast<RunReason>(i);
+        EXPECT_EQ(ParseRunReason(Name(r)), r);
+        EXPECT_EQ(IsTerminal(StatusOf(r)), r != RunReason::kNone) << Name(r);
+    }
+    for (int i = 0; i <= static_cast<int>(IterationOutcome::kInterrupted); ++i) {
+        auto o = static_cast<IterationOutcome>(i);
+        EXPECT_EQ(ParseIterationOutcome(Name(o)), o);
+    }
+    EXPECT_FALSE(ParseRunStatus("runnin"));
+    EXPECT_EQ(StatusOf(RunReason::kPromise), RunStatus::kCompleted);
+    EXPECT_EQ(StatusOf(RunReason::kUser), RunStatus::kStopped);
+    EXPECT_EQ(StatusOf(RunReason::kTaskInvalid), RunStatus::kFailed);
+}
+
+// Runs without a legacy_id (the benchmark's generated history) are inserted with their log.
+TEST(UnitStoreSchema, FinishedRunsWithoutLegacyIdKeepTheirEvents)
+{
+    char tmpl[] = "/tmp/ralph-store-XXXXXX";
+    std::string dir = mkdtemp(tmpl);
+    {
+        RunStore store(dir + "/ralph.db");
+        std::vector<ImportedRun> batch(2);
+        for (ImportedRun& in : batch) {
+            in.run.task_name = "t";
+            in.run.task_dir = "/p/tasks/t";
+            in.run.project_root = "/p";
+            in.run.status = "stopped";
+            in.run.reason = "max_iterations";
+            in.run.promise = "COMPLETE";
+            in.run.started_at = 1;
+            in.run.ended_at = 2;
+            in.events.push_back(RunEvent{0, 0, 1, 0, "run.start", "{}"});
+            in.events.push_back(RunEvent{0, 0, 2, 1, "run.end", "{\"status\":\"stopped\"}"});
+        }
+        auto out = store.ImportFinishedRuns(batch);
+        ASSERT_EQ(out.size(), 2u);
+        EXPECT_TRUE(out[0].inserted);
+        EXPECT_TRUE(out[1].inserted);
+        EXPECT_NE(out[0].run_id, out[1].run_id);
+        auto events = store.Events(out[1].run_id, 0, 10);
+        ASSERT_EQ(events.size(), 2u);
+        EXPECT_EQ(events[1].kind, "run.end");
+        EXPECT_EQ(events[1].iteration, 1);
+        EXPECT_EQ(store.CountRuns(""), 2);
+    }
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace

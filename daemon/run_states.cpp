@@ -1,0 +1,111 @@
+#include "daemon/run_states.h"
+
+#include <array>
+#include <utility>
+
+namespace ralph {
+
+namespace {
+
+/// The schema version that first allows a value. A migration step's CHECK lists only the values
+/// of its own version, so that a released step's SQL never changes when a value is added (a new
+/// value comes with a step that rebuilds the table's CHECK).
+template <typename E>
+int SinceSchema(E)
+{
+    return 1;
+}
+
+template <typename E, std::size_t N>
+using Table = std::array<std::pair<E, std::string_view>, N>;
+
+constexpr Table<RunStatus, 4> kStatuses{{
+    {RunStatus::kRunning, "running"},
+    {RunStatus::kCompleted, "completed"},
+    {RunStatus::kStopped, "stopped"},
+    {RunStatus::kFailed, "failed"},
+}};
+
+constexpr Table<RunReason, 9> kReasons{{
+    {RunReason::kNone, ""},
+    {RunReason::kPromise, "promise"},
+    {RunReason::kPrdComplete, "prd_complete"},
+    {RunReason::kMaxIterations, "max_iterations"},
+    {RunReason::kUser, "user"},
+    {RunReason::kLegacyWorkerGone, "legacy_worker_gone"},
+    {RunReason::kConsecutiveFailures, "consecutive_failures"},
+    {RunReason::kServerUnavailable, "server_unavailable"},
+    {RunReason::kTaskInvalid, "task_invalid"},
+}};
+
+constexpr Table<IterationOutcome, 7> kOutcomes{{
+    {IterationOutcome::kNone, ""},
+    {IterationOutcome::kContinue, "continue"},
+    {IterationOutcome::kComplete, "complete"},
+    {IterationOutcome::kError, "error"},
+    {IterationOutcome::kTimeout, "timeout"},
+    {IterationOutcome::kAborted, "aborted"},
+    {IterationOutcome::kInterrupted, "interrupted"},
+}};
+
+template <typename E, std::size_t N>
+std::string_view NameIn(const Table<E, N>& table, E value)
+{
+    for (const auto& [v, name] : table)
+        if (v == value) return name;
+    return "?";
+}
+
+template <typename E, std::size_t N>
+std::optional<E> ParseIn(const Table<E, N>& table, std::string_view name)
+{
+    for (const auto& [v, n] : table)
+        if (n == name) return v;
+    return std::nullopt;
+}
+
+template <typename E, std::size_t N>
+std::string SqlListOf(const Table<E, N>& table, int schema_version)
+{
+    std::string out;
+    for (const auto& [v, name] : table)
+        if (SinceSchema(v) <= schema_version) out += (out.empty() ? "'" : ", '") + std::string(name) + "'";
+    return out;
+}
+
+}  // namespace
+
+std::string_view Name(RunStatus status) { return NameIn(kStatuses, status); }
+std::string_view Name(RunReason reason) { return NameIn(kReasons, reason); }
+std::string_view Name(IterationOutcome outcome) { return NameIn(kOutcomes, outcome); }
+
+std::optional<RunStatus> ParseRunStatus(std::string_view name) { return ParseIn(kStatuses, name); }
+std::optional<RunReason> ParseRunReason(std::string_view name) { return ParseIn(kReasons, name); }
+std::optional<IterationOutcome> ParseIterationOutcome(std::string_view name) { return ParseIn(kOutcomes, name); }
+
+bool IsTerminal(RunStatus status) { return status != RunStatus::kRunning; }
+
+RunStatus StatusOf(RunReason reason)
+{
+    switch (reason) {
+    case RunReason::kNone:
+        return RunStatus::kRunning;
+    case RunReason::kPromise:
+    case RunReason::kPrdComplete:
+        return RunStatus::kCompleted;
+    case RunReason::kMaxIterations:
+    case RunReason::kUser:
+    case RunReason::kLegacyWorkerGone:
+        return RunStatus::kStopped;
+    case RunReason::kConsecutiveFailures:
+    case RunReason::kServerUnavailable:
+    case RunReason::kTaskInvalid:
+        return RunStatus::kFailed;
+    }
+    return RunStatus::kFailed;
+}
+
+std::string SqlList(RunStatus, int schema_version) { return SqlListOf(kStatuses, schema_version); }
+std::string SqlList(IterationOutcome, int schema_version) { return SqlListOf(kOutcomes, schema_version); }
+
+}  // namespace ralph

@@ -1,0 +1,55 @@
+// The names of a run's states (SPEC §1, §7): its status, why it ended, and how each iteration
+// ended. Each enum has one string table, used for JSON, the database and the schema's own CHECK
+// constraints, so that a new value is added in one place.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ralph {
+
+enum class RunStatus { kRunning, kCompleted, kStopped, kFailed };
+
+enum class RunReason {
+    kNone,  ///< "": the run has not ended
+    kPromise,
+    kPrdComplete,
+    kMaxIterations,
+    kUser,
+    kLegacyWorkerGone,
+    kConsecutiveFailures,
+    kServerUnavailable,
+    kTaskInvalid,
+};
+
+enum class IterationOutcome {
+    kNone,  ///< "": the iteration is under way
+    kContinue,
+    kComplete,
+    kError,
+    kTimeout,
+    kAborted,
+    kInterrupted,
+};
+
+std::string_view Name(RunStatus status);
+std::string_view Name(RunReason reason);
+std::string_view Name(IterationOutcome outcome);
+
+/// The value named `name`, or nothing for a name the table does not have.
+std::optional<RunStatus> ParseRunStatus(std::string_view name);
+std::optional<RunReason> ParseRunReason(std::string_view name);
+std::optional<IterationOutcome> ParseIterationOutcome(std::string_view name);
+
+/// completed, stopped or failed: a status that never changes again.
+bool IsTerminal(RunStatus status);
+/// The status a reason ends a run with (kRunning for kNone).
+RunStatus StatusOf(RunReason reason);
+
+/// The names a database of `schema_version` allows, as an SQL list for a CHECK constraint:
+/// "'running', 'completed', ...".
+std::string SqlList(RunStatus, int schema_version);
+std::string SqlList(IterationOutcome, int schema_version);
+
+}  // namespace ralph

@@ -1,0 +1,122 @@
+// The state database's schema, as migration steps.
+#include "daemon/store_schema.h"
+
+#include "daemon/run_states.h"
+
+#include <stdexcept>
+
+namespace ralph {
+
+namespace {
+
+// Step N migrates a database of user_version N to N + 1. Never edit a step once released; append.
+const char* const kSteps[] = {
+    // 0 -> 1: the first schema.
+    R"sql(
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_name TEXT NOT NULL,
+    task_dir TEXT NOT NULL,
+    project_root TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN (@STATUSES@)),
+    reason TEXT NOT NULL DEFAULT '',
+    iteration INTEGER NOT NULL DEFAULT 0,
+    max_iterations INTEGER NOT NULL,
+    model TEXT NOT NULL DEFAULT '',
+    agent TEXT NOT NULL DEFAULT '',
+    promise TEXT NOT NULL,
+    iteration_timeout_ms INTEGER NOT NULL,
+    max_consecutive_failures INTEGER NOT NULL,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    stop_requested TEXT NOT NULL DEFAULT '',
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    session_id TEXT NOT NULL DEFAULT '',
+    last_port INTEGER,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX runs_one_running_per_task ON runs (task_dir) WHERE status = 'running';
+CREATE INDEX runs_by_task ON runs (task_dir, id);
+CREATE TRIGGER runs_terminal_final BEFORE UPDATE ON runs WHEN OLD.status <> 'running'
+BEGIN SELECT RAISE(ABORT, 'run has ended: a terminal run never changes'); END;
+CREATE TRIGGER runs_terminal_not_deleted BEFORE DELETE ON runs
+BEGIN SELECT RAISE(ABORT, 'runs are history: never deleted'); END;
+CREATE TABLE iterations (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    n INTEGER NOT NULL,
+    session_id TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL DEFAULT ''
+        CHECK (outcome IN (@OUTCOMES@)),
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    error TEXT NOT NULL DEFAULT '',
+    promise_seen INTEGER NOT NULL DEFAULT 0,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    port INTEGER,
+    PRIMARY KEY (run_id, n)
+);
+CREATE TABLE run_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    at INTEGER NOT NULL,
+    iteration INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX run_events_by_run ON run_events (run_id, id);
+CREATE TABLE server_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    pid INTEGER,
+    port INTEGER,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE managed_server (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER NOT NULL,
+    start_time INTEGER NOT NULL,
+    port INTEGER NOT NULL,
+    started_at INTEGER NOT NULL
+);
+)sql",
+    // 1 -> 2: runs imported from the earlier Python ralph remember their entry there, so that
+    // importing twice imports nothing twice. NULL for ralph's own runs (NULLs never collide).
+    R"sql(
+ALTER TABLE runs ADD COLUMN legacy_id TEXT;
+CREATE UNIQUE INDEX runs_by_legacy_id ON runs (legacy_id);
+)sql",
+    // 2 -> 3: what the earlier ralph recorded of an imported loop and ralph has no column for: its
+    // agent CLI (claude, opencode), how it ran (tmux, opencode-server), its story and workspace.
+    R"sql(
+ALTER TABLE runs ADD COLUMN legacy_agent TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN legacy_session_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN legacy_current_story TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN legacy_workspace_dir TEXT NOT NULL DEFAULT '';
+)sql",
+};
+
+static_assert(sizeof kSteps / sizeof kSteps[0] == kSchemaVersion);
+
+std::string Replace(std::string text, const std::string& from, const std::string& to)
+{
+    for (std::size_t pos = 0; (pos = text.find(from, pos)) != std::string::npos; pos += to.size())
+        text.replace(pos, from.size(), to);
+    return text;
+}
+
+}  // namespace
+
+std::string SchemaStep(int version)
+{
+    if (version < 0 || version >= kSchemaVersion) throw std::out_of_range("no schema step from version " + std::to_string(version));
+    // The CHECK lists come from the string tables, as they were at the step's own version.
+    std::string sql = Replace(kSteps[version], "@STATUSES@", SqlList(RunStatus{}, version + 1));
+    return Replace(sql, "@OUTCOMES@", SqlList(IterationOutcome{}, version + 1));
+}
+
+}  // namespace ralph
