@@ -206,7 +206,8 @@ int Daemon::Open()
     RegisterAllMethods(table_);
     table_.SetWarmingUp([this] { return warming_up_; });
 
-    supervisor_ = std::make_unique<ServerSupervisor>(io_, config_.server, *store_, options_.state_dir);
+    supervisor_ = std::make_unique<ServerSupervisor>(io_, config_.server, *store_, options_.state_dir, SupervisorHooks{},
+                                                     SystemClock());
     loops_ = std::make_unique<LoopEngine>(*this);
     store_guard_ = std::make_unique<StoreGuard>(io_, *store_, [this] { loops_->activity().Notify(); });
 

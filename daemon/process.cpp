@@ -9,9 +9,12 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <linux/close_range.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -290,6 +293,21 @@ bool SignalIfSame(int pid, uint64_t start_time, int sig, bool group)
     if (group) return done(kill(-pid, sig) == 0);
     if (pidfd >= 0) return done(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0);
     return done(kill(pid, sig) == 0);
+}
+
+bool LoopbackPortFree(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as opencode's own listen does
+    sockaddr_in addr {};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && listen(fd, 1) == 0;
+    close(fd);
+    return free;
 }
 
 bool BecomeChildSubreaper()

@@ -97,6 +97,9 @@ std::string RandomHex(std::size_t bytes);
 /// Never signals ralphd's own process group. Returns false when nothing was signalled.
 bool SignalIfSame(int pid, uint64_t start_time, int sig, bool group);
 
+/// True when nothing listens on 127.0.0.1:port now (ralphd can bind and listen there itself).
+bool LoopbackPortFree(int port);
+
 /// Makes this process a child subreaper: orphaned descendants are reparented to it.
 bool BecomeChildSubreaper();
 

@@ -7,23 +7,31 @@
 // row restart it after an exponential back-off (RestartPolicy); too many starts in
 // start_limit_interval make it `fatal` until an explicit Start(). Stop() disposes it, signals its
 // process group, and kills whatever tool processes it left (ralphd is a child subreaper).
+//
+// The parts: the phases and their transitions (supervisor_phase.*), the restart policy
+// (restart_policy.*), the server's output and log (server_output.*), ending processes
+// (end_processes.*); here: the public operations and stopping (server_supervisor.cpp), starting
+// and health-checking (server_supervise.cpp), external mode (server_external.cpp), and the
+// leftovers of a crashed predecessor or a dead server (server_leftovers.cpp). Every wait and
+// deadline goes through the Clock it is given.
 #pragma once
 
+#include "common/clock.h"
 #include "daemon/config.h"
+#include "daemon/end_processes.h"
 #include "daemon/opencode_http.h"
 #include "daemon/proc_scan.h"
+#include "daemon/restart_policy.h"
 #include "daemon/server_access.h"
+#include "daemon/supervisor_phase.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -35,42 +43,9 @@ namespace ralph {
 
 class RunStore;
 class ProcessLauncher;
+class ServerOutputLog;
 struct ManagedServerRecord;
-
-/// When to restart a failed server: the delay doubles from `initial` up to `max`, goes back to
-/// `initial` after the server ran `stable` long, and once `burst` starts happened within
-/// `interval` there is no further restart (fatal). Pure: the caller passes the time.
-class RestartPolicy {
-public:
-    using TimePoint = std::chrono::steady_clock::time_point;
-    struct Limits {
-        Millis initial{std::chrono::seconds(1)};
-        Millis max{std::chrono::seconds(60)};
-        int burst{5};
-        Millis interval{std::chrono::minutes(5)};
-        Millis stable{std::chrono::minutes(1)};
-    };
-
-    explicit RestartPolicy(Limits limits);
-    /// A start attempt begins now (the first one and every restart).
-    void OnStart(TimePoint now);
-    /// The server failed now, after running healthy for `up_for` (zero when it never came up).
-    /// Returns how long to wait before the next start, or nothing when the start limit is reached.
-    std::optional<Millis> OnFailure(TimePoint now, Millis up_for);
-    /// An explicit start or stop: forget the history.
-    void Reset();
-    /// New limits from a reloaded config; the history of starts stays.
-    void SetLimits(Limits limits) { limits_ = limits; }
-    /// Starts counted in the window ending now.
-    int StartsInWindow(TimePoint now) const;
-    const Limits& limits() const { return limits_; }
-
-private:
-    void Prune(TimePoint now) const;
-    Limits limits_;
-    mutable std::deque<TimePoint> starts_;
-    Millis next_delay_;
-};
+struct ServerInstance;
 
 /// Test hooks; the defaults are what ralphd uses.
 struct SupervisorHooks {
@@ -92,9 +67,7 @@ struct UntrackedServer {
 class ServerSupervisor final : public ServerAccess {
 public:
     ServerSupervisor(boost::asio::io_context& io, const ServerSettings& settings, RunStore& store,
-                     const std::string& state_dir);
-    ServerSupervisor(boost::asio::io_context& io, const ServerSettings& settings, RunStore& store,
-                     const std::string& state_dir, SupervisorHooks hooks);
+                     const std::string& state_dir, SupervisorHooks hooks = {}, Clock& clock = SystemClock());
     ~ServerSupervisor();
     ServerSupervisor(const ServerSupervisor&) = delete;
     ServerSupervisor& operator=(const ServerSupervisor&) = delete;
@@ -103,7 +76,8 @@ public:
     /// that exact process: same pid, same start time, an opencode command line) and its tool
     /// processes, then clears the record; then every process still carrying this state directory
     /// in RALPHD_OWNER (a server started but never recorded, tools of a server that died).
-    /// Blocks for at most twice stop_timeout plus a few seconds.
+    /// Blocks for at most twice stop_timeout plus a few seconds (on the clock: a FakeClock would
+    /// block for ever).
     void ReconcileLeftovers();
 
     /// The server, started on demand and healthy. Concurrent callers share one start.
@@ -118,8 +92,8 @@ public:
     /// Ensure() fails afterwards.
     boost::asio::awaitable<void> Shutdown();
 
-    ServerState state() const override { return state_; }
-    bool external() const { return external_; }
+    ServerState state() const override { return shown_; }
+    SupervisorPhase phase() const { return phase_; }
     /// The endpoint only while the server is running and healthy: what may be shown as live.
     std::optional<ServerEndpoint> Live() const override;
     /// mode, state, pid, url, port, version, uptime, restarts, last_error, healthy, log,
@@ -128,11 +102,9 @@ public:
     boost::json::object Status() const;
     /// The pid of the managed server process while it exists, else 0.
     int managed_pid() const;
-    /// `opencode serve` processes of this user that ralph does not manage (reads /proc).
-    std::vector<UntrackedServer> UntrackedServers() const;
     /// The opencode binary the managed server is started with (server.opencode, RALPH_OPENCODE or
     /// `opencode`, found on PATH), or "" with `error` saying how to fix it. `ralph attach` runs it too.
-    std::string OpencodeBinary(std::string& error) const { return ResolveOpencode(error); }
+    std::string OpencodeBinary(std::string& error) const;
     /// Where the managed server's stdout and stderr go.
     const std::string& log_path() const { return log_path_; }
 
@@ -150,47 +122,71 @@ public:
     void Subscribe(std::function<void(ServerState)> listener) override;
 
 private:
-    struct Instance;
-    /// ReconcileLeftovers' first step: the server the previous daemon recorded, and its tools.
-    void StopRecordedLeftover();
-    struct OutputLog;
     enum class StartOutcome { Running, Failed, Fatal, Cancelled };
     enum class RunOutcome { Exited, Unhealthy, Cancelled };
+    struct HealthCheck {
+        bool healthy{false};
+        std::string version;
+        HttpResult reply;
+    };
 
-    void SetState(ServerState s);
+    // The phases (server_supervisor.cpp). Enter() is the only writer of phase_ and shown_.
+    bool Enter(SupervisorPhase to);
     void Wake();
     /// Waits until pred() holds (true) or the deadline passes (false), waking on every Wake().
-    boost::asio::awaitable<bool> WaitUntil(std::function<bool()> pred, std::chrono::steady_clock::time_point deadline);
+    boost::asio::awaitable<bool> WaitUntil(std::function<bool()> pred, Clock::TimePoint deadline);
     boost::asio::awaitable<void> Sleep(Millis d);
+    /// WaitUntil without the verdict, for EndingMethod::pause.
+    boost::asio::awaitable<void> PauseUntil(std::function<bool()> pred, Clock::TimePoint deadline);
+    /// A stop or shutdown began: a start or a health loop gives up.
+    bool Cancelled() const { return EndingPhase(phase_); }
 
+    // The HTTP the supervisor speaks: /global/health and /global/dispose.
+    boost::asio::awaitable<HealthCheck> CheckHealth(const ServerEndpoint& endpoint);
+    boost::asio::awaitable<void> Dispose(const ServerEndpoint& endpoint);
+
+    // Starting and supervising (server_supervise.cpp).
     void BeginSupervising();
     boost::asio::awaitable<void> Supervise();
     boost::asio::awaitable<StartOutcome> StartOnce();
-    boost::asio::awaitable<RunOutcome> Monitor(std::shared_ptr<Instance> inst);
-    boost::asio::awaitable<void> Terminate(std::shared_ptr<Instance> inst, bool dispose);
-    boost::asio::awaitable<void> KillLeftovers(const std::string& env_marker, std::vector<ProcStat> seen);
+    boost::asio::awaitable<RunOutcome> Monitor(std::shared_ptr<ServerInstance> inst);
+    std::shared_ptr<ServerInstance> Launch(const std::string& binary, int port, std::string& error);
+    int ChoosePort(const std::set<int>& excluded) const;
+    std::string ResolveOpencode(std::string& error) const;
+    Millis HealthTimeout() const;
+
+    // Stopping (server_supervisor.cpp).
     boost::asio::awaitable<void> StopManaged(const std::string& why);
+    /// Ends the managed server and whatever Supervise() was doing; the phase is Stopping or ShuttingDown.
+    boost::asio::awaitable<void> EndServer(const std::string& why);
+    boost::asio::awaitable<void> Terminate(std::shared_ptr<ServerInstance> inst, bool dispose);
+
+    // Leftovers (server_leftovers.cpp).
+    boost::asio::awaitable<void> KillLeftovers(const std::string& env_entry, std::vector<ProcessToEnd> seen);
+    boost::asio::awaitable<void> ReconcileAsync();
+    /// ReconcileLeftovers' first step: the server the previous daemon recorded, and its tools.
+    boost::asio::awaitable<void> StopRecordedLeftover();
+    /// Processes not our children, checked every 20 ms (and on every Wake()).
+    EndingMethod EndOthers(bool await_reaping);
+
+    // External mode (server_external.cpp).
+    void SetUpExternal();
+    boost::asio::awaitable<ServerEndpoint> EnsureExternal();
     boost::asio::awaitable<void> WatchExternal();
 
-    boost::asio::awaitable<HttpResult> Http(ServerEndpoint endpoint, boost::beast::http::verb method, std::string target,
-                                            Millis timeout);
-    boost::asio::awaitable<ServerEndpoint> EnsureExternal();
-    std::shared_ptr<Instance> Launch(const std::string& binary, int port, std::string& error);
-    void DrainOutput(std::shared_ptr<Instance> inst, int fd, bool is_stdout);
-    boost::asio::awaitable<void> ReadOutput(std::shared_ptr<Instance> inst,
-                                            std::shared_ptr<boost::asio::posix::stream_descriptor> stream,
-                                            bool is_stdout);
-    int ChoosePort(const std::set<int>& excluded) const;
-    std::string OpencodeName() const;
-    /// The opencode binary's path, or "" with `error` saying how to fix it.
-    std::string ResolveOpencode(std::string& error) const;
     std::string FatalMessage() const;
     void Event(const std::string& event, int pid, int port, const std::string& detail);
     void RecordManaged(const std::optional<ManagedServerRecord>& record);
-    ServerEndpoint EndpointOf(const Instance& inst) const;
-    Millis HealthTimeout() const;
+    /// Runs a supervisor coroutine (Supervise, WatchExternal) on the io_context, counted in tasks_.
+    void SpawnTask(boost::asio::awaitable<void> task);
+    boost::asio::awaitable<void> RunTask(boost::asio::awaitable<void> task);
+    /// Thrown inside the supervisor's coroutines when it was destroyed while they were suspended:
+    /// unwinds them without touching it.
+    struct Gone {};
+    static void LogDetached(std::exception_ptr e);
 
     boost::asio::io_context& io_;
+    Clock& clock_;
     ServerSettings settings_;
     RunStore& store_;
     std::string state_dir_;
@@ -198,34 +194,25 @@ private:
     SupervisorHooks hooks_;
     std::shared_ptr<ProcessLauncher> launcher_;
     std::unique_ptr<ProcFs> proc_;
-    std::unique_ptr<OutputLog> output_log_;
+    std::unique_ptr<ServerOutputLog> output_log_;
     RestartPolicy policy_;
 
-    ServerState state_{ServerState::Stopped};
+    SupervisorPhase phase_{SupervisorPhase::Stopped};
+    ServerState shown_{ServerState::Stopped};  ///< what state() shows; follows phase_ (see ShownState)
     bool external_{false};
     ServerEndpoint external_endpoint_;
     std::string external_url_error_;
-    bool healthy_{false};
+    bool healthy_{false};  ///< the latest health check passed
     std::string version_;
     std::string last_error_;
     std::string fatal_reason_;  ///< set when fatal for a reason other than the start limit
     int restarts_{0};
-    std::shared_ptr<Instance> current_;
-    std::chrono::steady_clock::time_point running_since_{};
-    std::chrono::steady_clock::time_point next_restart_at_{};
-
-    bool supervising_{false};      ///< Supervise() is under way
-    bool stop_requested_{false};   ///< Supervise() must give up; Stop owns the instance
-    bool stopping_{false};         ///< StopManaged() is under way
-    bool start_now_{false};        ///< an explicit start cuts the back-off short
-    bool shutting_down_{false};
-    bool shut_down_{false};
-    bool watching_external_{false};
-    uint64_t attempt_{0};          ///< start attempts so far
-    uint64_t failed_attempt_{0};   ///< the latest attempt that failed
-    uint64_t stops_{0};            ///< StopManaged() completions
-    uint64_t stops_begun_{0};      ///< StopManaged() beginnings
-    std::string stop_why_;         ///< why the latest StopManaged() began
+    std::shared_ptr<ServerInstance> current_;
+    Clock::TimePoint running_since_{};
+    Clock::TimePoint next_restart_at_{};
+    int tasks_{0};                 ///< Supervise() or WatchExternal() coroutines under way
+    uint64_t stops_begun_{0};      ///< stops begun (stop, restart, idle stop, shutdown)
+    std::string stop_why_;         ///< why the latest stop began
 
     std::set<boost::asio::steady_timer*> waiters_;
     std::vector<std::function<void(ServerState)>> listeners_;

@@ -1,0 +1,242 @@
+// The server supervisor's state machine on a FakeClock: health checks, back-off, start limit,
+// start timeout, stop and explicit start, with time moved by the test and no wall-clock
+// assertion. The launcher and opencode's HTTP side are the fakes of supervisor_test_support.h.
+#include "daemon/supervisor_phase.h"
+#include "tests/supervisor_test_support.h"
+
+namespace ralph::supervisor_test {
+namespace {
+
+class UnitSupervisorOnFakeClock : public UnitServerSupervisor {
+protected:
+    void SetUp() override
+    {
+        UnitServerSupervisor::SetUp();
+        clock_ = &fake_;
+        settings_.health_interval = 1s;
+        settings_.health_failures = 3;
+        settings_.stop_timeout = 2s;
+        settings_.restart_backoff_max = 60s;
+        settings_.start_limit_burst = 3;
+        settings_.start_limit_interval = 10min;
+        hooks_.initial_backoff = 1s;
+        hooks_.start_timeout = 5s;
+    }
+    void ShutDown(ServerSupervisor& s) override { Finish(s.Shutdown()); }
+
+    /// Runs what is ready on the io_context, and the loopback I/O it waits for, until nothing is.
+    void Settle()
+    {
+        for (int idle = 0; idle < 3;) {
+            if (io_.stopped()) io_.restart();
+            if (io_.poll() > 0 || io_.run_one_for(1ms) > 0) idle = 0;
+            else ++idle;
+        }
+    }
+    /// Moves the fake clock on and lets the coroutines it woke go on.
+    void Advance(Clock::Duration d)
+    {
+        fake_.Advance(d);
+        Settle();
+    }
+    /// Advances `step` at a time until `done` holds; false after `limit` of fake time.
+    bool AdvanceUntil(const std::function<bool()>& done, Clock::Duration step = 100ms, Clock::Duration limit = 10min)
+    {
+        const auto end = fake_.Now() + limit;
+        Settle();
+        while (!done()) {
+            if (fake_.Now() >= end) return false;
+            Advance(step);
+        }
+        return true;
+    }
+    /// Runs a coroutine to its end, moving fake time on as it needs; rethrows its exception.
+    template <typename T>
+    T Finish(asio::awaitable<T> a)
+    {
+        auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
+        if (!AdvanceUntil([&] { return f.wait_for(0s) == std::future_status::ready; }))
+            throw std::runtime_error("the coroutine did not finish within 10 minutes of fake time");
+        return f.get();
+    }
+    double NextRestartIn() const { return sup_->Status().at("next_restart_in").to_number<double>(); }
+    static void CrashAtOnce(FakeLauncher& l, FakeLauncher::Proc& p) { l.Exit(p.pid, ExitStatus{1, 0}); }
+
+    FakeClock fake_;
+};
+
+TEST_F(UnitSupervisorOnFakeClock, LiveThenHealthFailuresThenRestartAfterTheBackoffThenFatalAtTheStartLimit)
+{
+    launcher_->on_launch = [this](FakeLauncher& l, FakeLauncher::Proc& p) { Healthy(l, p); };
+    ServerSupervisor& s = Make();
+    std::optional<Clock::TimePoint> running_at, unhealthy_at;
+    s.Subscribe([&](ServerState st) {
+        if (st == ServerState::Running && !running_at) running_at = fake_.Now();
+        if (st == ServerState::Unhealthy && !unhealthy_at) unhealthy_at = fake_.Now();
+    });
+    ServerEndpoint ep = Finish(s.Ensure());
+    EXPECT_EQ(ep.port, http_->port());
+    ASSERT_TRUE(s.Live());
+    ASSERT_TRUE(running_at);
+    EXPECT_EQ(s.phase(), SupervisorPhase::Running);
+    ASSERT_EQ(launcher_->order.size(), 1u);
+    const int first = launcher_->order[0];
+
+    // One check per health_interval; the third failure in a row makes it unhealthy.
+    http_->unhealthy = true;
+    ASSERT_TRUE(AdvanceUntil([&] { return unhealthy_at.has_value(); }, 1s));
+    EXPECT_EQ(*unhealthy_at - *running_at, 3s);
+    EXPECT_EQ(http_->health_requests, 4);  // the one of the start, then three failed
+    EXPECT_FALSE(s.Live());
+    EXPECT_NE(s.Status().at("last_error").as_string().find("health check 3/3 failed"), std::string::npos)
+        << s.Status().at("last_error");
+
+    // Terminated (SIGTERM to its group), and started again once the 1 s back-off is over.
+    EXPECT_EQ(launcher_->SignalsTo(first, SIGTERM), 1);
+    ASSERT_EQ(s.state(), ServerState::Backoff);
+    EXPECT_EQ(s.phase(), SupervisorPhase::BackoffServerEnded);
+    EXPECT_EQ(NextRestartIn(), 1.0);
+    http_->unhealthy = false;
+    Advance(999ms);
+    EXPECT_EQ(s.state(), ServerState::Backoff);
+    EXPECT_EQ(launcher_->order.size(), 1u);
+    Advance(1ms);
+    EXPECT_EQ(s.state(), ServerState::Running);
+    ASSERT_EQ(launcher_->order.size(), 2u);
+    EXPECT_EQ(s.Status().at("restarts"), 1);
+    EXPECT_TRUE(s.Live());
+
+    // It crashes, and so does every start after: the back-off doubles to 2 s, and the third start
+    // within start_limit_interval makes it fatal.
+    launcher_->on_launch = CrashAtOnce;
+    launcher_->Exit(launcher_->order[1], ExitStatus{-1, SIGKILL});
+    Settle();
+    ASSERT_EQ(s.state(), ServerState::Backoff);
+    EXPECT_EQ(NextRestartIn(), 2.0);
+    Advance(1999ms);
+    EXPECT_EQ(launcher_->order.size(), 2u);
+    Advance(1ms);
+    EXPECT_EQ(launcher_->order.size(), 3u);
+    ASSERT_EQ(s.state(), ServerState::Fatal);
+    EXPECT_EQ(s.Status().at("restarts"), 2);
+    EXPECT_EQ(states_, (std::vector<ServerState>{ServerState::Starting, ServerState::Running, ServerState::Unhealthy,
+                                                 ServerState::Backoff, ServerState::Starting, ServerState::Running,
+                                                 ServerState::Backoff, ServerState::Starting, ServerState::Fatal}));
+    // Fatal stays fatal however long.
+    Advance(1h);
+    EXPECT_EQ(launcher_->order.size(), 3u);
+    EXPECT_EQ(s.state(), ServerState::Fatal);
+}
+
+TEST_F(UnitSupervisorOnFakeClock, StopDuringTheBackoffEndsItAndNothingRestarts)
+{
+    launcher_->on_launch = CrashAtOnce;
+    ServerSupervisor& s = Make();
+    EXPECT_THROW(Finish(s.Ensure()), RpcError);
+    ASSERT_EQ(s.phase(), SupervisorPhase::BackoffStartFailed);
+    EXPECT_EQ(NextRestartIn(), 1.0);
+    Finish(s.Stop());
+    EXPECT_EQ(s.state(), ServerState::Stopped);
+    EXPECT_EQ(s.phase(), SupervisorPhase::Stopped);
+    EXPECT_EQ(s.stops_begun(), 1u);
+    EXPECT_EQ(s.last_stop_why(), "stop requested");
+    Advance(1min);
+    EXPECT_EQ(launcher_->order.size(), 1u);
+    EXPECT_EQ(s.state(), ServerState::Stopped);
+    EXPECT_EQ(states_, (std::vector<ServerState>{ServerState::Starting, ServerState::Backoff, ServerState::Stopped}));
+}
+
+TEST_F(UnitSupervisorOnFakeClock, ExplicitStartClearsFatalAndTheRestartHistory)
+{
+    settings_.start_limit_burst = 2;
+    launcher_->on_launch = CrashAtOnce;
+    ServerSupervisor& s = Make();
+    EXPECT_THROW(Finish(s.Ensure()), RpcError);
+    Advance(1s);  // the second start fails too: two starts within the interval
+    ASSERT_EQ(s.state(), ServerState::Fatal);
+    ASSERT_EQ(launcher_->order.size(), 2u);
+    EXPECT_THROW(Finish(s.Ensure()), RpcError);
+    EXPECT_EQ(launcher_->order.size(), 2u);
+
+    launcher_->on_launch = [this](FakeLauncher& l, FakeLauncher::Proc& p) { Healthy(l, p); };
+    Finish(s.Start());
+    EXPECT_EQ(s.state(), ServerState::Running);
+    EXPECT_EQ(s.Status().at("restarts"), 0);
+    ASSERT_EQ(launcher_->order.size(), 3u);
+
+    // A crash now waits the initial back-off again (it was at 2 s) and is within the limit.
+    launcher_->Exit(launcher_->order[2], ExitStatus{-1, SIGKILL});
+    Settle();
+    ASSERT_EQ(s.state(), ServerState::Backoff);
+    EXPECT_EQ(NextRestartIn(), 1.0);
+    Advance(1s);
+    EXPECT_EQ(s.state(), ServerState::Running);
+    EXPECT_EQ(launcher_->order.size(), 4u);
+}
+
+TEST_F(UnitSupervisorOnFakeClock, ExplicitStartCutsTheBackoffShort)
+{
+    settings_.restart_backoff_max = 1h;
+    hooks_.initial_backoff = 1h;
+    launcher_->on_launch = CrashAtOnce;
+    ServerSupervisor& s = Make();
+    EXPECT_THROW(Finish(s.Ensure()), RpcError);
+    ASSERT_EQ(s.state(), ServerState::Backoff);
+    const auto backoff_at = fake_.Now();
+    launcher_->on_launch = [this](FakeLauncher& l, FakeLauncher::Proc& p) { Healthy(l, p); };
+    Finish(s.Start());
+    EXPECT_EQ(s.state(), ServerState::Running);
+    EXPECT_EQ(launcher_->order.size(), 2u);
+    EXPECT_LT(fake_.Now() - backoff_at, 1h);
+}
+
+TEST_F(UnitSupervisorOnFakeClock, StartTimeoutIsCountedOnTheClock)
+{
+    launcher_->on_launch = [](FakeLauncher&, FakeLauncher::Proc&) {};  // never prints its listening line
+    ServerSupervisor& s = Make();
+    auto ensure = asio::co_spawn(io_, s.Ensure(), asio::use_future);
+    Settle();
+    ASSERT_EQ(launcher_->order.size(), 1u);
+    EXPECT_EQ(s.state(), ServerState::Starting);
+    Advance(hooks_.start_timeout - 1ms);
+    EXPECT_EQ(s.state(), ServerState::Starting);
+    EXPECT_EQ(launcher_->SignalsTo(launcher_->order[0], SIGTERM), 0);
+    Advance(1ms);
+    EXPECT_EQ(launcher_->SignalsTo(launcher_->order[0], SIGTERM), 1);
+    EXPECT_EQ(s.phase(), SupervisorPhase::BackoffStartFailed);
+    ASSERT_EQ(ensure.wait_for(0s), std::future_status::ready);
+    try {
+        ensure.get();
+        ADD_FAILURE() << "Ensure succeeded without a listening line";
+    } catch (const RpcError& e) {
+        EXPECT_NE(std::string(e.what()).find("did not print its listening line within 5s"), std::string::npos) << e.what();
+    }
+}
+
+TEST(UnitSupervisorPhase, TransitionsAndTheStatesTheyShow)
+{
+    using P = SupervisorPhase;
+    EXPECT_TRUE(TransitionAllowed(P::Stopped, P::Starting));
+    EXPECT_TRUE(TransitionAllowed(P::Starting, P::BackoffStartFailed));
+    EXPECT_TRUE(TransitionAllowed(P::Running, P::Unhealthy));
+    EXPECT_TRUE(TransitionAllowed(P::BackoffServerEnded, P::Starting));
+    EXPECT_TRUE(TransitionAllowed(P::Fatal, P::Stopped));
+    EXPECT_TRUE(TransitionAllowed(P::Running, P::Stopping));
+    EXPECT_TRUE(TransitionAllowed(P::External, P::ShuttingDown));
+    // Nothing the supervising loop does undoes a stop or a shutdown.
+    EXPECT_FALSE(TransitionAllowed(P::Stopping, P::Running));
+    EXPECT_FALSE(TransitionAllowed(P::Stopping, P::BackoffServerEnded));
+    EXPECT_FALSE(TransitionAllowed(P::ShuttingDown, P::Starting));
+    EXPECT_FALSE(TransitionAllowed(P::ShutDown, P::Stopped));
+    EXPECT_FALSE(TransitionAllowed(P::Fatal, P::Starting));
+    EXPECT_FALSE(TransitionAllowed(P::External, P::Stopping));
+
+    EXPECT_EQ(ShownState(P::BackoffStartFailed, false), ServerState::Backoff);
+    EXPECT_EQ(ShownState(P::BackoffServerEnded, false), ServerState::Backoff);
+    EXPECT_EQ(ShownState(P::Stopping, false), std::nullopt);
+    EXPECT_EQ(ShownState(P::ShutDown, false), ServerState::Stopped);
+    EXPECT_EQ(ShownState(P::ShutDown, true), ServerState::External);
+}
+
+}  // namespace
+}  // namespace ralph::supervisor_test
