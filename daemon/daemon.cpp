@@ -243,7 +243,12 @@ asio::awaitable<void> Daemon::WarmUp()
 {
     // The socket answers from the start (WARMING_UP for what needs the store), so that a client
     // never takes a slow start for a dead daemon and starts a second one.
-    supervisor_->ReconcileLeftovers();
+    try {
+        co_await supervisor_->ReconcileAsync();
+    } catch (const std::exception& e) {
+        // What is left shows in `ralph status` (untracked servers); serving matters more.
+        Log(LogLevel::Error) << "reconciling what a previous ralphd left: " << e.what();
+    }
     if (shutting_down_) co_return;
     loops_->ResumeLeftRuns();
     warming_up_ = false;

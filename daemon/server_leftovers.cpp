@@ -64,7 +64,7 @@ asio::awaitable<void> ServerSupervisor::KillLeftovers(const std::string& env_ent
 
 void ServerSupervisor::ReconcileLeftovers()
 {
-    // Before the daemon serves, so on an io_context of its own: nothing else may run meanwhile.
+    // On an io_context of its own: nothing else runs meanwhile.
     asio::io_context local;
     auto done = asio::co_spawn(local, ReconcileAsync(), asio::use_future);
     local.run();

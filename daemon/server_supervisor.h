@@ -76,8 +76,10 @@ public:
     /// that exact process: same pid, same start time, an opencode command line) and its tool
     /// processes, then clears the record; then every process still carrying this state directory
     /// in RALPHD_OWNER (a server started but never recorded, tools of a server that died).
-    /// Blocks for at most twice stop_timeout plus a few seconds (on the clock: a FakeClock would
-    /// block for ever).
+    /// Takes at most twice stop_timeout plus a few seconds. ralphd awaits it while it answers
+    /// WARMING_UP; ReconcileLeftovers() is the same on an io_context of its own, blocking (for
+    /// tests; on a FakeClock it would block for ever).
+    boost::asio::awaitable<void> ReconcileAsync();
     void ReconcileLeftovers();
 
     /// The server, started on demand and healthy. Concurrent callers share one start.
@@ -163,7 +165,6 @@ private:
 
     // Leftovers (server_leftovers.cpp).
     boost::asio::awaitable<void> KillLeftovers(const std::string& env_entry, std::vector<ProcessToEnd> seen);
-    boost::asio::awaitable<void> ReconcileAsync();
     /// ReconcileLeftovers' first step: the server the previous daemon recorded, and its tools.
     boost::asio::awaitable<void> StopRecordedLeftover();
     /// Processes not our children, checked every 20 ms (and on every Wake()).

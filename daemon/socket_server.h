@@ -35,7 +35,6 @@ public:
     /// Phase one of shutdown: stop accepting and end idle connections; connections that are
     /// answering finish their reply first.
     void Close();
-    std::size_t connection_count() const { return connections_.size(); }
 
     class Connection;
 

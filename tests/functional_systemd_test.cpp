@@ -115,7 +115,7 @@ TEST(FunctionalSystemd, ReadyOnlyOnceLeftoversAreReconciledAndTheSocketAnswersTh
     // Before READY=1, run.list gets no answer but WARMING_UP; the moment READY=1 arrives, the
     // socket answers.
     std::vector<std::string> before_ready;
-    bool answered_early = false;
+    bool answered_early = false, saw_warming_up = false;
     auto run_list_reply = [&]() -> std::optional<json::object> {
         try {
             RpcClient c(env.socket);
@@ -141,12 +141,14 @@ TEST(FunctionalSystemd, ReadyOnlyOnceLeftoversAreReconciledAndTheSocketAnswersTh
             const json::value* error = reply->if_contains("error");
             bool warming_up = error && error->as_object().at("code") == json::value(-32011);
             answered_early = answered_early || !warming_up;
+            saw_warming_up = saw_warming_up || warming_up;
         }
     }
     auto ready_after = SteadyClock::now() - started;
     ASSERT_FALSE(ready.empty()) << ReadFile(env.dir + "/err");
     EXPECT_TRUE(Answers(env.socket)) << "READY=1 came before the socket answered";
     EXPECT_FALSE(answered_early) << "run.list was answered before the leftovers were reconciled";
+    EXPECT_TRUE(saw_warming_up) << "the socket did not answer WARMING_UP while reconciling";
     EXPECT_GE(ready_after, 1400ms) << "READY=1 before the leftover server was stopped";
     EXPECT_FALSE(ProcessAlive(leftover)) << "the leftover server was not stopped before READY=1";
     EXPECT_TRUE(before_ready.empty()) << before_ready.front();
