@@ -1,6 +1,7 @@
 #include "bench/scenarios.h"
 
 #include "bench/floor_client.h"
+#include "bench/top_probe.h"
 #include "common/rpc_client.h"
 #include "daemon/store.h"
 
@@ -13,6 +14,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -591,25 +593,32 @@ void ScenarioLoopsAndIdle(World& world, const Options& o, Report& report)
     struct Measured {
         double wall_s, ralphd_peak_mb, ralphd_cpu_s, server_peak_mb, server_cpu_s;
         int servers;  ///< opencode servers ralphd ran while the runs were under way
+        double top_cpu_fraction{-1};  ///< `ralph top`'s CPU over the window, of one core (-1: no top)
     };
-    auto measure = [&](std::size_t count) {
+    auto measure = [&](std::size_t count, bool with_top) {
+        // `ralph top` watches the runs from a terminal of its own (tmux), as a person would.
+        std::unique_ptr<TopProbe> top;
+        if (with_top) top = std::make_unique<TopProbe>(world.bin().ralph, ralphd.env());
+        if (top && top->pid() == 0) throw std::runtime_error("ralph top did not start in tmux");
         ResetPeakRss(ralphd.pid());
         Sampler server_rss(server_pid, milliseconds(100));
         double cpu0 = CpuSeconds(ralphd.pid()), server_cpu0 = CpuSeconds(server_pid);
+        double top_cpu0 = top ? CpuSeconds(top->pid()) : 0, top_t0 = NowSeconds();
         int64_t t0 = UnixMillis();
         std::vector<int64_t> ids = start_runs(count);
         int servers = CountServersOf(ralphd.pid());
         int64_t end = WaitRunsEnd(ralphd, ids, std::chrono::seconds(600));
         double cpu1 = CpuSeconds(ralphd.pid()), server_cpu1 = CpuSeconds(server_pid);
+        double top_fraction = top ? (CpuSeconds(top->pid()) - top_cpu0) / (NowSeconds() - top_t0) : -1;
         server_rss.Stop();
         check_runs(ids);
         return Measured{static_cast<double>(end - t0) / 1000, Mb(StatusKb(ralphd.pid(), "VmHWM")), cpu1 - cpu0,
-                        Mb(server_rss.max_kb()), server_cpu1 - server_cpu0, servers};
+                        Mb(server_rss.max_kb()), server_cpu1 - server_cpu0, servers, top_fraction};
     };
     Progress("1 run x " + std::to_string(o.loop_iterations));
-    Measured one = measure(1);
+    Measured one = measure(1, false);
     Progress(std::to_string(o.loops) + " runs x " + std::to_string(o.loop_iterations) + " at once");
-    Measured many = measure(tasks.size());
+    Measured many = measure(tasks.size(), true);
 
     // What one server per run would cost: a fresh idle server, measured, times the runs.
     Progress("one idle opencode server, for comparison");
@@ -637,6 +646,9 @@ void ScenarioLoopsAndIdle(World& world, const Options& o, Report& report)
                 Single(many.ralphd_cpu_s), false, {}, ""});
     report.Add({"loops.ralphd_cpu_per_iteration_ms", S4, "`ralphd` CPU per iteration, " + std::to_string(o.loops) + " runs",
                 "ms", Single(many.ralphd_cpu_s * 1000 / iters), false, {}, ""});
+    report.Add({"loops.top_cpu_percent", S4,
+                "`ralph top` CPU while the " + std::to_string(o.loops) + " runs go (in tmux, 80x24), of one core", "%",
+                Single(many.top_cpu_fraction * 100), false, AtMost(1, "≤ 1 %"), ""});
     report.Add({"loops.server_cpu_one_s", S4, "the opencode server's CPU, 1 run", "s", Single(one.server_cpu_s), false, {},
                 ""});
     report.Add({"loops.server_cpu_many_s", S4, "the opencode server's CPU, " + std::to_string(o.loops) + " runs", "s",

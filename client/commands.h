@@ -29,6 +29,7 @@ struct Command {
     int (*run)(Client& client, const std::vector<std::string>& args);
     bool starts_daemon{true};  ///< false: never autostart ralphd for this command
     std::vector<CommandOption> options{};
+    const char* more_help = nullptr;  ///< printed at the end of `ralph COMMAND --help` (top's keys)
 };
 
 const std::vector<Command>& DaemonCommands();
@@ -37,6 +38,7 @@ const std::vector<Command>& RunCommands();
 const std::vector<Command>& AttachCommands();
 const std::vector<Command>& ImportCommands();
 const std::vector<Command>& CompletionCommands();
+const std::vector<Command>& TopCommands();
 
 /// A task-or-run argument: digits are a run id, anything else a task reference.
 boost::json::value RunRef(const std::string& arg);

@@ -44,6 +44,7 @@ static void PrintCommandHelp(std::ostream& out, const Command& command)
     out << "Usage: ralph " << command.name << (command.usage[0] ? " " : "") << command.usage << "\n\n"
         << command.summary << "\n";
     if (std::string options = OptionsHelp(command); !options.empty()) out << "\nOptions:\n" << options;
+    if (command.more_help) out << "\n" << command.more_help;
     out << "\nThe global options --socket PATH, --json and --no-autostart work here too (ralph --help).\n";
 }
 

@@ -177,7 +177,7 @@ void LoopEngine::Event(int64_t run_id, int iteration, const std::string& kind, j
     } catch (const StoreError& e) {
         Log(LogLevel::Error) << "run " << run_id << ": cannot record event " << kind << ": " << e.what();
     }
-    activity_.Notify();
+    activity_.Notify(run_id);
 }
 
 void LoopEngine::Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message)

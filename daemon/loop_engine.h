@@ -5,6 +5,7 @@
 #include "daemon/config.h"
 #include "daemon/event_hub.h"
 #include "daemon/notifier.h"
+#include "daemon/run_activity.h"
 #include "daemon/store.h"
 #include "daemon/task.h"
 
@@ -44,8 +45,8 @@ public:
 
     /// Appends an event to a run's log and wakes followers.
     void Event(int64_t run_id, int iteration, const std::string& kind, boost::json::object data);
-    /// Woken whenever any run gets an event or ends; followers re-check their run.
-    Notifier& activity() { return activity_; }
+    /// Woken whenever a run gets an event or ends, per run or for any run; followers re-check.
+    RunActivity& activity() { return activity_; }
 
     EventHub& hub() { return hub_; }
 
@@ -70,7 +71,7 @@ private:
     Daemon& daemon_;
     RunStore& store_;
     EventHub hub_;
-    Notifier activity_;
+    RunActivity activity_;
     std::map<int64_t, std::shared_ptr<ActiveRun>> active_;
     bool shutting_down_{false};
     std::chrono::steady_clock::time_point last_busy_{std::chrono::steady_clock::now()};

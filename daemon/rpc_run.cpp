@@ -12,6 +12,9 @@
 #include "daemon/store.h"
 #include "daemon/task.h"
 
+#include <map>
+#include <set>
+
 namespace ralph {
 
 namespace {
@@ -118,9 +121,54 @@ asio::awaitable<json::value> Stop(CallContext& ctx, const json::object& params)
     co_return out;
 }
 
+bool IsActive(const std::string& status) { return status == "running" || status == "queued" || status == "paused"; }
+
+/// run.events without `run`: every run's events and state changes, as `run.event {run, event}`
+/// notifications, until the caller goes or ralphd stops (SPEC §12, for `ralph top`).
+asio::awaitable<json::value> FollowAllRuns(CallContext& ctx, const json::object& params)
+{
+    Daemon& d = ctx.daemon;
+    int64_t after = ParamInt(params, "after").value_or(d.store().LastEventId());
+    std::map<int64_t, json::object> last_state;  // per run: the state last sent; dropped once it ended
+    auto send_state = [&](const RunRow& run) -> asio::awaitable<void> {
+        json::object state = StateEvent(RunJson(run, d.supervisor().Live()));
+        json::object& last = last_state[run.id];
+        if (state != last) {
+            last = state;
+            state["at"] = NowMillis();
+            co_await ctx.notify(jsonrpc::MakeNotification("run.event", Obj("run", run.id, "event", std::move(state))));
+        }
+        if (!IsActive(run.status)) last_state.erase(run.id);
+    };
+    for (const RunRow& run : d.store().RunningRuns()) co_await send_state(run);
+    for (;;) {
+        std::set<int64_t> touched;
+        for (;;) {
+            auto page = d.store().EventsOfAllRuns(after, 500);
+            for (const RunEvent& e : page) {
+                after = e.id;
+                touched.insert(e.run_id);
+                co_await ctx.notify(jsonrpc::MakeNotification("run.event", Obj("run", e.run_id, "event", EventJson(e))));
+            }
+            if (page.size() < 500) break;
+        }
+        // A run's state changes with its events; runs still active are looked at again after a
+        // quiet wait too, for what changes without an event.
+        for (const auto& [id, state] : last_state) touched.insert(id);
+        for (int64_t id : touched)
+            if (auto run = d.store().GetRun(id)) co_await send_state(*run);
+        if (d.shutting_down()) co_return Obj("last_id", after, "daemon_stopping", true);
+        co_await d.loops().activity().WaitFor(std::chrono::seconds(30));
+    }
+}
+
 asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
+    if (auto* ref = params.if_contains("run"); !ref || ref->is_null()) {
+        if (params.contains("iteration")) throw RpcError(kInvalidParams, "invalid params: 'iteration' needs 'run'");
+        co_return co_await FollowAllRuns(ctx, params);
+    }
     RunRow run = ResolveRun(d, params.at("run"), ParamString(params, "cwd"));
     int64_t after = ParamInt(params, "after").value_or(0);
     auto iteration = ParamInt(params, "iteration");
@@ -168,7 +216,7 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
             co_return Obj("run", RunJson(now, d.supervisor().Live()), "last_id", after, "daemon_stopping",
                           d.shutting_down());
         }
-        co_await d.loops().activity().WaitFor(std::chrono::seconds(30));
+        co_await d.loops().activity().WaitFor(run.id, std::chrono::seconds(30));
     }
 }
 
@@ -212,16 +260,21 @@ const std::vector<RpcMethod>& RunMethods()
            {"cwd", ParamType::String, false, "", "resolves a task reference"}},
           "the run with `stopping` (false when it was not running) and `message`"},
          Stop},
-        {{"run.events", "A run's event log; with `follow`, `run.event` notifications until the run ends, then the response.",
-          {{"run", ParamType::StringOrInteger, true, "", "run id or task reference"},
-           {"after", ParamType::Integer, false, "0", "only events with a larger id"},
+        {{"run.events", "A run's event log; with `follow`, `run.event` notifications until the run ends, then the response. "
+                        "Without `run`: every run's events and state changes as notifications, until the caller goes "
+                        "or ralphd stops (`follow` implied).",
+          {{"run", ParamType::StringOrInteger, false, "", "run id or task reference; absent: every run"},
+           {"after", ParamType::Integer, false, "0", "only events with a larger id (ids grow across runs); without "
+                                                     "`run` the default is the latest event's id: only new events"},
            {"iteration", ParamType::Integer, false, "", "only this iteration's events"},
            {"follow", ParamType::Boolean, false, "false", "stream until the run ends"},
            {"cwd", ParamType::String, false, "", "resolves a task reference"}},
           "`{run, events: [{id, at, iteration, kind, data}], last_id}` (with follow: `{run, last_id}` after the "
           "notifications `{run, event}`); kinds: run.start, iteration.start, text, tool, note, error, iteration.end, run.end; "
           "with follow also `{kind: \"state\", at, status, reason, iteration, tokens, cost, ...}` (no id) when the run's "
-          "state changes. An `iteration` outside 1 to the run's current one: -32602 naming the range"},
+          "state changes (without `run`: first for every active run). Without `run` the response comes only when "
+          "ralphd stops: `{last_id, daemon_stopping}`. An `iteration` outside 1 to the run's current one: -32602 "
+          "naming the range"},
          Events},
     };
     return methods;

@@ -438,6 +438,30 @@ std::vector<RunEvent> RunStore::Events(int64_t run_id, int64_t after, int limit)
     return out;
 }
 
+std::vector<RunEvent> RunStore::EventsOfAllRuns(int64_t after, int limit)
+{
+    Stmt s(*this, "SELECT id, run_id, at, iteration, kind, data FROM run_events WHERE id > ? ORDER BY id LIMIT ?");
+    s.Bind(after).Bind(limit);
+    std::vector<RunEvent> out;
+    while (s.Step()) {
+        RunEvent e;
+        e.id = s.Int(0);
+        e.run_id = s.Int(1);
+        e.at = s.Int(2);
+        e.iteration = static_cast<int>(s.Int(3));
+        e.kind = s.Text(4);
+        e.data = s.Text(5);
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+int64_t RunStore::LastEventId()
+{
+    Stmt s(*this, "SELECT COALESCE(MAX(id), 0) FROM run_events");
+    return s.Step() ? s.Int(0) : 0;
+}
+
 void RunStore::RecordServerEvent(const std::string& event, int pid, int port, const std::string& detail, int64_t at)
 {
     sqlite::Transaction tx(db_);

@@ -138,6 +138,10 @@ public:
     /// kKeptEventsLimit events are only counted, and a `note` event says how many were lost.
     int64_t AppendEvent(int64_t run_id, int iteration, const std::string& kind, const std::string& data, int64_t at);
     std::vector<RunEvent> Events(int64_t run_id, int64_t after, int limit);
+    /// Events of every run with an id above `after`, in id order (ids grow across runs).
+    std::vector<RunEvent> EventsOfAllRuns(int64_t after, int limit);
+    /// The largest event id written so far (0 when there is none).
+    int64_t LastEventId();
     /// Writes the events kept in memory (never waiting for a lock); returns how many it wrote.
     std::size_t FlushKeptEvents();
     std::size_t kept_events() const { return kept_.size(); }

@@ -1,0 +1,228 @@
+// ralph top end to end, in a terminal: tmux (a server of its own per test, `-L`) runs a shell in
+// an 80x24 window; the test types `ralph top`, reads the screen with capture-pane, and drives it
+// with send-keys. The real ralphd, ralph and opencode 1.18.33, and the scripted model.
+#include "tests/harness.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <unistd.h>
+
+namespace ralph::test {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+std::string ShellQuote(const std::string& s)
+{
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+/// A tmux server of this test's own with one window running an interactive shell in the test's
+/// environment; killed (only it) at the end.
+class Terminal {
+public:
+    explicit Terminal(E2EEnv& env) : env_(env)
+    {
+        static std::atomic<int> n{0};
+        socket_ = "ralph-top-test-" + std::to_string(getpid()) + "-" + std::to_string(n++);
+        std::string script = env.dir + "/top-shell.sh";
+        std::string text;
+        for (const auto& [k, v] : env.env)
+            text += v.empty() ? "unset " + k + "\n" : "export " + k + "=" + ShellQuote(v) + "\n";
+        text += "export LANG=C.UTF-8 PS1='top-test$ '\nexec sh -i\n";
+        WriteFile(script, text);
+        auto r = Tmux({"-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "80", "-y", "24", "sh", script});
+        EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+        started_ = r.exit_code == 0;
+    }
+    ~Terminal() { Tmux({"kill-server"}); }
+    Terminal(const Terminal&) = delete;
+    Terminal& operator=(const Terminal&) = delete;
+
+    CommandResult Tmux(std::vector<std::string> args)
+    {
+        args.insert(args.begin(), {"tmux", "-L", socket_});
+        return RunProgram(args, {{"TMUX", ""}, {"TERM", "xterm"}}, "", 30s);
+    }
+    std::string Screen() { return Tmux({"capture-pane", "-p", "-t", "top"}).out; }
+    /// The screen's lines (tmux leaves trailing blanks out).
+    std::vector<std::string> Lines()
+    {
+        std::vector<std::string> lines;
+        std::string s = Screen();
+        for (std::size_t start = 0; start < s.size();) {
+            auto nl = s.find('\n', start);
+            lines.push_back(s.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
+            if (nl == std::string::npos) break;
+            start = nl + 1;
+        }
+        return lines;
+    }
+    void Keys(const std::vector<std::string>& keys)
+    {
+        std::vector<std::string> args = {"send-keys", "-t", "top"};
+        args.insert(args.end(), keys.begin(), keys.end());
+        Tmux(args);
+    }
+    void Type(const std::string& line) { Tmux({"send-keys", "-t", "top", "-l", line}), Keys({"Enter"}); }
+    bool WaitScreen(const std::function<bool(const std::string&)>& cond, std::chrono::seconds timeout = 60s)
+    {
+        return WaitFor([&] { return cond(Screen()); }, timeout);
+    }
+    bool WaitText(const std::string& text, std::chrono::seconds timeout = 60s)
+    {
+        return WaitScreen([&](const std::string& s) { return s.find(text) != std::string::npos; }, timeout);
+    }
+    bool AlternateScreen() { return Tmux({"display-message", "-p", "-t", "top", "#{alternate_on}"}).out.rfind("1", 0) == 0; }
+    bool started() const { return started_; }
+
+    /// Starts `ralph top` and waits for its table.
+    bool StartTop()
+    {
+        Type(std::string(RALPH_PATH) + " top");
+        return WaitText("LAST ACTIVITY");
+    }
+    /// After top has quit: the prompt is back on the normal screen; returns top's exit code.
+    int ExitCodeAfterQuit()
+    {
+        if (!WaitFor([&] { return !AlternateScreen(); }, 30s)) return -1;
+        Type("echo \"top-exit=$?\"");
+        // The answer's line, not the typed command's (which has a quote before it).
+        if (!WaitText("\ntop-exit=", 30s)) return -1;
+        std::string s = Screen();
+        auto at = s.rfind("\ntop-exit=") + 1;
+        return std::atoi(s.c_str() + at + 9);
+    }
+
+private:
+    E2EEnv& env_;
+    std::string socket_;
+    bool started_{false};
+};
+
+TEST(E2ETop, ShowsARunGoingThroughItsIterationsAndEnding)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "watched", "SLOW:1500 TEXTONLY\n");
+    Terminal term(env);
+    ASSERT_TRUE(term.started());
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    json::value run = env.RalphJson({"run", "watched", "-n", "3"}, project);
+    std::string id = std::to_string(run.at("id").as_int64());
+    // Its row appears running, goes through its iterations, and ends; its log is below, live.
+    ASSERT_TRUE(term.WaitScreen([](const std::string& s) { return s.find("watched") != std::string::npos &&
+                                                                  s.find("running") != std::string::npos; }))
+        << term.Screen();
+    ASSERT_TRUE(term.WaitText("2/3", 120s)) << term.Screen();
+    ASSERT_TRUE(term.WaitText("stopped", 120s)) << term.Screen();
+    std::string screen = term.Screen();
+    EXPECT_NE(screen.find("3/3"), std::string::npos) << screen;
+    EXPECT_NE(screen.find("-- run " + id + " log"), std::string::npos) << screen;
+    EXPECT_NE(screen.find("iteration started"), std::string::npos) << screen;
+    EXPECT_NE(screen.find("run stopped (max_iterations)"), std::string::npos) << screen;
+    EXPECT_NE(screen.find("server: running"), std::string::npos) << screen;
+    // Enter: the whole log; q: back to the table.
+    term.Keys({"Enter"});
+    ASSERT_TRUE(term.WaitText("whole log")) << term.Screen();
+    term.Keys({"q"});
+    ASSERT_TRUE(term.WaitText("LAST ACTIVITY")) << term.Screen();
+    term.Keys({"q"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+}
+
+TEST(E2ETop, SStopsTheSelectedRun)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "endless", "SLOW:2000 TEXTONLY\n");
+    json::value run = env.RalphJson({"run", "endless", "-n", "100"}, project);
+    int64_t id = run.at("id").as_int64();
+    Terminal term(env);
+    ASSERT_TRUE(term.started());
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    ASSERT_TRUE(term.WaitText("/100", 120s)) << term.Screen();
+    term.Keys({"s"});
+    ASSERT_TRUE(term.WaitText("will stop after its iteration")) << term.Screen();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            json::value status = env.RalphJson({"status", "--json"});
+            for (const auto& r : status.at("runs").as_array())
+                if (r.at("id").as_int64() == id) return r.at("status") == "stopped" && r.at("reason") == "user";
+            return false;
+        },
+        120s));
+    ASSERT_TRUE(term.WaitText("stopped")) << term.Screen();
+    // p needs run.pause: without it top says so instead of pretending; with it, a stopped run
+    // cannot be paused, and top says what ralphd answered.
+    term.Keys({"p"});
+    EXPECT_TRUE(term.WaitScreen([](const std::string& s) {
+        return s.find("pause needs ralphd support: not in this version") != std::string::npos ||
+               s.find("pause: ") != std::string::npos;
+    })) << term.Screen();
+    term.Keys({"q"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+}
+
+TEST(E2ETop, AResizeRedraws)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    Terminal term(env);
+    ASSERT_TRUE(term.started());
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    auto keys_on_line = [&](std::size_t n) {
+        auto lines = term.Lines();
+        return lines.size() >= n && lines[n - 1].find("j/k select") != std::string::npos;
+    };
+    ASSERT_TRUE(WaitFor([&] { return keys_on_line(24); }, 30s)) << term.Screen();
+    term.Tmux({"resize-window", "-t", "top", "-x", "120", "-y", "40"});
+    ASSERT_TRUE(WaitFor([&] { return keys_on_line(40); }, 30s)) << term.Screen();
+    term.Tmux({"resize-window", "-t", "top", "-x", "80", "-y", "24"});
+    ASSERT_TRUE(WaitFor([&] { return keys_on_line(24); }, 30s)) << term.Screen();
+    term.Keys({"q"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+}
+
+TEST(E2ETop, QAndCtrlCLeaveACleanTerminal)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    Terminal term(env);
+    ASSERT_TRUE(term.started());
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    EXPECT_TRUE(term.AlternateScreen());
+    term.Keys({"q"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+    EXPECT_EQ(term.Screen().find("LAST ACTIVITY"), std::string::npos) << term.Screen();
+
+    term.Type("clear");
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    term.Keys({"C-c"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 130) << term.Screen();
+    EXPECT_EQ(term.Screen().find("LAST ACTIVITY"), std::string::npos) << term.Screen();
+    // The terminal still echoes what is typed (curses' modes were undone).
+    term.Type("echo typed-back");
+    EXPECT_TRUE(term.WaitText("\ntyped-back\n")) << term.Screen();
+}
+
+TEST(E2ETop, NotOnATerminalItSaysSo)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    auto r = env.Ralph({"top"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("needs a terminal"), std::string::npos) << r.err;
+    auto help = env.Ralph({"top", "--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("S                stop it now"), std::string::npos) << help.out;
+}
+
+}  // namespace
+}  // namespace ralph::test
