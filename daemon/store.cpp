@@ -440,7 +440,7 @@ std::vector<RunEvent> RunStore::Events(int64_t run_id, int64_t after, int limit)
 
 std::vector<RunEvent> RunStore::EventsOfAllRuns(int64_t after, int limit)
 {
-    Stmt s(*this, "SELECT id, run_id, at, iteration, kind, data FROM run_events WHERE id > ? ORDER BY id LIMIT ?");
+    auto s = db_.Cached("SELECT id, run_id, at, iteration, kind, data FROM run_events WHERE id > ? ORDER BY id LIMIT ?");
     s.Bind(after).Bind(limit);
     std::vector<RunEvent> out;
     while (s.Step()) {
@@ -458,7 +458,7 @@ std::vector<RunEvent> RunStore::EventsOfAllRuns(int64_t after, int limit)
 
 int64_t RunStore::LastEventId()
 {
-    Stmt s(*this, "SELECT COALESCE(MAX(id), 0) FROM run_events");
+    auto s = db_.Cached("SELECT COALESCE(MAX(id), 0) FROM run_events");
     return s.Step() ? s.Int(0) : 0;
 }
 
