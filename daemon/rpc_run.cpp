@@ -142,6 +142,7 @@ asio::awaitable<json::value> FollowAllRuns(CallContext& ctx, const json::object&
     };
     for (const RunRow& run : d.store().RunningRuns()) co_await send_state(run);
     for (;;) {
+        const uint64_t seen = d.loops().activity().count();
         std::set<int64_t> touched;
         for (;;) {
             auto page = d.store().EventsOfAllRuns(after, 500);
@@ -158,7 +159,7 @@ asio::awaitable<json::value> FollowAllRuns(CallContext& ctx, const json::object&
         for (int64_t id : touched)
             if (auto run = d.store().GetRun(id)) co_await send_state(*run);
         if (d.shutting_down()) co_return Obj("last_id", after, "daemon_stopping", true);
-        co_await d.loops().activity().WaitFor(std::chrono::seconds(30));
+        if (d.loops().activity().count() == seen) co_await d.loops().activity().WaitFor(std::chrono::seconds(30));
     }
 }
 
@@ -199,6 +200,7 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
     // that led to it (SPEC §12).
     json::object last_state;
     for (;;) {
+        const uint64_t seen = d.loops().activity().count();
         auto page = d.store().Events(run.id, after, 500);
         for (const RunEvent& e : page) {
             after = e.id;
@@ -216,7 +218,7 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
             co_return Obj("run", RunJson(now, d.supervisor().Live()), "last_id", after, "daemon_stopping",
                           d.shutting_down());
         }
-        co_await d.loops().activity().WaitFor(run.id, std::chrono::seconds(30));
+        if (d.loops().activity().count() == seen) co_await d.loops().activity().WaitFor(run.id, std::chrono::seconds(30));
     }
 }
 

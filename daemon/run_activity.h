@@ -22,6 +22,7 @@ public:
     /// Wakes every waiter: those of every run and those of each run (shutdown, a loop's end).
     void Notify()
     {
+        ++count_;
         Notifier::Notify();
         for (auto& [run, waiters] : runs_)
             for (auto* t : waiters) t->cancel();
@@ -30,6 +31,7 @@ public:
     /// Run `run_id` has news: wakes its own waiters and the waiters for any run.
     void Notify(int64_t run_id)
     {
+        ++count_;
         Notifier::Notify();
         if (auto it = runs_.find(run_id); it != runs_.end())
             for (auto* t : it->second) t->cancel();
@@ -49,6 +51,11 @@ public:
         if (entry->second.empty()) runs_.erase(entry);
     }
 
+    /// How many notifications there have been. A follower reads it before it looks at the store
+    /// and waits only when it has not moved since: news that came while it was busy sending (and
+    /// so not waiting) is not lost until the wait's timeout.
+    uint64_t count() const { return count_; }
+
     /// How many runs have a waiter of their own (for tests).
     std::size_t runs_waited_on() const { return runs_.size(); }
 
@@ -56,6 +63,7 @@ private:
     boost::asio::any_io_executor executor_;
     Clock& clock_;
     std::map<int64_t, std::list<boost::asio::steady_timer*>> runs_;
+    uint64_t count_{0};
 };
 
 }  // namespace ralph
