@@ -13,10 +13,22 @@
 
 namespace ralph {
 
+/// Failures of a request to the opencode server (daemon/opencode_client.h). They are no codes of
+/// the socket API: RpcErrorOf turns them into SERVER_UNAVAILABLE.
+enum UpstreamCode : int {
+    kUpstreamUnreachable = -33001,  ///< no connection (refused, reset, bad address)
+    kUpstreamTimeout = -33002,      ///< no answer within the request's deadline
+    kUpstreamHttpError = -33003,    ///< an answer other than 2xx; http_status() says which
+    kUpstreamBadReply = -33004,     ///< a 2xx answer that is not what the endpoint promises
+};
+inline bool IsUpstreamCode(int code) { return code <= kUpstreamUnreachable && code > kUpstreamUnreachable - 100; }
+
 class [[nodiscard]] Status {
 public:
     Status() = default;  ///< success
     Status(int code, std::string message) : code_(code), message_(std::move(message)) { assert(code != 0); }
+    /// A failure that came with an HTTP status (kUpstreamHttpError, kUpstreamBadReply).
+    Status(int code, std::string message, int http_status) : Status(code, std::move(message)) { http_status_ = http_status; }
 
     static Status Ok() { return {}; }
     bool ok() const { return code_ == 0; }
@@ -25,10 +37,13 @@ public:
     int code() const { return code_; }
     /// What went wrong and what to do, ready for a user; empty when ok.
     const std::string& message() const { return message_; }
+    /// The HTTP status of an upstream answer that failed; 0 when there was none.
+    int http_status() const { return http_status_; }
 
 private:
     int code_{0};
     std::string message_;
+    int http_status_{0};
 };
 
 /// A value or the Status that says why there is none.
@@ -54,7 +69,11 @@ private:
 };
 
 /// The one mapping from a Status to a JSON-RPC error, for handlers.
-inline RpcError RpcErrorOf(const Status& s) { return RpcError(s.code() ? s.code() : kInternalError, s.message()); }
+inline RpcError RpcErrorOf(const Status& s)
+{
+    if (IsUpstreamCode(s.code())) return RpcError(kServerUnavailable, s.message());
+    return RpcError(s.code() ? s.code() : kInternalError, s.message());
+}
 inline void ThrowIfError(const Status& s)
 {
     if (!s.ok()) throw RpcErrorOf(s);

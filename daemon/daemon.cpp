@@ -4,6 +4,7 @@
 #include "common/paths.h"
 #include "common/rpc_client.h"
 #include "daemon/loop_engine.h"
+#include "daemon/opencode_client.h"
 #include "daemon/sd_notify.h"
 #include "daemon/server_supervisor.h"
 #include "daemon/socket_server.h"
@@ -28,7 +29,10 @@
 
 namespace ralph {
 
-Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
+Daemon::Daemon(DaemonOptions options)
+    : options_(std::move(options)), opencode_clients_(HttpOpencodeClients(io_.get_executor()))
+{
+}
 
 Daemon::~Daemon()
 {
@@ -208,7 +212,10 @@ int Daemon::Open()
 
     supervisor_ = std::make_unique<ServerSupervisor>(io_, config_.server, *store_, options_.state_dir, SupervisorHooks{},
                                                      SystemClock());
-    loops_ = std::make_unique<LoopEngine>(*this);
+    // server.idle_stop applies to a managed server only.
+    const Millis idle_stop = config_.server.mode == "managed" ? config_.server.idle_stop : Millis(0);
+    loops_ = std::make_unique<LoopEngine>(io_, *store_, *supervisor_, config_.run, SystemClock(), opencode_clients_,
+                                          idle_stop);
     store_guard_ = std::make_unique<StoreGuard>(io_, *store_, [this] { loops_->activity().Notify(); });
 
     SocketServerOptions socket_options;

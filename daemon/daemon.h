@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +24,10 @@ class SocketServer;
 class ServerSupervisor;
 class LoopEngine;
 class SdWatchdog;
+class OpencodeClient;
+struct ServerEndpoint;
+/// As in daemon/opencode_client.h (not included here: rpc_server.cpp has a handler named Status).
+using OpencodeClientFactory = std::function<std::unique_ptr<OpencodeClient>(const ServerEndpoint&)>;
 
 struct DaemonOptions {
     std::string socket_path;
@@ -63,6 +68,8 @@ public:
     RunStore& store() { return *store_; }
     ServerSupervisor& supervisor() { return *supervisor_; }
     LoopEngine& loops() { return *loops_; }
+    /// Makes the opencode client of a server endpoint (handlers, the loop engine, the event hub).
+    const OpencodeClientFactory& opencode_clients() const { return opencode_clients_; }
     const DaemonOptions& options() const { return options_; }
     const RpcTable& table() const { return table_; }
     std::string database_path() const;
@@ -85,6 +92,7 @@ private:
     std::unique_ptr<RunStore> store_;
     std::unique_ptr<StoreGuard> store_guard_;  ///< the database put back when deleted; events kept while unwritable
     std::unique_ptr<ServerSupervisor> supervisor_;
+    OpencodeClientFactory opencode_clients_;
     std::unique_ptr<LoopEngine> loops_;
     std::unique_ptr<SocketServer> socket_;
     std::unique_ptr<SdWatchdog> watchdog_;  ///< systemd's watchdog, fed while serving

@@ -1,18 +1,20 @@
 #include "daemon/event_hub.h"
 
 #include "common/log.h"
-#include "daemon/server_supervisor.h"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 namespace ralph {
 
 namespace json = boost::json;
 namespace asio = boost::asio;
 
-EventHub::EventHub(asio::io_context& io, ServerSupervisor& supervisor)
-    : io_(io), supervisor_(supervisor), state_changed_(io.get_executor())
+EventHub::EventHub(asio::io_context& io, ServerAccess& server, OpencodeClientFactory clients)
+    : io_(io), server_access_(server), clients_(std::move(clients)), state_changed_(io.get_executor())
 {
 }
 
@@ -33,7 +35,7 @@ void EventHub::Remove(Watch* watch)
 
 void EventHub::Close()
 {
-    if (stream_) stream_->Close();
+    if (stream_) stream_->events->Close();
     stream_.reset();
     connected_ = false;
     state_changed_.Notify();
@@ -44,7 +46,9 @@ asio::awaitable<bool> EventHub::Connect(const ServerEndpoint& server, std::chron
     if (stream_ && (server_.port != server.port || server_.password != server.password)) Close();
     if (!stream_) {
         server_ = server;
-        stream_ = std::make_shared<EventStream>(io_.get_executor());
+        stream_ = std::make_shared<Stream>();
+        stream_->client = clients_(server);
+        stream_->events = stream_->client->Events();
         asio::co_spawn(io_, RunStream(stream_, server), asio::detached);
     }
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -53,7 +57,7 @@ asio::awaitable<bool> EventHub::Connect(const ServerEndpoint& server, std::chron
     co_return connected_;
 }
 
-asio::awaitable<void> EventHub::RunStream(std::shared_ptr<EventStream> stream, ServerEndpoint server)
+asio::awaitable<void> EventHub::RunStream(std::shared_ptr<Stream> stream, ServerEndpoint server)
 {
     try {
         co_await ReadStream(stream, server);
@@ -63,12 +67,12 @@ asio::awaitable<void> EventHub::RunStream(std::shared_ptr<EventStream> stream, S
     if (stream_ == stream) Close();
 }
 
-asio::awaitable<void> EventHub::ReadStream(std::shared_ptr<EventStream> stream, ServerEndpoint server)
+asio::awaitable<void> EventHub::ReadStream(std::shared_ptr<Stream> stream, ServerEndpoint server)
 {
     bool first = true;
     while (stream_ == stream) {
-        auto ec = co_await stream->Run(
-            server, "/global/event", std::chrono::seconds(35),
+        Status ended = co_await stream->events->Run(
+            std::chrono::seconds(35),
             [&] {
                 connected_ = true;
                 if (!first) {
@@ -85,20 +89,20 @@ asio::awaitable<void> EventHub::ReadStream(std::shared_ptr<EventStream> stream, 
         if (stream_ != stream) break;
         connected_ = false;
         state_changed_.Notify();
-        Log(LogLevel::Debug) << "event stream of " << server.url() << " ended: " << ec.message();
+        Log(LogLevel::Debug) << "event stream of " << server.url() << " ended: " << (ended.ok() ? "end of stream" : ended.message());
         for (auto& [sid, w] : watches_) {
             w->resync = true;
             w->notifier.Notify();
         }
         // Reconnect while the server is live at the same address; otherwise stop until asked again.
-        auto live = supervisor_.Live();
+        auto live = server_access_.Live();
         if (!live || live->port != server.port || live->password != server.password) {
             if (stream_ == stream) stream_.reset();
             break;
         }
         asio::steady_timer pause(io_, std::chrono::milliseconds(200));
         co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-        *stream = EventStream(io_.get_executor());
+        stream->events = stream->client->Events();
     }
 }
 

@@ -5,7 +5,8 @@
 #pragma once
 
 #include "daemon/notifier.h"
-#include "daemon/opencode_http.h"
+#include "daemon/opencode_client.h"
+#include "daemon/server_access.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,8 +19,6 @@
 
 namespace ralph {
 
-class ServerSupervisor;
-
 class EventHub {
 public:
     /// What an iteration sees of its session: queued event payloads ({type, properties}).
@@ -31,7 +30,12 @@ public:
         Notifier notifier;
     };
 
-    EventHub(boost::asio::io_context& io, ServerSupervisor& supervisor);
+    /// `server` says whether the server is still live when the stream breaks; `clients` opens it.
+    EventHub(boost::asio::io_context& io, ServerAccess& server, OpencodeClientFactory clients);
+    EventHub(boost::asio::io_context& io, ServerAccess& server)
+        : EventHub(io, server, HttpOpencodeClients(io.get_executor()))
+    {
+    }
     ~EventHub();
 
     void Add(Watch* watch);
@@ -51,12 +55,18 @@ public:
     void Dispatch(const boost::json::value& event);
 
 private:
-    boost::asio::awaitable<void> RunStream(std::shared_ptr<EventStream> stream, ServerEndpoint server);
-    boost::asio::awaitable<void> ReadStream(std::shared_ptr<EventStream> stream, ServerEndpoint server);
+    /// One connection's stream; its identity tells a stale reader that it was replaced.
+    struct Stream {
+        std::unique_ptr<OpencodeClient> client;
+        std::unique_ptr<OpencodeEventStream> events;
+    };
+    boost::asio::awaitable<void> RunStream(std::shared_ptr<Stream> stream, ServerEndpoint server);
+    boost::asio::awaitable<void> ReadStream(std::shared_ptr<Stream> stream, ServerEndpoint server);
 
     boost::asio::io_context& io_;
-    ServerSupervisor& supervisor_;
-    std::shared_ptr<EventStream> stream_;
+    ServerAccess& server_access_;
+    OpencodeClientFactory clients_;
+    std::shared_ptr<Stream> stream_;
     ServerEndpoint server_;
     bool connected_{false};
     Notifier state_changed_;

@@ -3,9 +3,7 @@
 #include "common/errors.h"
 #include "common/json_util.h"
 #include "common/log.h"
-#include "daemon/daemon.h"
 #include "daemon/run_checks.h"
-#include "daemon/server_supervisor.h"
 #include "daemon/tool_result.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -18,12 +16,10 @@ namespace ralph {
 
 namespace json = boost::json;
 namespace asio = boost::asio;
-namespace http = boost::beast::http;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr auto kAbortGrace = std::chrono::seconds(15);
 
 bool IsDirectory(const std::string& path)
@@ -107,7 +103,7 @@ bool ContainsPromise(const std::string& text, const std::string& promise)
 }
 
 struct LoopEngine::ActiveRun {
-    explicit ActiveRun(asio::any_io_executor ex) : wake(std::move(ex)) {}
+    ActiveRun(asio::any_io_executor ex, Clock& clock) : wake(std::move(ex), clock) {}
     int64_t id{0};
     bool stop_now{false};
     bool server_lost{false};  ///< the server went away during the current iteration
@@ -135,32 +131,33 @@ struct LoopEngine::IterationResult {
     bool recorded{true};  ///< false when no iteration row was written (no session could be made)
 };
 
-LoopEngine::LoopEngine(Daemon& daemon)
-    : daemon_(daemon), store_(daemon.store()), hub_(daemon.io(), daemon.supervisor()),
-      activity_(daemon.io().get_executor())
+LoopEngine::LoopEngine(asio::io_context& io, RunStore& store, ServerAccess& server, const RunSettings& run_defaults,
+                       Clock& clock, OpencodeClientFactory clients, Millis idle_stop)
+    : io_(io), store_(store), server_(server), run_defaults_(run_defaults), clock_(clock), idle_stop_(idle_stop),
+      clients_(std::move(clients)), hub_(io, server, clients_), activity_(io.get_executor(), clock),
+      last_busy_(clock.Now())
 {
-    daemon.supervisor().Subscribe([this](ServerState s) { OnServerState(s); });
-    if (daemon.config().server.idle_stop.count() > 0 && daemon.config().server.mode == "managed")
-        asio::co_spawn(daemon.io(), StopIdleServer(), asio::detached);
+    server_.Subscribe([this](ServerState s) { OnServerState(s); });
+    if (idle_stop_.count() > 0) asio::co_spawn(io_, StopIdleServer(), asio::detached);
 }
 
 asio::awaitable<void> LoopEngine::StopIdleServer()
 {
     // server.idle_stop: the server is stopped once no run has been active for that long. Attach
     // and the next run start it again on demand.
-    const Millis idle_stop = daemon_.config().server.idle_stop;
+    const Millis idle_stop = idle_stop_;
     while (!shutting_down_) {
-        if (!active_.empty()) last_busy_ = SteadyClock::now();
-        auto idle_for = SteadyClock::now() - last_busy_;
-        if (active_.empty() && idle_for >= idle_stop && daemon_.supervisor().state() == ServerState::Running) {
+        if (!active_.empty()) last_busy_ = clock_.Now();
+        auto idle_for = clock_.Now() - last_busy_;
+        if (active_.empty() && idle_for >= idle_stop && server_.state() == ServerState::Running) {
             Log(LogLevel::Info) << "stopping the opencode server: no run for " << FormatDuration(idle_stop)
                                 << " (server.idle_stop)";
             try {
-                co_await daemon_.supervisor().Stop();
+                co_await server_.Stop();
             } catch (const std::exception& e) {
                 Log(LogLevel::Warning) << "idle stop: " << e.what();
             }
-            last_busy_ = SteadyClock::now();
+            last_busy_ = clock_.Now();
         }
         auto next = std::min<SteadyClock::duration>(std::max<SteadyClock::duration>(idle_stop - idle_for, std::chrono::milliseconds(100)),
                                               std::chrono::seconds(30));
@@ -249,7 +246,7 @@ bool LoopEngine::Stop(int64_t run_id, bool now)
 
 void LoopEngine::OnServerState(ServerState state)
 {
-    if ((state == ServerState::Running || state == ServerState::External) && daemon_.supervisor().Live()) {
+    if ((state == ServerState::Running || state == ServerState::External) && server_.Live()) {
         for (auto& [id, a] : active_) Wake(*a);
         return;
     }
@@ -281,10 +278,10 @@ void LoopEngine::ResumeLeftRuns()
 
 void LoopEngine::Spawn(int64_t run_id)
 {
-    auto active = std::make_shared<ActiveRun>(daemon_.io().get_executor());
+    auto active = std::make_shared<ActiveRun>(io_.get_executor(), clock_);
     active->id = run_id;
     active_[run_id] = active;
-    asio::co_spawn(daemon_.io(), Loop(active), asio::detached);
+    asio::co_spawn(io_, Loop(active), asio::detached);
 }
 
 asio::awaitable<void> LoopEngine::Shutdown()
@@ -299,15 +296,15 @@ asio::awaitable<void> LoopEngine::Shutdown()
             if (a->iterating) return true;
         return false;
     };
-    auto deadline = SteadyClock::now() + std::chrono::seconds(30);
-    while (iterating() && SteadyClock::now() < deadline) co_await activity_.WaitFor(std::chrono::milliseconds(50));
+    auto deadline = clock_.Now() + std::chrono::seconds(30);
+    while (iterating() && clock_.Now() < deadline) co_await activity_.WaitFor(std::chrono::milliseconds(50));
     hub_.Close();
 }
 
 asio::awaitable<void> LoopEngine::WaitStopped()
 {
-    auto deadline = SteadyClock::now() + std::chrono::seconds(10);
-    while (!active_.empty() && SteadyClock::now() < deadline) {
+    auto deadline = clock_.Now() + std::chrono::seconds(10);
+    while (!active_.empty() && clock_.Now() < deadline) {
         for (auto& [id, a] : active_) Wake(*a);
         co_await activity_.WaitFor(std::chrono::milliseconds(50));
     }
@@ -337,7 +334,7 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
 {
     ActiveRun* active = &active_run;
     const int64_t id = active->id;
-    ServerSupervisor& supervisor = daemon_.supervisor();
+    ServerAccess& supervisor = server_;
     for (;;) {
         std::optional<RunRow> run = store_.GetRun(id);
         if (active->unsettled) {
@@ -491,22 +488,23 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
 
 asio::awaitable<void> LoopEngine::Abort(const std::string& session_id, const std::string& directory)
 {
-    auto live = daemon_.supervisor().Live();
+    auto live = server_.Live();
     if (!live) co_return;
-    co_await HttpCall(*live, http::verb::post, "/session/" + session_id + "/abort?directory=" + UrlEncode(directory), "",
-                      std::chrono::seconds(10));
+    std::unique_ptr<OpencodeClient> opencode = clients_(*live);
+    Status aborted = co_await opencode->Abort(session_id, directory);
+    if (!aborted.ok()) Log(LogLevel::Debug) << "aborting session " << session_id << ": " << aborted.message();
 }
 
 asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& active, const RunRow& run, int n)
 {
     IterationResult result;
-    auto live = daemon_.supervisor().Live();
+    auto live = server_.Live();
     if (!live) {
         result.recorded = false;
         co_return result;
     }
     const ServerEndpoint server = *live;
-    const std::string dir_query = "?directory=" + UrlEncode(run.project_root);
+    std::unique_ptr<OpencodeClient> opencode = clients_(server);
 
     Task task{run.task_name, run.task_dir, run.project_root};
     PrdStatus prd = ReadPrd(run.task_dir + "/prd.json");
@@ -515,11 +513,11 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
 
     // 1. A fresh session in the project, with rules that can never block an unattended loop.
     json::object create = SessionBody(run, n);
-    HttpResult created = co_await HttpCall(server, http::verb::post, "/session" + dir_query, json::serialize(create),
-                                           kRequestTimeout);
-    std::string session_id = created.ok() ? Str(At(created.Json(), "id")) : "";
+    Result<std::string> created = co_await opencode->CreateSession(run.project_root, create);
+    std::string session_id;
+    if (created) session_id = *created;
     if (session_id.empty()) {
-        if (!daemon_.supervisor().Live()) {
+        if (!server_.Live()) {
             result.recorded = false;
             co_return result;
         }
@@ -527,7 +525,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         store_.BeginIteration(run.id, n, "", server.port, NowMillis());
         Event(run.id, n, "iteration.start", Obj("session", "", "port", server.port));
         result.outcome = "error";
-        result.error = "could not create an opencode session: " + created.Describe();
+        result.error = "could not create an opencode session: " + created.status().message();
         co_return result;
     }
 
@@ -535,7 +533,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
     store_.BeginIteration(run.id, n, session_id, server.port, NowMillis());
     Event(run.id, n, "iteration.start", Obj("session", session_id, "port", server.port));
 
-    EventHub::Watch watch(daemon_.io().get_executor());
+    EventHub::Watch watch(io_.get_executor());
     watch.session_id = session_id;
     hub_.Add(&watch);
     active.watch = &watch;
@@ -553,16 +551,15 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
 
     // 3. Subscribe before prompting, then prompt asynchronously.
     if (!co_await hub_.Connect(server, std::chrono::seconds(10))) {
-        result.outcome = daemon_.supervisor().Live() ? "error" : "interrupted";
+        result.outcome = server_.Live() ? "error" : "interrupted";
         result.error = "could not open the server's event stream";
         co_return result;
     }
     json::object prompt_body = PromptBody(prompt, run.model, run.agent);
-    HttpResult prompted = co_await HttpCall(server, http::verb::post, "/session/" + session_id + "/prompt_async" + dir_query,
-                                            json::serialize(prompt_body), kRequestTimeout);
+    Status prompted = co_await opencode->Prompt(session_id, run.project_root, prompt_body);
     if (!prompted.ok()) {
-        result.outcome = daemon_.supervisor().Live() ? "error" : "interrupted";
-        result.error = "opencode refused the prompt: " + prompted.Describe();
+        result.outcome = server_.Live() ? "error" : "interrupted";
+        result.error = "opencode refused the prompt: " + prompted.message();
         co_return result;
     }
 
@@ -570,7 +567,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
     // (no busy status, no assistant message), or whose error is never followed by idle, would
     // otherwise wait for the whole iteration timeout (SPEC §8): stall_timeout ends both.
     const auto deadline = SteadyClock::now() + std::chrono::milliseconds(run.iteration_timeout_ms);
-    const Millis stall_timeout = StallTimeout(daemon_.config().run, task);
+    const Millis stall_timeout = StallTimeout(run_defaults_, task);
     const auto stall_deadline = SteadyClock::now() + stall_timeout;
     bool started = false;
     std::optional<SteadyClock::time_point> error_deadline;  ///< set by session.error: idle must follow
@@ -619,13 +616,13 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
                 std::string rid = Str(At(props, "id"));
                 Event(run.id, n, "note", Obj("message", "rejected a permission request (" + Str(At(props, "permission")) +
                                                           ") since the loop runs unattended"));
-                co_await HttpCall(server, http::verb::post, "/permission/" + rid + "/reply" + dir_query,
-                                  json::serialize(Obj("reply", "reject", "message", kRejectMessage)),
-                                  kRequestTimeout);
+                Status replied = co_await opencode->ReplyPermission(rid, run.project_root, "reject", kRejectMessage);
+                if (!replied.ok()) Log(LogLevel::Debug) << "rejecting permission " << rid << ": " << replied.message();
             } else if (type == "question.asked") {
                 std::string rid = Str(At(props, "id"));
                 Event(run.id, n, "note", Obj("message", "rejected a question since the loop runs unattended"));
-                co_await HttpCall(server, http::verb::post, "/question/" + rid + "/reject" + dir_query, "", kRequestTimeout);
+                Status rejected = co_await opencode->RejectQuestion(rid, run.project_root);
+                if (!rejected.ok()) Log(LogLevel::Debug) << "rejecting question " << rid << ": " << rejected.message();
             } else if (type == "message.updated") {
                 if (Str(At(props, "info", "role")) == "user") user_messages.insert(Str(At(props, "info", "id")));
                 else started = true;
@@ -646,7 +643,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         }
         if (idle) break;
         if (active.server_lost || (shutting_down_ && !aborted_by_us)) {
-            if (shutting_down_ && daemon_.supervisor().Live()) co_await Abort(session_id, run.project_root);
+            if (shutting_down_ && server_.Live()) co_await Abort(session_id, run.project_root);
             result.outcome = "interrupted";
             result.error = active.server_lost ? "the opencode server went away during this iteration"
                                               : "ralphd stopped during this iteration";
@@ -675,8 +672,8 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         if (watch.resync) {
             // Events may have been lost while the stream was down: ask whether the session is still busy.
             watch.resync = false;
-            HttpResult st = co_await HttpCall(server, http::verb::get, "/session/status" + dir_query, "", kRequestTimeout);
-            if (st.ok() && !At(st.Json(), session_id.c_str())) idle = true;
+            Result<json::value> busy = co_await opencode->SessionStatus(run.project_root);
+            if (busy && !At(*busy, session_id.c_str())) idle = true;
             continue;
         }
         // Wake on events, on stop, server loss or shutdown, at the deadline, and each minute to re-check.
@@ -687,15 +684,14 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
     }
 
     // 5. Read what happened: errors, the promise, tokens and cost.
-    HttpResult messages = co_await HttpCall(server, http::verb::get, "/session/" + session_id + "/message" + dir_query, "",
-                                            kRequestTimeout);
-    if (!messages.ok()) {
+    Result<json::value> messages = co_await opencode->Messages(session_id, run.project_root);
+    if (!messages) {
         if (aborted_by_us) co_return result;
-        result.outcome = daemon_.supervisor().Live() ? "error" : "interrupted";
-        result.error = "could not read the session's messages: " + messages.Describe();
+        result.outcome = server_.Live() ? "error" : "interrupted";
+        result.error = "could not read the session's messages: " + messages.status().message();
         co_return result;
     }
-    json::value all = messages.Json();
+    json::value all = std::move(*messages);
     const json::value* last_assistant = nullptr;
     std::string message_error;
     if (all.is_array()) {

@@ -1,15 +1,21 @@
 // LoopEngine: runs Ralph loops (SPEC §2), one coroutine per running run, on the daemon's
-// io_context thread. It is, with an explicit `stop`, the only writer of run status.
+// io_context thread. It is, with an explicit `stop`, the only writer of run status. It is built
+// from what it uses (the store, the server as ServerAccess, the opencode clients, the run
+// defaults, a clock), so tests can make one without a Daemon.
 #pragma once
 
+#include "common/clock.h"
 #include "daemon/config.h"
 #include "daemon/event_hub.h"
 #include "daemon/notifier.h"
+#include "daemon/opencode_client.h"
 #include "daemon/run_activity.h"
+#include "daemon/server_access.h"
 #include "daemon/store.h"
 #include "daemon/task.h"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 
 #include <map>
@@ -18,12 +24,14 @@
 
 namespace ralph {
 
-class Daemon;
-enum class ServerState;
-
 class LoopEngine {
 public:
-    explicit LoopEngine(Daemon& daemon);
+    /// Everything given must outlive the engine. `run_defaults` is read when an iteration starts
+    /// (ralphd.conf's [run], changed in place by a reload). With `idle_stop` above zero the server
+    /// is stopped once no run has been active that long (server.idle_stop; ralphd gives 0 for an
+    /// external server).
+    LoopEngine(boost::asio::io_context& io, RunStore& store, ServerAccess& server, const RunSettings& run_defaults,
+               Clock& clock, OpencodeClientFactory clients, Millis idle_stop);
     ~LoopEngine();
 
     /// Picks up runs a previous daemon left running: their unfinished iteration becomes
@@ -68,13 +76,18 @@ private:
     void OnServerState(ServerState state);
     static void Wake(ActiveRun& active);
 
-    Daemon& daemon_;
+    boost::asio::io_context& io_;
     RunStore& store_;
+    ServerAccess& server_;
+    const RunSettings& run_defaults_;
+    Clock& clock_;
+    const Millis idle_stop_;
+    OpencodeClientFactory clients_;
     EventHub hub_;
     RunActivity activity_;
     std::map<int64_t, std::shared_ptr<ActiveRun>> active_;
-    bool shutting_down_{false};
-    std::chrono::steady_clock::time_point last_busy_{std::chrono::steady_clock::now()};
+    bool shutting_down_{false};  ///< set by Shutdown(): ralphd is stopping
+    Clock::TimePoint last_busy_;
 };
 
 /// Finds `<promise>TEXT</promise>` (whitespace around TEXT allowed) in agent output.

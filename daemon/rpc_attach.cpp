@@ -6,6 +6,7 @@
 #include "common/json_util.h"
 #include "common/paths.h"
 #include "daemon/daemon.h"
+#include "daemon/opencode_client.h"
 #include "daemon/rpc_table.h"
 #include "daemon/run_view.h"
 #include "daemon/server_supervisor.h"
@@ -18,8 +19,6 @@
 namespace ralph {
 
 namespace {
-
-namespace http = boost::beast::http;
 
 /// What to attach to, decided from the store alone before the server is touched.
 struct AttachPlan {
@@ -71,7 +70,7 @@ AttachPlan PlanAttach(Daemon& d, const json::object& params)
 
     AttachPlan plan;
     if (run_ref) {
-        plan.run = ResolveRun(d, *run_ref, cwd);
+        plan.run = ResolveRun(store, *run_ref, cwd);
     } else if (latest) {
         plan.run = store.MostRecentlyActiveRun();
         if (!plan.run) throw RpcError(kNotFound, "no run has an opencode session yet; start one with: ralph run <task>");
@@ -157,9 +156,9 @@ asio::awaitable<json::value> Target(CallContext& ctx, const json::object& params
 
     if (!plan.session.empty()) {
         // opencode would only say "Session not found" and exit; say which run it was and what to do.
-        HttpResult r = co_await HttpCall(server, http::verb::get, "/session/" + UrlEncode(plan.session), "",
-                                         std::chrono::seconds(5));
-        if (r.status == 404)
+        std::unique_ptr<OpencodeClient> opencode = d.opencode_clients()(server);
+        Result<json::value> session = co_await opencode->GetSession(plan.session, std::chrono::seconds(5));
+        if (!session && session.status().http_status() == 404)
             throw RpcError(kNotFound, "opencode no longer has session " + plan.session + " of run " +
                                           std::to_string(plan.run->id) +
                                           " (its data under opencode's storage may have been removed); "

@@ -66,7 +66,9 @@ asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
     if (!settings.model.empty() || !settings.agent.empty()) {
         // A typo must not give a run that waits in vain (SPEC §8): ask the server first.
         ServerEndpoint server = co_await d.supervisor().Ensure();
-        co_await CheckModelAndAgent(server, task.project_root, settings);
+        std::unique_ptr<OpencodeClient> opencode = d.opencode_clients()(server);
+        Status checked = co_await CheckModelAndAgent(*opencode, task.project_root, settings);
+        ThrowIfError(checked);
     }
     std::string error;
     RunRow run = d.loops().Start(task, settings, &error);
@@ -98,7 +100,7 @@ asio::awaitable<json::value> List(CallContext& ctx, const json::object& params)
 asio::awaitable<json::value> Get(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
-    RunRow run = ResolveRun(d, params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
     json::object out = RunJson(run, d.supervisor().Live());
     json::array iterations;
     for (const IterationRow& it : d.store().Iterations(run.id)) iterations.push_back(IterationJson(it));
@@ -109,7 +111,7 @@ asio::awaitable<json::value> Get(CallContext& ctx, const json::object& params)
 asio::awaitable<json::value> Stop(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
-    RunRow run = ResolveRun(d, params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
     bool now = ParamBool(params, "now");
     bool stopping = d.loops().Stop(run.id, now);
     RunRow after = *d.store().GetRun(run.id);
@@ -170,7 +172,7 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
         if (params.contains("iteration")) throw RpcError(kInvalidParams, "invalid params: 'iteration' needs 'run'");
         co_return co_await FollowAllRuns(ctx, params);
     }
-    RunRow run = ResolveRun(d, params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
     int64_t after = ParamInt(params, "after").value_or(0);
     auto iteration = ParamInt(params, "iteration");
     if (iteration && (*iteration < 1 || *iteration > run.iteration)) {

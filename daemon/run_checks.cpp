@@ -4,8 +4,6 @@
 #include "common/json_util.h"
 #include "common/paths.h"
 
-#include <boost/beast/http/verb.hpp>
-
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -14,11 +12,8 @@ namespace ralph {
 
 namespace json = boost::json;
 namespace asio = boost::asio;
-namespace http = boost::beast::http;
 
 namespace {
-
-constexpr auto kCheckTimeout = std::chrono::seconds(30);
 
 std::string Listing(const std::vector<std::string>& names)
 {
@@ -67,26 +62,26 @@ std::string AgentProblem(const json::value& agents, const std::string& agent)
     return Unknown("agent", agent, names, "Pick one with --agent NAME or run.agent.");
 }
 
-asio::awaitable<void> CheckModelAndAgent(const ServerEndpoint& server, const std::string& project_root,
-                                         const RunSettings& settings)
+asio::awaitable<Status> CheckModelAndAgent(OpencodeClient& opencode, const std::string& project_root,
+                                           const RunSettings& settings)
 {
-    const std::string dir_query = "?directory=" + UrlEncode(project_root);
-    auto ask = [&](const std::string& path) -> asio::awaitable<json::value> {
-        HttpResult r = co_await HttpCall(server, http::verb::get, path + dir_query, "", kCheckTimeout);
-        if (!r.ok())
-            throw RpcError(kServerUnavailable, "cannot check the run's model and agent: GET " + path +
-                                                   " on the opencode server failed: " + r.Describe());
-        co_return r.Json();
+    auto unavailable = [](const std::string& path, const Status& why) {
+        return Status(kServerUnavailable, "cannot check the run's model and agent: GET " + path +
+                                              " on the opencode server failed: " + why.message());
     };
     if (!settings.model.empty()) {
-        json::value providers = co_await ask("/config/providers");
-        if (auto problem = ModelProblem(providers, settings.model); !problem.empty())
-            throw RpcError(kInvalidParams, problem);
+        Result<json::value> providers = co_await opencode.Providers(project_root);
+        if (!providers) co_return unavailable("/config/providers", providers.status());
+        if (auto problem = ModelProblem(*providers, settings.model); !problem.empty())
+            co_return Status(kInvalidParams, problem);
     }
     if (!settings.agent.empty()) {
-        json::value agents = co_await ask("/agent");
-        if (auto problem = AgentProblem(agents, settings.agent); !problem.empty()) throw RpcError(kInvalidParams, problem);
+        Result<json::value> agents = co_await opencode.Agents(project_root);
+        if (!agents) co_return unavailable("/agent", agents.status());
+        if (auto problem = AgentProblem(*agents, settings.agent); !problem.empty())
+            co_return Status(kInvalidParams, problem);
     }
+    co_return Status::Ok();
 }
 
 std::string PromptProblem(const Task& task)

@@ -2,8 +2,9 @@
 // model and the agent against what the opencode server offers, and a prompt that is really there.
 #pragma once
 
+#include "common/status.h"
 #include "daemon/config.h"
-#include "daemon/opencode_http.h"
+#include "daemon/opencode_client.h"
 #include "daemon/task.h"
 
 #include <boost/asio/awaitable.hpp>
@@ -22,10 +23,10 @@ std::string ModelProblem(const boost::json::value& providers, const std::string&
 std::string AgentProblem(const boost::json::value& agents, const std::string& agent);
 
 /// Asks the server, for the project's directory, whether the settings' model and agent exist.
-/// Throws RpcError(kInvalidParams) naming what is unknown, or RpcError(kServerUnavailable) when the
-/// server cannot answer. Nothing is asked when neither is set.
-boost::asio::awaitable<void> CheckModelAndAgent(const ServerEndpoint& server, const std::string& project_root,
-                                                const RunSettings& settings);
+/// kInvalidParams naming what is unknown, or kServerUnavailable when the server cannot answer.
+/// Nothing is asked when neither is set.
+boost::asio::awaitable<Status> CheckModelAndAgent(OpencodeClient& opencode, const std::string& project_root,
+                                                  const RunSettings& settings);
 
 /// Why the task's prompt template cannot be sent: the prompt.md that the lookup finds first is a
 /// directory, unreadable, or empty (whitespace only). "" when it is fine or the built-in default

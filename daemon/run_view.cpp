@@ -1,7 +1,6 @@
 #include "daemon/run_view.h"
 
 #include "common/errors.h"
-#include "daemon/daemon.h"
 #include "daemon/task.h"
 
 namespace ralph {
@@ -58,7 +57,7 @@ json::object IterationJson(const IterationRow& it)
     };
 }
 
-RunRow ResolveRun(Daemon& daemon, const json::value& ref, const std::string& cwd)
+RunRow ResolveRun(RunStore& store, const json::value& ref, const std::string& cwd)
 {
     std::optional<int64_t> id;
     if (ref.is_int64()) id = ref.as_int64();
@@ -68,14 +67,14 @@ RunRow ResolveRun(Daemon& daemon, const json::value& ref, const std::string& cwd
         if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() < 18) id = std::stoll(s);
     }
     if (id) {
-        auto run = daemon.store().GetRun(*id);
+        auto run = store.GetRun(*id);
         if (!run) throw RpcError(kNotFound, "no run " + std::to_string(*id) + "; `ralph status --all` lists every run");
         return *run;
     }
     if (!ref.is_string()) throw RpcError(kInvalidParams, "invalid params: 'run' must be a run id or a task reference");
     Task task = ResolveTask(std::string(ref.as_string()), cwd);
-    if (auto running = daemon.store().RunningRunForTask(task.dir)) return *running;
-    if (auto latest = daemon.store().LatestRunForTask(task.dir)) return *latest;
+    if (auto running = store.RunningRunForTask(task.dir)) return *running;
+    if (auto latest = store.LatestRunForTask(task.dir)) return *latest;
     throw RpcError(kNotFound, "task " + task.name + " has no runs yet; start one with: ralph run " + task.name);
 }
 

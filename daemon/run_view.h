@@ -11,8 +11,6 @@
 
 namespace ralph {
 
-class Daemon;
-
 /// A run as JSON. `server_url` is set only when the run is running and the server is live now:
 /// a historical port is never shown as live.
 boost::json::object RunJson(const RunRow& run, const std::optional<ServerEndpoint>& live);
@@ -21,6 +19,6 @@ boost::json::object IterationJson(const IterationRow& it);
 /// A run reference: a run id (integer, or a string of digits), or a task reference resolved
 /// against cwd, meaning that task's running run, else its latest. Throws RpcError NOT_FOUND /
 /// TASK_NOT_FOUND with what to do.
-RunRow ResolveRun(Daemon& daemon, const boost::json::value& ref, const std::string& cwd);
+RunRow ResolveRun(RunStore& store, const boost::json::value& ref, const std::string& cwd);
 
 }  // namespace ralph
