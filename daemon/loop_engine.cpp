@@ -3,13 +3,13 @@
 #include "common/errors.h"
 #include "common/json_util.h"
 #include "common/log.h"
+#include "daemon/iteration.h"
 #include "daemon/run_checks.h"
 #include "daemon/tool_result.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
-#include <set>
 #include <sys/stat.h>
 
 namespace ralph {
@@ -20,21 +20,11 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kAbortGrace = std::chrono::seconds(15);
 
 bool IsDirectory(const std::string& path)
 {
     struct stat st {};
     return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/// "APIError: Incorrect API key provided" from opencode's error object.
-std::string DescribeError(const json::value& error)
-{
-    std::string name = Str(At(error, "name"));
-    std::string message = Str(At(error, "data", "message"));
-    if (name.empty()) return message.empty() ? json::serialize(error) : message;
-    return message.empty() ? name : name + ": " + message;
 }
 
 // GCC 12 miscompiles nested braced JSON initialisers inside coroutines ("array used as
@@ -72,10 +62,6 @@ json::object PromptBody(const std::string& text, const std::string& model, const
     if (!agent.empty()) body["agent"] = agent;
     return body;
 }
-
-const char* kRejectMessage =
-    "ralph runs this loop unattended and answers no permission request or question: "
-    "continue without it, or write what you need into the task's progress file.";
 
 }  // namespace
 
@@ -563,180 +549,83 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         co_return result;
     }
 
-    // 4. Wait for the session to go idle, watching its events. An iteration that never starts
-    // (no busy status, no assistant message), or whose error is never followed by idle, would
-    // otherwise wait for the whole iteration timeout (SPEC §8): stall_timeout ends both.
-    const auto deadline = SteadyClock::now() + std::chrono::milliseconds(run.iteration_timeout_ms);
-    const Millis stall_timeout = StallTimeout(run_defaults_, task);
-    const auto stall_deadline = SteadyClock::now() + stall_timeout;
-    bool started = false;
-    std::optional<SteadyClock::time_point> error_deadline;  ///< set by session.error: idle must follow
-    std::optional<SteadyClock::time_point> abort_deadline;
-    bool idle = false;
-    bool aborted_by_us = false;
-    std::set<std::string> user_messages, logged_parts;
-    std::string session_error;
-    auto abort = [&](const std::string& outcome, const std::string& why,
-                     SteadyClock::duration grace = kAbortGrace) -> asio::awaitable<void> {
-        if (aborted_by_us) co_return;
-        aborted_by_us = true;
-        result.outcome = outcome;
-        result.error = why;
-        Event(run.id, n, "note", Obj("message", why));
-        co_await Abort(session_id, run.project_root);
-        abort_deadline = SteadyClock::now() + grace;
+    // 4. Wait for the session to go idle, feeding its events and the time to the iteration's
+    // logic and doing what it says (SPEC §8: stop --now, the timeouts, the stall rules).
+    Clock& clock = clock_;
+    IterationMachine machine({Millis(run.iteration_timeout_ms), StallTimeout(run_defaults_, task), run.project_root,
+                              run.promise},
+                             clock.Now());
+    std::optional<IterationOutcome> finished;
+    auto perform = [&](IterationActions actions) -> asio::awaitable<void> {
+        for (IterationAction& action : actions) {
+            switch (action.kind) {
+            case IterationAction::Kind::Log: Event(run.id, n, action.log_kind, std::move(action.data)); break;
+            case IterationAction::Kind::RejectPermission: {
+                Status replied = co_await opencode->ReplyPermission(action.request_id, run.project_root, "reject",
+                                                                    kRejectMessage);
+                if (!replied.ok()) Log(LogLevel::Debug) << "rejecting permission " << action.request_id << ": " << replied.message();
+                break;
+            }
+            case IterationAction::Kind::RejectQuestion: {
+                Status rejected = co_await opencode->RejectQuestion(action.request_id, run.project_root);
+                if (!rejected.ok()) Log(LogLevel::Debug) << "rejecting question " << action.request_id << ": " << rejected.message();
+                break;
+            }
+            case IterationAction::Kind::Abort:
+                co_await Abort(session_id, run.project_root);
+                machine.AbortSent(clock.Now());
+                break;
+            case IterationAction::Kind::Finish: finished = std::move(action.outcome); break;
+            }
+        }
     };
-    while (!idle) {
+    auto finish = [&result](const IterationOutcome& outcome) {
+        result.outcome = outcome.outcome;
+        result.error = outcome.error;
+        result.promise = outcome.promise;
+        result.tokens_in = outcome.tokens_in;
+        result.tokens_out = outcome.tokens_out;
+        result.cost = outcome.cost;
+        return result;
+    };
+    for (;;) {
         while (!watch.events.empty()) {
             json::object ev = std::move(watch.events.front());
             watch.events.pop_front();
-            std::string type = Str(ev.if_contains("type"));
-            const json::value props = ev["properties"];
-            if (type == "session.idle") {
-                idle = true;
-            } else if (type == "session.status") {
-                std::string status = Str(At(props, "status", "type"));
-                if (status == "busy" || status == "retry") started = true;
-                if (status == "busy") error_deadline.reset();  // working again after the error: no stall
-                if (status == "idle") idle = true;
-                else if (status == "retry")
-                    Event(run.id, n, "note",
-                          Obj("message", "the model failed and opencode retries (attempt " +
-                                           std::to_string(Int(At(props, "status", "attempt"))) +
-                                           "): " + Str(At(props, "status", "message"))));
-            } else if (type == "session.error") {
-                if (auto* err = At(props, "error")) {
-                    std::string name = Str(At(*err, "name"));
-                    // The first error says most ("Agent not found: ..."); opencode may add a stack trace.
-                    if (!(aborted_by_us && name == "MessageAbortedError") && session_error.empty())
-                        session_error = DescribeError(*err);
-                    if (!error_deadline) error_deadline = SteadyClock::now() + stall_timeout;
-                }
-            } else if (type == "permission.asked") {
-                std::string rid = Str(At(props, "id"));
-                Event(run.id, n, "note", Obj("message", "rejected a permission request (" + Str(At(props, "permission")) +
-                                                          ") since the loop runs unattended"));
-                Status replied = co_await opencode->ReplyPermission(rid, run.project_root, "reject", kRejectMessage);
-                if (!replied.ok()) Log(LogLevel::Debug) << "rejecting permission " << rid << ": " << replied.message();
-            } else if (type == "question.asked") {
-                std::string rid = Str(At(props, "id"));
-                Event(run.id, n, "note", Obj("message", "rejected a question since the loop runs unattended"));
-                Status rejected = co_await opencode->RejectQuestion(rid, run.project_root);
-                if (!rejected.ok()) Log(LogLevel::Debug) << "rejecting question " << rid << ": " << rejected.message();
-            } else if (type == "message.updated") {
-                if (Str(At(props, "info", "role")) == "user") user_messages.insert(Str(At(props, "info", "id")));
-                else started = true;
-            } else if (type == "message.part.updated") {
-                const json::value* part = At(props, "part");
-                if (!part || user_messages.count(Str(At(*part, "messageID")))) continue;
-                std::string part_type = Str(At(*part, "type"));
-                std::string part_id = Str(At(*part, "id"));
-                if (part_type == "tool") {
-                    std::string status = Str(At(*part, "state", "status"));
-                    if ((status == "completed" || status == "error") && logged_parts.insert(part_id).second)
-                        Event(run.id, n, "tool", ToolEventData(*part, run.project_root));
-                } else if (part_type == "text" && At(*part, "time", "end") && !At(*part, "synthetic") &&
-                           logged_parts.insert(part_id).second) {
-                    Event(run.id, n, "text", Obj("text", Str(At(*part, "text"))));
-                }
-            }
+            co_await perform(machine.OnEvent(ev, clock.Now()));
         }
-        if (idle) break;
-        if (active.server_lost || (shutting_down_ && !aborted_by_us)) {
-            if (shutting_down_ && server_.Live()) co_await Abort(session_id, run.project_root);
-            result.outcome = "interrupted";
-            result.error = active.server_lost ? "the opencode server went away during this iteration"
-                                              : "ralphd stopped during this iteration";
-            co_return result;
-        }
-        if (active.stop_now && !aborted_by_us) {
-            co_await abort("aborted", "stopped at once by ralph stop --now");
+        if (machine.idle()) break;
+        IterationActions checked = machine.Check({active.server_lost, shutting_down_, server_.Live().has_value(),
+                                                  active.stop_now},
+                                                 clock.Now());
+        if (!checked.empty()) {
+            co_await perform(std::move(checked));
+            if (finished) co_return finish(*finished);
             continue;
         }
-        if (SteadyClock::now() >= deadline && !aborted_by_us) {
-            co_await abort("timeout", "the iteration took longer than " +
-                                          FormatDuration(Millis(run.iteration_timeout_ms)) + " and was aborted");
-            continue;
-        }
-        const bool error_stuck = error_deadline && SteadyClock::now() >= *error_deadline;
-        const bool never_started = !started && SteadyClock::now() >= stall_deadline;
-        if ((error_stuck || never_started) && !aborted_by_us) {
-            // Nothing runs in the session: end at once, with opencode's own error when it gave one.
-            // (The message is built outside co_await: GCC 12 double-frees temporaries of a
-            // conditional expression inside one.)
-            std::string why = StallMessage(session_error, stall_timeout);
-            co_await abort("error", why, SteadyClock::duration::zero());
-            continue;
-        }
-        if (abort_deadline && SteadyClock::now() >= *abort_deadline) break;  // aborted but never went idle
+        if (machine.done_waiting(clock.Now())) break;
         if (watch.resync) {
             // Events may have been lost while the stream was down: ask whether the session is still busy.
             watch.resync = false;
             Result<json::value> busy = co_await opencode->SessionStatus(run.project_root);
-            if (busy && !At(*busy, session_id.c_str())) idle = true;
+            if (busy && !At(*busy, session_id.c_str())) {
+                machine.SessionNotBusy();
+                break;
+            }
             continue;
         }
-        // Wake on events, on stop, server loss or shutdown, at the deadline, and each minute to re-check.
-        auto wake_at = aborted_by_us ? *abort_deadline : deadline;
-        if (!aborted_by_us && !started) wake_at = std::min(wake_at, stall_deadline);
-        if (!aborted_by_us && error_deadline) wake_at = std::min(wake_at, *error_deadline);
-        co_await watch.notifier.WaitUntil(std::min(wake_at, SteadyClock::now() + std::chrono::seconds(60)));
+        // Wake on events, on stop, server loss or shutdown, at the deadlines, and each minute to re-check.
+        co_await watch.notifier.WaitUntil(machine.WakeAt(clock.Now()));
     }
 
     // 5. Read what happened: errors, the promise, tokens and cost.
     Result<json::value> messages = co_await opencode->Messages(session_id, run.project_root);
-    if (!messages) {
-        if (aborted_by_us) co_return result;
-        result.outcome = server_.Live() ? "error" : "interrupted";
-        result.error = "could not read the session's messages: " + messages.status().message();
-        co_return result;
-    }
-    json::value all = std::move(*messages);
-    const json::value* last_assistant = nullptr;
-    std::string message_error;
-    if (all.is_array()) {
-        for (const json::value& m : all.as_array()) {
-            const json::value* info = At(m, "info");
-            if (!info || Str(At(*info, "role")) != "assistant") continue;
-            last_assistant = &m;
-            result.tokens_in += Int(At(*info, "tokens", "input"));
-            result.tokens_out += Int(At(*info, "tokens", "output"));
-            result.cost += Real(At(*info, "cost"));
-            if (auto* err = At(*info, "error"); err && !err->is_null()) {
-                if (!(aborted_by_us && Str(At(*err, "name")) == "MessageAbortedError")) message_error = DescribeError(*err);
-            }
-            if (auto* parts = At(m, "parts"); parts && parts->is_array()) {
-                for (const json::value& part : parts->as_array()) {
-                    std::string part_type = Str(At(part, "type"));
-                    std::string part_id = Str(At(part, "id"));
-                    if (part_type == "text") {
-                        std::string text = Str(At(part, "text"));
-                        if (ContainsPromise(text, run.promise)) result.promise = true;
-                        if (logged_parts.insert(part_id).second && !text.empty())
-                            Event(run.id, n, "text", Obj("text", text));
-                    } else if (part_type == "tool" && logged_parts.insert(part_id).second) {
-                        Event(run.id, n, "tool", ToolEventData(part, run.project_root));
-                    }
-                }
-            }
-        }
-    }
-    if (aborted_by_us) co_return result;  // timeout or stop --now, decided above
-    if (!session_error.empty() || !message_error.empty()) {
-        result.outcome = "error";
-        result.error = !message_error.empty() ? message_error : session_error;
-        result.promise = false;
-    } else if (!last_assistant) {
-        result.outcome = "error";
-        result.error = "the agent gave no answer";
-    } else if (!At(*last_assistant, "info", "time", "completed")) {
-        result.outcome = "error";
-        result.error = "the agent's last answer never finished";
+    if (messages) {
+        co_await perform(machine.Conclude(*messages));
     } else {
-        result.outcome = result.promise ? "complete" : "continue";
+        co_await perform(machine.ConcludeUnread(messages.status().message(), server_.Live().has_value()));
     }
-    if (!result.error.empty()) Event(run.id, n, "error", Obj("message", result.error));
-    co_return result;
+    co_return finish(*finished);
 }
 
 }  // namespace ralph

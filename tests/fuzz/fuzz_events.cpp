@@ -1,17 +1,18 @@
 // Fuzz target: what opencode sends back. The bytes are an SSE stream (/global/event); each event's
-// data is parsed, dispatched by the EventHub, and read the way the loop engine reads events and
-// the session's messages.
+// data is parsed, dispatched by the EventHub, and fed to the iteration's logic (IterationMachine),
+// which also reads the session's messages.
 #include "tests/fuzz/fuzz_targets.h"
 
 #include "common/json_util.h"
 #include "daemon/config.h"
 #include "daemon/event_hub.h"
-#include "daemon/loop_engine.h"
+#include "daemon/iteration.h"
 #include "daemon/opencode_http.h"
 #include "daemon/server_supervisor.h"
 #include "daemon/store.h"
 
 #include <cstdio>
+#include <deque>
 #include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
@@ -62,42 +63,30 @@ std::vector<std::string> Parse(std::string_view bytes, std::size_t chunk)
     return events;
 }
 
-/// What LoopEngine::Iterate reads from an event of its session.
-void ReadEvent(const json::object& event)
+/// The iteration's logic (what LoopEngine::Iterate runs) over the events of one session, with
+/// the clock moving and every check, then its end from a value read as the session's messages.
+void Iterate(std::deque<json::object>& events, const json::value& messages, std::size_t seed)
 {
-    std::string type = Str(event.if_contains("type"));
-    json::value props = event.contains("properties") ? event.at("properties") : json::value();
-    volatile std::size_t sink = type.size();
-    sink = sink + Str(At(props, "status", "type")).size() + Str(At(props, "status", "message")).size();
-    sink = sink + static_cast<std::size_t>(Int(At(props, "status", "attempt")));
-    if (auto* err = At(props, "error")) sink = sink + Str(At(*err, "name")).size() + Str(At(*err, "data", "message")).size();
-    sink = sink + Str(At(props, "id")).size() + Str(At(props, "permission")).size();
-    sink = sink + Str(At(props, "info", "role")).size() + Str(At(props, "info", "id")).size();
-    if (const json::value* part = At(props, "part")) {
-        sink = sink + Str(At(*part, "messageID")).size() + Str(At(*part, "type")).size() + Str(At(*part, "id")).size();
-        sink = sink + Str(At(*part, "state", "status")).size() + Str(At(*part, "tool")).size();
-        sink = sink + Str(At(*part, "state", "title")).size() + Str(At(*part, "state", "error")).size();
-        sink = sink + (At(*part, "time", "end") != nullptr) + (At(*part, "synthetic") != nullptr);
-        sink = sink + Str(At(*part, "text")).size();
+    FakeClock clock;
+    IterationMachine machine({std::chrono::minutes(30), std::chrono::seconds(5), "/tmp/project", "COMPLETE"}, clock.Now());
+    IterationMachine::Surroundings around;
+    around.stop_now = seed % 5 == 1;
+    auto perform = [&](const IterationActions& actions) {
+        for (const IterationAction& a : actions) {
+            if (a.kind == IterationAction::Kind::Abort) machine.AbortSent(clock.Now());
+            volatile std::size_t sink = a.log_kind.size() + a.data.size() + a.request_id.size() + a.outcome.error.size();
+            (void)sink;
+        }
+    };
+    while (!events.empty()) {
+        perform(machine.OnEvent(events.front(), clock.Now()));
+        events.pop_front();
+        if (!machine.idle()) perform(machine.Check(around, clock.Now()));
+        auto until_wake = std::max<Clock::Duration>(machine.WakeAt(clock.Now()) - clock.Now(), Clock::Duration::zero());
+        clock.Advance(std::min<Clock::Duration>(until_wake, std::chrono::seconds(seed % 7)));
     }
-}
-
-/// What it reads from GET /session/{id}/message: tokens, cost, errors, the promise in text parts.
-void ReadMessages(const json::value& all)
-{
-    if (!all.is_array()) return;
-    volatile int64_t tokens = 0;
-    volatile double cost = 0;
-    for (const json::value& m : all.as_array()) {
-        const json::value* info = At(m, "info");
-        if (!info || Str(At(*info, "role")) != "assistant") continue;
-        tokens = tokens + Int(At(*info, "tokens", "input")) / 2 + Int(At(*info, "tokens", "output")) / 2;
-        cost = cost + Real(At(*info, "cost"));
-        (void)At(*info, "time", "completed");
-        if (auto* parts = At(m, "parts"); parts && parts->is_array())
-            for (const json::value& part : parts->as_array())
-                if (Str(At(part, "type")) == "text") (void)ContainsPromise(Str(At(part, "text")), "COMPLETE");
-    }
+    if (seed % 3 == 0) perform(machine.ConcludeUnread("fuzz", seed % 2 == 0));
+    else perform(machine.Conclude(messages));
 }
 
 }  // namespace
@@ -114,24 +103,20 @@ int Events(const uint8_t* data, std::size_t size)
             std::abort();
         }
     }
+    json::value last;  // the last event's JSON doubles as the session's messages
     for (const std::string& event_data : whole) {
         boost::system::error_code ec;
         json::value v = json::parse(event_data, ec);
         if (ec) continue;  // EventStream skips what is not JSON
         w.hub->Dispatch(v);
-        ReadMessages(v);
         HttpResult http;
         http.status = 200;
         http.body = event_data;
-        ReadMessages(http.Json());
+        (void)ReadMessages(http.Json(), "COMPLETE", size % 2 == 0);
         (void)http.Describe();
+        last = std::move(v);
     }
-    for (EventHub::Watch* watch : w.watches) {
-        while (!watch->events.empty()) {
-            ReadEvent(watch->events.front());
-            watch->events.pop_front();
-        }
-    }
+    for (EventHub::Watch* watch : w.watches) Iterate(watch->events, last, size);
     w.io.poll();
     return 0;
 }

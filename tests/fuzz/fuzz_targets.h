@@ -38,7 +38,8 @@ inline std::string ScratchDir()
 int Request(const uint8_t* data, std::size_t size);
 
 /// The opencode event stream: SseParser over arbitrary splits of the bytes, each event's JSON, the
-/// EventHub's dispatch to watching iterations, and the fields the loop engine reads from them.
+/// EventHub's dispatch to watching iterations, and the iteration's logic (IterationMachine) fed
+/// with them, the clock and the session's messages.
 int Events(const uint8_t* data, std::size_t size);
 
 /// A task's files: prd.json, ralph.ini (and ralphd.conf), the prompt template and its rendering,
