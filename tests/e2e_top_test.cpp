@@ -45,7 +45,7 @@ public:
 
     CommandResult Tmux(std::vector<std::string> args)
     {
-        args.insert(args.begin(), {"tmux", "-L", socket_});
+        args.insert(args.begin(), {"/usr/bin/env", "tmux", "-L", socket_});  // tmux from PATH
         return RunProgram(args, {{"TMUX", ""}, {"TERM", "xterm"}}, "", 30s);
     }
     std::string Screen() { return Tmux({"capture-pane", "-p", "-t", "top"}).out; }
