@@ -119,7 +119,7 @@ TEST(FunctionalSystemd, ReadyOnlyOnceLeftoversAreReconciledAndTheSocketAnswersTh
     auto run_list_reply = [&]() -> std::optional<json::object> {
         try {
             RpcClient c(env.socket);
-            c.SendLine(R"({"jsonrpc":"2.0","id":1,"method":"run.list","params":{}})");
+            c.SendLine(R"({"jsonrpc":"2.0","id":1,"method":"run.list","params":{}})" "\n");
             bool timed_out = false;
             auto line = c.TryReadLine(50ms, &timed_out);
             if (!line) return std::nullopt;

@@ -263,8 +263,12 @@ pid_t TestEnv::StartDaemon(const std::vector<std::string>& extra_args)
         [&] {
             if (!ProcessAlive(daemon_pid_)) return true;
             try {
-                auto reply = Call("daemon.ping");
-                return reply.contains("result");
+                // Started means serving: what a previous daemon left is reconciled (no WARMING_UP).
+                auto reply = Call("daemon.info");
+                const boost::json::value* result = reply.if_contains("result");
+                const boost::json::value* warming = result && result->is_object() ? result->as_object().if_contains("warming_up")
+                                                                           : nullptr;
+                return result && !(warming && warming->is_bool() && warming->as_bool());
             } catch (const ConnectionError&) {
                 return false;
             }
