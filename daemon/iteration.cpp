@@ -1,7 +1,6 @@
 #include "daemon/iteration.h"
 
 #include "common/json_util.h"
-#include "daemon/loop_engine.h"
 #include "daemon/run_checks.h"
 #include "daemon/tool_result.h"
 
@@ -234,6 +233,29 @@ IterationActions IterationMachine::ConcludeUnread(const std::string& why, bool s
     r.outcome = server_live ? "error" : "interrupted";
     r.error = "could not read the session's messages: " + why;
     return {Finish(std::move(r))};
+}
+
+bool ContainsPromise(const std::string& text, const std::string& promise)
+{
+    static const std::string open = "<promise>", close = "</promise>";
+    auto trim = [](std::string_view s) {
+        auto first = s.find_first_not_of(" \t\r\n");
+        if (first == std::string_view::npos) return std::string_view();
+        return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+    };
+    // Whitespace around the promise is no part of it, on either side (found by fuzz_task: a
+    // promise given as "DONE " could never be matched).
+    std::string_view wanted = trim(promise);
+    if (wanted.empty()) return false;
+    std::size_t pos = 0;
+    while ((pos = text.find(open, pos)) != std::string::npos) {
+        std::size_t start = pos + open.size();
+        std::size_t end = text.find(close, start);
+        if (end == std::string::npos) return false;
+        if (trim(std::string_view(text).substr(start, end - start)) == wanted) return true;
+        pos = end + close.size();
+    }
+    return false;
 }
 
 }  // namespace ralph

@@ -128,4 +128,7 @@ private:
     IterationOutcome result_;  ///< outcome and error once aborted by us
 };
 
+/// Finds `<promise>TEXT</promise>` (whitespace around TEXT allowed) in agent output.
+bool ContainsPromise(const std::string& text, const std::string& promise);
+
 }  // namespace ralph

@@ -20,73 +20,13 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-
 bool IsDirectory(const std::string& path)
 {
     struct stat st {};
     return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-// GCC 12 miscompiles nested braced JSON initialisers inside coroutines ("array used as
-// initializer"), so request bodies are built here, outside them.
-
-/// A fresh session in the project, with rules that can never block an unattended loop
-/// (opencode-server-facts.md §8); anything still asked is rejected by the iteration.
-json::object SessionBody(const RunRow& run, int n)
-{
-    json::array rules;
-    for (auto [permission, action] : {std::pair{"external_directory", "allow"}, std::pair{"question", "deny"},
-                                      std::pair{"doom_loop", "allow"}}) {
-        rules.push_back(json::object{{"permission", permission}, {"pattern", "*"}, {"action", action}});
-    }
-    json::object body;
-    body["title"] = "ralph: " + run.task_name + " run " + std::to_string(run.id) + " #" + std::to_string(n);
-    body["permission"] = std::move(rules);
-    return body;
-}
-
-/// The prompt, with the model as the nested object opencode reads (flat fields are ignored).
-json::object PromptBody(const std::string& text, const std::string& model, const std::string& agent)
-{
-    json::object part;
-    part["type"] = "text";
-    part["text"] = text;
-    json::object body;
-    body["parts"] = json::array{part};
-    if (auto slash = model.find('/'); slash != std::string::npos) {
-        json::object m;
-        m["providerID"] = model.substr(0, slash);
-        m["modelID"] = model.substr(slash + 1);
-        body["model"] = std::move(m);
-    }
-    if (!agent.empty()) body["agent"] = agent;
-    return body;
-}
-
 }  // namespace
-
-bool ContainsPromise(const std::string& text, const std::string& promise)
-{
-    static const std::string open = "<promise>", close = "</promise>";
-    auto trim = [](std::string_view s) {
-        auto first = s.find_first_not_of(" \t\r\n");
-        if (first == std::string_view::npos) return std::string_view();
-        return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-    };
-    // Whitespace around the promise is no part of it, on either side (found by fuzz_task: a
-    // promise given as "DONE " could never be matched).
-    std::string_view wanted = trim(promise);
-    if (wanted.empty()) return false;
-    std::size_t pos = 0;
-    while ((pos = text.find(open, pos)) != std::string::npos) {
-        std::size_t start = pos + open.size();
-        std::size_t end = text.find(close, start);
-        if (end == std::string::npos) return false;
-        if (trim(std::string_view(text).substr(start, end - start)) == wanted) return true;
-        pos = end + close.size();
-    }
-    return false;
-}
 
 struct LoopEngine::ActiveRun {
     ActiveRun(asio::any_io_executor ex, Clock& clock) : wake(std::move(ex), clock) {}
@@ -498,7 +438,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
                                                                            run.promise, prd.branch_name});
 
     // 1. A fresh session in the project, with rules that can never block an unattended loop.
-    json::object create = SessionBody(run, n);
+    json::object create = opencode_api::SessionBody("ralph: " + run.task_name + " run " + std::to_string(run.id) + " #" + std::to_string(n));
     Result<std::string> created = co_await opencode->CreateSession(run.project_root, create);
     std::string session_id;
     if (created) session_id = *created;
@@ -541,7 +481,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         result.error = "could not open the server's event stream";
         co_return result;
     }
-    json::object prompt_body = PromptBody(prompt, run.model, run.agent);
+    json::object prompt_body = opencode_api::PromptBody(prompt, run.model, run.agent);
     Status prompted = co_await opencode->Prompt(session_id, run.project_root, prompt_body);
     if (!prompted.ok()) {
         result.outcome = server_.Live() ? "error" : "interrupted";

@@ -90,7 +90,4 @@ private:
     Clock::TimePoint last_busy_;
 };
 
-/// Finds `<promise>TEXT</promise>` (whitespace around TEXT allowed) in agent output.
-bool ContainsPromise(const std::string& text, const std::string& promise);
-
 }  // namespace ralph

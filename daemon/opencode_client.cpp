@@ -43,6 +43,38 @@ std::string PercentEncode(std::string_view value)
 
 namespace opencode_api {
 
+// GCC 12 miscompiles nested braced JSON initialisers inside coroutines ("array used as
+// initializer"), so bodies are built here, outside them.
+json::object SessionBody(const std::string& title)
+{
+    json::array rules;
+    for (auto [permission, action] : {std::pair{"external_directory", "allow"}, std::pair{"question", "deny"},
+                                      std::pair{"doom_loop", "allow"}}) {
+        rules.push_back(json::object{{"permission", permission}, {"pattern", "*"}, {"action", action}});
+    }
+    json::object body;
+    body["title"] = title;
+    body["permission"] = std::move(rules);
+    return body;
+}
+
+json::object PromptBody(const std::string& text, const std::string& model, const std::string& agent)
+{
+    json::object part;
+    part["type"] = "text";
+    part["text"] = text;
+    json::object body;
+    body["parts"] = json::array{part};
+    if (auto slash = model.find('/'); slash != std::string::npos) {
+        json::object m;
+        m["providerID"] = model.substr(0, slash);
+        m["modelID"] = model.substr(slash + 1);
+        body["model"] = std::move(m);
+    }
+    if (!agent.empty()) body["agent"] = agent;
+    return body;
+}
+
 OpencodeRequest Health() { return {http::verb::get, "/global/health", ""}; }
 OpencodeRequest DisposeAll() { return {http::verb::post, "/global/dispose", ""}; }
 OpencodeRequest DisposeInstance(const std::string& directory)

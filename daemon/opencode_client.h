@@ -53,6 +53,12 @@ OpencodeRequest Providers(const std::string& directory);
 OpencodeRequest Agents(const std::string& directory);
 /// The target of the Server-Sent Events stream of every directory's events.
 std::string GlobalEventTarget();
+
+/// A session body with rules that can never block an unattended loop (opencode-server-facts.md
+/// §8); anything still asked is rejected by the iteration.
+boost::json::object SessionBody(const std::string& title);
+/// A prompt body, with the model as the nested object opencode reads (flat fields are ignored).
+boost::json::object PromptBody(const std::string& text, const std::string& model, const std::string& agent);
 }  // namespace opencode_api
 
 /// How an answer maps to a Status: transport failures and timeouts, then any status but 2xx.

@@ -60,8 +60,8 @@ asio::awaitable<ServerEndpoint> ServerSupervisor::EnsureExternal()
         co_return external_endpoint_;
     }
     healthy_ = false;
-    last_error_ = check.reply.Describe();
-    std::string fix = check.reply.status == 401 ? "set server.password in ralphd.conf to its OPENCODE_SERVER_PASSWORD"
+    last_error_ = check.error;
+    std::string fix = check.http_status == 401 ? "set server.password in ralphd.conf to its OPENCODE_SERVER_PASSWORD"
                                                 : "start it, or fix server.url in ralphd.conf";
     throw RpcError(kServerUnavailable, "the external opencode server at " + settings_.url +
                                            " does not answer /global/health (" + last_error_ + "); " + fix);
@@ -77,7 +77,7 @@ asio::awaitable<void> ServerSupervisor::WatchExternal()
                 Log(LogLevel::Info) << "the external opencode server at " << settings_.url << " is healthy";
             else
                 Log(LogLevel::Warning) << "the external opencode server at " << settings_.url << ": "
-                                       << check.reply.Describe();
+                                       << check.error;
             healthy_ = check.healthy;
             Wake();
         }
@@ -85,7 +85,7 @@ asio::awaitable<void> ServerSupervisor::WatchExternal()
             version_ = check.version;
             last_error_.clear();
         } else {
-            last_error_ = check.reply.Describe();
+            last_error_ = check.error;
         }
         co_await WaitUntil([&] { return phase_ != Phase::External; }, clock_.Now() + settings_.health_interval);
     }

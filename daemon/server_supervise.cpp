@@ -170,7 +170,7 @@ asio::awaitable<ServerSupervisor::StartOutcome> ServerSupervisor::StartOnce()
         }
         if (!health.healthy) {
             last_error_ = inst->exited ? "opencode " + inst->exit.Describe() + " right after listening"
-                                       : "/global/health did not say healthy: " + health.reply.Describe();
+                                       : "/global/health did not say healthy: " + health.error;
             co_await Terminate(inst, false);
             current_.reset();
             co_return StartOutcome::Failed;
@@ -277,7 +277,7 @@ asio::awaitable<ServerSupervisor::RunOutcome> ServerSupervisor::Monitor(std::sha
         ++failures;
         healthy_ = false;
         last_error_ = "health check " + std::to_string(failures) + "/" + std::to_string(settings_.health_failures) +
-                      " failed: " + check.reply.Describe();
+                      " failed: " + check.error;
         Log(LogLevel::Warning) << "opencode server (pid " << inst->pid << "): " << last_error_;
         Wake();
         if (failures >= settings_.health_failures) co_return RunOutcome::Unhealthy;

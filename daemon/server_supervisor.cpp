@@ -3,8 +3,10 @@
 // server_leftovers.cpp.
 #include "daemon/server_supervisor.h"
 
+
 #include "common/errors.h"
 #include "common/log.h"
+#include "daemon/opencode_client.h"
 #include "daemon/process.h"
 #include "daemon/server_output.h"
 #include "daemon/store.h"
@@ -170,25 +172,25 @@ Millis ServerSupervisor::HealthTimeout() const
 asio::awaitable<ServerSupervisor::HealthCheck> ServerSupervisor::CheckHealth(const ServerEndpoint& endpoint)
 {
     auto alive = alive_;
-    HealthCheck check;
-    check.reply = co_await HttpCall(endpoint, http::verb::get, "/global/health", "", HealthTimeout());
+    Result<std::string> version = co_await OpencodeHealth(endpoint, HealthTimeout());
     if (!*alive) throw Gone{};
-    if (!check.reply.ok()) co_return check;
-    json::value v = check.reply.Json();
-    if (!v.is_object()) co_return check;
-    auto* healthy = v.as_object().if_contains("healthy");
-    check.healthy = healthy && healthy->is_bool() && healthy->as_bool();
-    if (auto* ver = v.as_object().if_contains("version"); check.healthy && ver && ver->is_string())
-        check.version = std::string(ver->as_string());
+    HealthCheck check;
+    if (version) {
+        check.healthy = true;
+        check.version = *version;
+    } else {
+        check.error = version.status().message();
+        check.http_status = version.status().http_status();
+    }
     co_return check;
 }
 
 asio::awaitable<void> ServerSupervisor::Dispose(const ServerEndpoint& endpoint)
 {
     auto alive = alive_;
-    HttpResult r = co_await HttpCall(endpoint, http::verb::post, "/global/dispose", "", seconds(3));
+    ralph::Status disposed = co_await OpencodeDisposeAll(endpoint, seconds(3));
     if (!*alive) throw Gone{};
-    if (!r.ok()) Log(LogLevel::Info) << "POST /global/dispose: " << r.Describe();
+    if (!disposed.ok()) Log(LogLevel::Info) << "POST /global/dispose: " << disposed.message();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -129,7 +129,8 @@ private:
     struct HealthCheck {
         bool healthy{false};
         std::string version;
-        HttpResult reply;
+        std::string error;    ///< why not healthy: "connection refused", "HTTP 401: ..."
+        int http_status{0};   ///< the HTTP status of a reply that was not healthy (0: none)
     };
 
     // The phases (server_supervisor.cpp). Enter() is the only writer of phase_ and shown_.

@@ -1,7 +1,7 @@
 // Task references resolve exactly as SPEC §1 says; prompts render their variables; prd.json is
 // read like the earlier Python ralph read it; the promise is found only as the exact tag.
 #include "common/errors.h"
-#include "daemon/loop_engine.h"
+#include "daemon/iteration.h"
 #include "daemon/task.h"
 #include "tests/harness.h"
 

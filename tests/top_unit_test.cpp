@@ -204,11 +204,16 @@ TEST(UnitTop, EveryLineFitsAnySizeAndTheStatusLineIsLast)
         auto screen = top::Layout(model, view, w, h, kNow);
         ASSERT_EQ(screen.lines.size(), static_cast<std::size_t>(h)) << w << "x" << h;
         for (const auto& line : screen.lines) EXPECT_EQ(line.size(), static_cast<std::size_t>(w)) << line;
-        if (h > 1) EXPECT_EQ(screen.lines.back().rfind("pause needs", 0), 0u) << screen.lines.back();
-        if (h >= 10) EXPECT_GE(screen.selected_row, 0) << w << "x" << h;  // scrolled into view
+        if (h > 1) {
+            EXPECT_EQ(screen.lines.back().rfind("pause needs", 0), 0u) << screen.lines.back();
+        }
+        if (h >= 10) {
+            EXPECT_GE(screen.selected_row, 0) << w << "x" << h;  // scrolled into view
+        }
     }
     view.disconnected = true;
     auto screen = top::Layout(model, view, 80, 24, kNow);
+    ASSERT_FALSE(screen.lines.empty());
     EXPECT_NE(screen.lines[0].find("ralphd is not answering"), std::string::npos) << screen.lines[0];
 }
 

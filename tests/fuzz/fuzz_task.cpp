@@ -5,7 +5,7 @@
 #include "common/jsonrpc.h"
 #include "common/text.h"
 #include "daemon/config.h"
-#include "daemon/loop_engine.h"
+#include "daemon/iteration.h"
 #include "daemon/task.h"
 
 #include <cstdio>
