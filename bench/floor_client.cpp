@@ -3,6 +3,7 @@
 #include "bench/process.h"
 #include "common/json_util.h"
 #include "daemon/notifier.h"
+#include "daemon/opencode_client.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -21,30 +22,10 @@ constexpr auto kTimeout = std::chrono::seconds(30);
 
 double MsSince(SteadyClock::time_point t) { return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count(); }
 
-// Built outside the coroutine (GCC 12 and braced initialisers in coroutines), and the same as
-// ralph's session body: a title and the rules that never block an unattended session.
-std::string SessionBody(const std::string& title)
-{
-    json::array rules;
-    for (auto [permission, action] : {std::pair{"external_directory", "allow"}, std::pair{"question", "deny"},
-                                      std::pair{"doom_loop", "allow"}}) {
-        rules.push_back(json::object{{"permission", permission}, {"pattern", "*"}, {"action", action}});
-    }
-    json::object body;
-    body["title"] = title;
-    body["permission"] = std::move(rules);
-    return json::serialize(body);
-}
-
-std::string PromptBody(const std::string& text)
-{
-    json::object part;
-    part["type"] = "text";
-    part["text"] = text;
-    json::object body;
-    body["parts"] = json::array{part};
-    return json::serialize(body);
-}
+// The same bodies as ralph's (opencode_api::SessionBody and PromptBody), built outside the
+// coroutine (GCC 12 and braced initialisers in coroutines).
+std::string SessionBody(const std::string& title) { return json::serialize(opencode_api::SessionBody(title)); }
+std::string PromptBody(const std::string& text) { return json::serialize(opencode_api::PromptBody(text, "", "")); }
 
 /// What ralph reads from the messages: the last assistant message, its error and completion.
 bool CompletedWithoutError(const json::value& all)

@@ -62,6 +62,12 @@ RunRow ReadRun(S& s)
     return r;
 }
 
+/// A row of "SELECT id, run_id, at, iteration, kind, data FROM run_events".
+RunEvent ReadEvent(const sqlite::Statement& s)
+{
+    return RunEvent{s.Int(0), s.Int(1), s.Int(2), static_cast<int>(s.Int(3)), s.Text(4), s.Text(5)};
+}
+
 const char* kIterationColumns =
     "run_id, n, session_id, outcome, started_at, COALESCE(ended_at, 0), error, promise_seen, tokens_in, "
     "tokens_out, cost, COALESCE(port, 0)";
@@ -425,16 +431,7 @@ std::vector<RunEvent> RunStore::Events(int64_t run_id, int64_t after, int limit)
                   "ORDER BY id LIMIT ?");
     s.Bind(run_id).Bind(after).Bind(limit);
     std::vector<RunEvent> out;
-    while (s.Step()) {
-        RunEvent e;
-        e.id = s.Int(0);
-        e.run_id = s.Int(1);
-        e.at = s.Int(2);
-        e.iteration = static_cast<int>(s.Int(3));
-        e.kind = s.Text(4);
-        e.data = s.Text(5);
-        out.push_back(std::move(e));
-    }
+    while (s.Step()) out.push_back(ReadEvent(s));
     return out;
 }
 
@@ -443,16 +440,7 @@ std::vector<RunEvent> RunStore::EventsOfAllRuns(int64_t after, int limit)
     auto s = db_.Cached("SELECT id, run_id, at, iteration, kind, data FROM run_events WHERE id > ? ORDER BY id LIMIT ?");
     s.Bind(after).Bind(limit);
     std::vector<RunEvent> out;
-    while (s.Step()) {
-        RunEvent e;
-        e.id = s.Int(0);
-        e.run_id = s.Int(1);
-        e.at = s.Int(2);
-        e.iteration = static_cast<int>(s.Int(3));
-        e.kind = s.Text(4);
-        e.data = s.Text(5);
-        out.push_back(std::move(e));
-    }
+    while (s.Step()) out.push_back(ReadEvent(s));
     return out;
 }
 
