@@ -38,14 +38,14 @@ constexpr Table<RunReason, 9> kReasons{{
     {RunReason::kTaskInvalid, "task_invalid"},
 }};
 
-constexpr Table<IterationOutcome, 7> kOutcomes{{
-    {IterationOutcome::kNone, ""},
-    {IterationOutcome::kContinue, "continue"},
-    {IterationOutcome::kComplete, "complete"},
-    {IterationOutcome::kError, "error"},
-    {IterationOutcome::kTimeout, "timeout"},
-    {IterationOutcome::kAborted, "aborted"},
-    {IterationOutcome::kInterrupted, "interrupted"},
+constexpr Table<OutcomeName, 7> kOutcomes{{
+    {OutcomeName::kNone, ""},
+    {OutcomeName::kContinue, "continue"},
+    {OutcomeName::kComplete, "complete"},
+    {OutcomeName::kError, "error"},
+    {OutcomeName::kTimeout, "timeout"},
+    {OutcomeName::kAborted, "aborted"},
+    {OutcomeName::kInterrupted, "interrupted"},
 }};
 
 template <typename E, std::size_t N>
@@ -77,11 +77,11 @@ std::string SqlListOf(const Table<E, N>& table, int schema_version)
 
 std::string_view Name(RunStatus status) { return NameIn(kStatuses, status); }
 std::string_view Name(RunReason reason) { return NameIn(kReasons, reason); }
-std::string_view Name(IterationOutcome outcome) { return NameIn(kOutcomes, outcome); }
+std::string_view Name(OutcomeName outcome) { return NameIn(kOutcomes, outcome); }
 
 std::optional<RunStatus> ParseRunStatus(std::string_view name) { return ParseIn(kStatuses, name); }
 std::optional<RunReason> ParseRunReason(std::string_view name) { return ParseIn(kReasons, name); }
-std::optional<IterationOutcome> ParseIterationOutcome(std::string_view name) { return ParseIn(kOutcomes, name); }
+std::optional<OutcomeName> ParseOutcomeName(std::string_view name) { return ParseIn(kOutcomes, name); }
 
 bool IsTerminal(RunStatus status) { return status != RunStatus::kRunning; }
 
@@ -106,6 +106,6 @@ RunStatus StatusOf(RunReason reason)
 }
 
 std::string SqlList(RunStatus, int schema_version) { return SqlListOf(kStatuses, schema_version); }
-std::string SqlList(IterationOutcome, int schema_version) { return SqlListOf(kOutcomes, schema_version); }
+std::string SqlList(OutcomeName, int schema_version) { return SqlListOf(kOutcomes, schema_version); }
 
 }  // namespace ralph

@@ -23,7 +23,7 @@ enum class RunReason {
     kTaskInvalid,
 };
 
-enum class IterationOutcome {
+enum class OutcomeName {
     kNone,  ///< "": the iteration is under way
     kContinue,
     kComplete,
@@ -35,12 +35,12 @@ enum class IterationOutcome {
 
 std::string_view Name(RunStatus status);
 std::string_view Name(RunReason reason);
-std::string_view Name(IterationOutcome outcome);
+std::string_view Name(OutcomeName outcome);
 
 /// The value named `name`, or nothing for a name the table does not have.
 std::optional<RunStatus> ParseRunStatus(std::string_view name);
 std::optional<RunReason> ParseRunReason(std::string_view name);
-std::optional<IterationOutcome> ParseIterationOutcome(std::string_view name);
+std::optional<OutcomeName> ParseOutcomeName(std::string_view name);
 
 /// completed, stopped or failed: a status that never changes again.
 bool IsTerminal(RunStatus status);
@@ -50,6 +50,6 @@ RunStatus StatusOf(RunReason reason);
 /// The names a database of `schema_version` allows, as an SQL list for a CHECK constraint:
 /// "'running', 'completed', ...".
 std::string SqlList(RunStatus, int schema_version);
-std::string SqlList(IterationOutcome, int schema_version);
+std::string SqlList(OutcomeName, int schema_version);
 
 }  // namespace ralph

@@ -116,7 +116,7 @@ std::string SchemaStep(int version)
     if (version < 0 || version >= kSchemaVersion) throw std::out_of_range("no schema step from version " + std::to_string(version));
     // The CHECK lists come from the string tables, as they were at the step's own version.
     std::string sql = Replace(kSteps[version], "@STATUSES@", SqlList(RunStatus{}, version + 1));
-    return Replace(sql, "@OUTCOMES@", SqlList(IterationOutcome{}, version + 1));
+    return Replace(sql, "@OUTCOMES@", SqlList(OutcomeName{}, version + 1));
 }
 
 }  // namespace ralph

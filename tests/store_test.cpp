@@ -319,9 +319,9 @@ TEST(UnitRunStates, EveryNameParsesBackToItsValue)
         EXPECT_EQ(ParseRunReason(Name(r)), r);
         EXPECT_EQ(IsTerminal(StatusOf(r)), r != RunReason::kNone) << Name(r);
     }
-    for (int i = 0; i <= static_cast<int>(IterationOutcome::kInterrupted); ++i) {
-        auto o = static_cast<IterationOutcome>(i);
-        EXPECT_EQ(ParseIterationOutcome(Name(o)), o);
+    for (int i = 0; i <= static_cast<int>(OutcomeName::kInterrupted); ++i) {
+        auto o = static_cast<OutcomeName>(i);
+        EXPECT_EQ(ParseOutcomeName(Name(o)), o);
     }
     EXPECT_FALSE(ParseRunStatus("runnin"));
     EXPECT_EQ(StatusOf(RunReason::kPromise), RunStatus::kCompleted);
