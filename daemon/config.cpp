@@ -2,6 +2,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -38,6 +39,8 @@ const Key kKeys[] = {
     {"run.model", "", "provider/model for every prompt (empty: opencode's default)"},
     {"run.agent", "", "opencode agent (empty: opencode's default)"},
     {"run.stall_timeout", "2m", "an iteration with no answer and no busy status this long after its prompt is ended"},
+    {"run.max_idle_iterations", "3", "in git: iterations in a row that change nothing before a run stops (0: off)"},
+    {"run.checkpoint_max_file", "10M", "in git: files larger than this are left out of checkpoints (0: no limit)"},
 };
 
 po::options_description Describe(bool run_only)
@@ -70,6 +73,25 @@ int ToInt(const std::string& key, const std::string& v, int min, int max)
     return static_cast<int>(n);
 }
 
+/// A size in bytes: a whole number with an optional K, M or G (powers of 1024).
+int64_t ToSize(const std::string& key, const std::string& v)
+{
+    std::string digits = v;
+    int64_t unit = 1;
+    if (!digits.empty()) {
+        switch (std::toupper(static_cast<unsigned char>(digits.back()))) {
+        case 'K': unit = int64_t(1) << 10; break;
+        case 'M': unit = int64_t(1) << 20; break;
+        case 'G': unit = int64_t(1) << 30; break;
+        default: break;
+        }
+        if (unit != 1) digits.pop_back();
+    }
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 12)
+        Bad(key, v, "expected a size: a whole number of bytes, or with K, M or G (e.g. 10M)");
+    return std::stoll(digits) * unit;
+}
+
 Millis ToDuration(const std::string& key, const std::string& v, bool allow_zero)
 {
     auto d = ParseDuration(v);
@@ -95,6 +117,8 @@ void ApplyRunSetting(RunSettings& run, const std::string& key, const std::string
         run.model = v;
     } else if (key == "run.agent") run.agent = v;
     else if (key == "run.stall_timeout") run.stall_timeout = ToDuration(key, v, false);
+    else if (key == "run.max_idle_iterations") run.max_idle_iterations = ToInt(key, v, 0, 1000000);
+    else if (key == "run.checkpoint_max_file") run.checkpoint_max_file = ToSize(key, v);
     else throw ConfigError("unknown setting " + key);
 }
 

@@ -43,6 +43,11 @@ struct RunSettings {
     /// An iteration that opencode accepted but that shows no sign of starting within this ends as
     /// `error` (SPEC §8); so does one whose session reports an error and never goes idle.
     Millis stall_timeout{std::chrono::minutes(2)};
+    /// In a git project, a run that changes nothing this many iterations in a row stops
+    /// (`no_progress`, SPEC §8); 0 = never.
+    int max_idle_iterations{3};
+    /// Files larger than this (bytes) are left out of checkpoints (SPEC §9); 0 = no limit.
+    int64_t checkpoint_max_file{int64_t(10) << 20};
 };
 
 struct Config {

@@ -5,6 +5,7 @@
 #include "common/rpc_client.h"
 #include "daemon/loop_engine.h"
 #include "daemon/opencode_client.h"
+#include "daemon/process.h"
 #include "daemon/sd_notify.h"
 #include "daemon/server_supervisor.h"
 #include "daemon/socket_server.h"
@@ -214,8 +215,9 @@ int Daemon::Open()
                                                      SystemClock());
     // server.idle_stop applies to a managed server only.
     const Millis idle_stop = config_.server.mode == "managed" ? config_.server.idle_stop : Millis(0);
+    const char* path = getenv("PATH");
     loops_ = std::make_unique<LoopEngine>(io_, *store_, *supervisor_, config_.run, SystemClock(), opencode_clients_,
-                                          idle_stop);
+                                          idle_stop, supervisor_->launcher(), FindExecutable("git", path ? path : ""));
     store_guard_ = std::make_unique<StoreGuard>(io_, *store_, [this] { loops_->activity().Notify(); });
 
     SocketServerOptions socket_options;

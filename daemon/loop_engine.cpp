@@ -4,6 +4,7 @@
 #include "common/json_util.h"
 #include "common/log.h"
 #include "daemon/iteration.h"
+#include "daemon/loop_active_run.h"
 #include "daemon/run_checks.h"
 #include "daemon/tool_result.h"
 
@@ -28,20 +29,6 @@ bool IsDirectory(const std::string& path)
 
 }  // namespace
 
-struct LoopEngine::ActiveRun {
-    ActiveRun(asio::any_io_executor ex, Clock& clock) : wake(std::move(ex), clock) {}
-    int64_t id{0};
-    bool stop_now{false};
-    bool server_lost{false};  ///< the server went away during the current iteration
-    bool iterating{false};    ///< inside Iterate(): a session may be in flight
-    /// An iteration that ended but whose end is not yet recorded and acted on (the store failed:
-    /// a full disk, a locked database). Settled before anything else when the loop picks up again.
-    std::optional<IterationRow> unsettled;
-    bool unsettled_recorded{false};  ///< its row and iteration.end event are written already
-    Notifier wake;            ///< stop --now, server loss, shutdown
-    EventHub::Watch* watch{nullptr};
-};
-
 void LoopEngine::Wake(ActiveRun& active)
 {
     active.wake.Notify();
@@ -58,9 +45,10 @@ struct LoopEngine::IterationResult {
 };
 
 LoopEngine::LoopEngine(asio::io_context& io, RunStore& store, ServerAccess& server, const RunSettings& run_defaults,
-                       Clock& clock, OpencodeClientFactory clients, Millis idle_stop)
+                       Clock& clock, OpencodeClientFactory clients, Millis idle_stop, ProcessLauncher& processes,
+                       const std::string& git_program)
     : io_(io), store_(store), server_(server), run_defaults_(run_defaults), clock_(clock), idle_stop_(idle_stop),
-      clients_(std::move(clients)), hub_(io, server, clients_), activity_(io.get_executor(), clock),
+      clients_(std::move(clients)), git_(processes, git_program), hub_(io, server, clients_), activity_(io.get_executor(), clock),
       last_busy_(clock.Now())
 {
     server_.Subscribe([this](ServerState s) { OnServerState(s); });
@@ -134,6 +122,7 @@ RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::str
     row.promise = settings.completion_promise;
     row.iteration_timeout_ms = settings.iteration_timeout.count();
     row.max_consecutive_failures = settings.max_consecutive_failures;
+    row.max_idle_iterations = settings.max_idle_iterations;
     row.started_at = NowMillis();
     auto id = store_.InsertRun(row);
     if (!id) throw RpcError(kAlreadyRunning, "task " + task.name + " already has a running run");
@@ -252,6 +241,10 @@ asio::awaitable<void> LoopEngine::Loop(std::shared_ptr<ActiveRun> active)
         if (!failed || shutting_down_) break;
         co_await active->wake.WaitFor(std::chrono::seconds(5));
     }
+    if (active->repo) {
+        auto run = store_.GetRun(active->id);
+        if (!run || run->status != "running") Checkpoints::Forget(*active->repo);  // a cache for this run only
+    }
     active_.erase(active->id);
     activity_.Notify();
 }
@@ -321,6 +314,8 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         // A stop asked while the server was starting ends the run now, not after one more iteration.
         if (auto fresh = store_.GetRun(id); fresh && !fresh->stop_requested.empty()) continue;
 
+        if (!active->checkpoints_prepared) co_await PrepareCheckpoints(*active, *run);
+        co_await BeforeIteration(*active);
         const int n = run->iteration + 1;
         active->stop_now = run->stop_requested == "now";
         IterationResult result;
@@ -369,6 +364,7 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         done.tokens_out = result.tokens_out;
         done.cost = result.cost;
         done.ended_at = NowMillis();
+        co_await CheckpointIteration(*active, done);
         active->unsettled = done;
         active->unsettled_recorded = false;
         if (Settle(*active, *run)) break;
@@ -384,6 +380,13 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
         json::object end = Obj("outcome", done.outcome, "promise", done.promise_seen, "tokens_in", done.tokens_in,
                                "tokens_out", done.tokens_out, "cost", done.cost);
         if (!done.error.empty()) end["error"] = done.error;
+        if (!done.checkpoint.empty()) {
+            end["checkpoint"] = done.checkpoint;
+            end["files_changed"] = done.files_changed;
+            end["insertions"] = done.insertions;
+            end["deletions"] = done.deletions;
+            end["commits"] = done.commits;
+        }
         Event(id, done.n, "iteration.end", std::move(end));
         if (done.outcome == "error" || done.outcome == "timeout") {
             AppendToFile(run.task_dir + "/progress.txt",
@@ -402,6 +405,10 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
         if (after->consecutive_failures >= after->max_consecutive_failures) {
             Finish(id, "failed", "consecutive_failures",
                    std::to_string(after->consecutive_failures) + " iterations failed in a row; the last: " + done.error);
+        } else if (done.n < after->max_iterations && NoProgress(*after, done)) {
+            // At the iteration limit, max_iterations is the reason (SPEC §8): the loop's top says so.
+            Finish(id, "stopped", "no_progress",
+                   std::to_string(after->max_idle_iterations) + " iterations in a row changed nothing");
         } else {
             // prd.json, re-read (the agent may have completed the stories or broken the file) and
             // stop requests are checked at the top of the loop, as is the iteration limit.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common/clock.h"
+#include "daemon/checkpoint.h"
 #include "daemon/config.h"
 #include "daemon/event_hub.h"
 #include "daemon/notifier.h"
@@ -30,8 +31,10 @@ public:
     /// (ralphd.conf's [run], changed in place by a reload). With `idle_stop` above zero the server
     /// is stopped once no run has been active that long (server.idle_stop; ralphd gives 0 for an
     /// external server).
+    /// `processes` starts git for checkpoints (`git_program`: its path; empty when git is missing).
     LoopEngine(boost::asio::io_context& io, RunStore& store, ServerAccess& server, const RunSettings& run_defaults,
-               Clock& clock, OpencodeClientFactory clients, Millis idle_stop);
+               Clock& clock, OpencodeClientFactory clients, Millis idle_stop, ProcessLauncher& processes,
+               const std::string& git_program);
     ~LoopEngine();
 
     /// Picks up runs a previous daemon left running: their unfinished iteration becomes
@@ -71,6 +74,16 @@ private:
     boost::asio::awaitable<void> StopIdleServer();
     boost::asio::awaitable<IterationResult> Iterate(ActiveRun& active, const RunRow& run, int n);
     boost::asio::awaitable<void> Abort(const std::string& session_id, const std::string& directory);
+    // Git checkpoints (loop_checkpoints.cpp, SPEC §9).
+    /// Once per loop: finds the run's git work tree, takes the base snapshot of a new run, and the
+    /// snapshot of an iteration a killed ralphd left without one.
+    boost::asio::awaitable<void> PrepareCheckpoints(ActiveRun& active, const RunRow& run);
+    /// At an iteration's start: remembers HEAD, to count the agent's own commits.
+    boost::asio::awaitable<void> BeforeIteration(ActiveRun& active);
+    /// At an iteration's end: its snapshot and what it changed, into `done`.
+    boost::asio::awaitable<void> CheckpointIteration(ActiveRun& active, IterationRow& done);
+    /// True when the last `max_idle_iterations` iterations (this one included) changed nothing.
+    bool NoProgress(const RunRow& run, const IterationRow& done);
     /// Ends the run (if still running) and logs why.
     void Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message = "");
     void OnServerState(ServerState state);
@@ -83,6 +96,7 @@ private:
     Clock& clock_;
     const Millis idle_stop_;
     OpencodeClientFactory clients_;
+    GitRunner git_;
     EventHub hub_;
     RunActivity activity_;
     std::map<int64_t, std::shared_ptr<ActiveRun>> active_;

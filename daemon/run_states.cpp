@@ -26,7 +26,7 @@ constexpr Table<RunStatus, 4> kStatuses{{
     {RunStatus::kFailed, "failed"},
 }};
 
-constexpr Table<RunReason, 9> kReasons{{
+constexpr Table<RunReason, 10> kReasons{{
     {RunReason::kNone, ""},
     {RunReason::kPromise, "promise"},
     {RunReason::kPrdComplete, "prd_complete"},
@@ -36,6 +36,7 @@ constexpr Table<RunReason, 9> kReasons{{
     {RunReason::kConsecutiveFailures, "consecutive_failures"},
     {RunReason::kServerUnavailable, "server_unavailable"},
     {RunReason::kTaskInvalid, "task_invalid"},
+    {RunReason::kNoProgress, "no_progress"},
 }};
 
 constexpr Table<OutcomeName, 7> kOutcomes{{
@@ -96,6 +97,7 @@ RunStatus StatusOf(RunReason reason)
     case RunReason::kMaxIterations:
     case RunReason::kUser:
     case RunReason::kLegacyWorkerGone:
+    case RunReason::kNoProgress:
         return RunStatus::kStopped;
     case RunReason::kConsecutiveFailures:
     case RunReason::kServerUnavailable:

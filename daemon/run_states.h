@@ -21,6 +21,7 @@ enum class RunReason {
     kConsecutiveFailures,
     kServerUnavailable,
     kTaskInvalid,
+    kNoProgress,  ///< in git, max_idle_iterations iterations in a row changed nothing (SPEC §8)
 };
 
 enum class OutcomeName {

@@ -30,6 +30,7 @@ json::object RunJson(const RunRow& r, const std::optional<ServerEndpoint>& live)
         {"promise", r.promise},
         {"consecutive_failures", r.consecutive_failures},
         {"stop_requested", r.stop_requested.empty() ? json::value(nullptr) : json::value(r.stop_requested)},
+        {"base", r.base.empty() ? json::value(nullptr) : json::value(r.base)},
     };
     // What the earlier Python ralph recorded of an imported loop; null for ralph's own runs.
     auto text_or_null = [](const std::string& s) { return s.empty() ? json::value(nullptr) : json::value(s); };
@@ -43,6 +44,8 @@ json::object RunJson(const RunRow& r, const std::optional<ServerEndpoint>& live)
 
 json::object IterationJson(const IterationRow& it)
 {
+    // What its snapshot recorded (SPEC §9); null without one (outside git).
+    auto counted = [&](int v) { return it.checkpoint.empty() ? json::value(nullptr) : json::value(v); };
     return {
         {"n", it.n},
         {"session_id", it.session_id.empty() ? json::value(nullptr) : json::value(it.session_id)},
@@ -54,6 +57,11 @@ json::object IterationJson(const IterationRow& it)
         {"tokens", {{"input", it.tokens_in}, {"output", it.tokens_out}}},
         {"cost", it.cost},
         {"port", it.port ? json::value(it.port) : json::value(nullptr)},
+        {"checkpoint", it.checkpoint.empty() ? json::value(nullptr) : json::value(it.checkpoint)},
+        {"files_changed", counted(it.files_changed)},
+        {"insertions", counted(it.insertions)},
+        {"deletions", counted(it.deletions)},
+        {"commits", counted(it.commits)},
     };
 }
 

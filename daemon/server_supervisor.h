@@ -71,6 +71,8 @@ public:
     ~ServerSupervisor();
     ServerSupervisor(const ServerSupervisor&) = delete;
     ServerSupervisor& operator=(const ServerSupervisor&) = delete;
+    /// The one launcher (and reaper) of ralphd's children; the loops start git through it.
+    ProcessLauncher& launcher() { return *launcher_; }
 
     /// At daemon start, before serving: stops the server a crashed predecessor left behind (only
     /// that exact process: same pid, same start time, an opencode command line) and its tool

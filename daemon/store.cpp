@@ -27,7 +27,7 @@ const char* kRunColumns =
     "id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, agent, promise, "
     "iteration_timeout_ms, max_consecutive_failures, consecutive_failures, stop_requested, started_at, "
     "COALESCE(ended_at, 0), session_id, COALESCE(last_port, 0), tokens_in, tokens_out, cost, legacy_agent, "
-    "legacy_session_type, legacy_current_story, legacy_workspace_dir";
+    "legacy_session_type, legacy_current_story, legacy_workspace_dir, COALESCE(base, ''), max_idle_iterations";
 
 template <typename S>
 RunRow ReadRun(S& s)
@@ -59,6 +59,8 @@ RunRow ReadRun(S& s)
     r.legacy.session_type = s.Text(23);
     r.legacy.current_story = s.Text(24);
     r.legacy.workspace_dir = s.Text(25);
+    r.base = s.Text(26);
+    r.max_idle_iterations = static_cast<int>(s.Int(27));
     return r;
 }
 
@@ -70,7 +72,8 @@ RunEvent ReadEvent(const sqlite::Statement& s)
 
 const char* kIterationColumns =
     "run_id, n, session_id, outcome, started_at, COALESCE(ended_at, 0), error, promise_seen, tokens_in, "
-    "tokens_out, cost, COALESCE(port, 0)";
+    "tokens_out, cost, COALESCE(port, 0), COALESCE(checkpoint, ''), COALESCE(files_changed, 0), "
+    "COALESCE(insertions, 0), COALESCE(deletions, 0), COALESCE(commits, 0)";
 
 template <typename S>
 IterationRow ReadIteration(S& s)
@@ -88,6 +91,11 @@ IterationRow ReadIteration(S& s)
     it.tokens_out = s.Int(9);
     it.cost = s.Real(10);
     it.port = static_cast<int>(s.Int(11));
+    it.checkpoint = s.Text(12);
+    it.files_changed = static_cast<int>(s.Int(13));
+    it.insertions = static_cast<int>(s.Int(14));
+    it.deletions = static_cast<int>(s.Int(15));
+    it.commits = static_cast<int>(s.Int(16));
     return it;
 }
 
@@ -173,9 +181,11 @@ std::optional<int64_t> RunStore::InsertRun(const RunRow& r)
         if (check.Step()) return std::nullopt;
     }
     auto s = db_.Cached("INSERT INTO runs (task_name, task_dir, project_root, status, max_iterations, model, agent, promise, "
-           "iteration_timeout_ms, max_consecutive_failures, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)");
+           "iteration_timeout_ms, max_consecutive_failures, started_at, max_idle_iterations) "
+           "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)");
     s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(r.max_iterations).Bind(r.model).Bind(r.agent)
-        .Bind(r.promise).Bind(r.iteration_timeout_ms).Bind(r.max_consecutive_failures).Bind(r.started_at);
+        .Bind(r.promise).Bind(r.iteration_timeout_ms).Bind(r.max_consecutive_failures).Bind(r.started_at)
+        .Bind(r.max_idle_iterations);
     s.Step();
     int64_t id = db_.LastInsertId();
     tx.Commit();
@@ -281,6 +291,13 @@ void RunStore::FinishIteration(const IterationRow& it)
             return;
         }
     }
+    if (!it.checkpoint.empty()) {
+        auto s = db_.Cached("UPDATE iterations SET checkpoint = ?, files_changed = ?, insertions = ?, deletions = ?, "
+                            "commits = ? WHERE run_id = ? AND n = ?");
+        s.Bind(it.checkpoint).Bind(it.files_changed).Bind(it.insertions).Bind(it.deletions).Bind(it.commits)
+            .Bind(it.run_id).Bind(it.n);
+        s.Step();
+    }
     {
         // error and timeout count towards the failure limit; aborted/interrupted ones neither count nor reset.
         const char* streak = (it.outcome == "error" || it.outcome == "timeout") ? "consecutive_failures + 1"
@@ -294,6 +311,22 @@ void RunStore::FinishIteration(const IterationRow& it)
         s.Step();
     }
     tx.Commit();
+}
+
+void RunStore::SetRunBase(int64_t run_id, const std::string& commit)
+{
+    auto s = db_.Cached("UPDATE runs SET base = ? WHERE id = ?");
+    s.Bind(commit).Bind(run_id);
+    s.Step();
+}
+
+void RunStore::SetIterationCheckpoint(const IterationRow& it)
+{
+    auto s = db_.Cached("UPDATE iterations SET checkpoint = ?, files_changed = ?, insertions = ?, deletions = ?, "
+                        "commits = ? WHERE run_id = ? AND n = ? AND checkpoint IS NULL");
+    s.Bind(it.checkpoint).Bind(it.files_changed).Bind(it.insertions).Bind(it.deletions).Bind(it.commits)
+        .Bind(it.run_id).Bind(it.n);
+    s.Step();
 }
 
 std::vector<IterationRow> RunStore::Iterations(int64_t run_id)

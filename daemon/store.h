@@ -46,6 +46,8 @@ struct RunRow {
     int last_port{0};
     int64_t tokens_in{0}, tokens_out{0};
     double cost{0};
+    std::string base;             ///< snapshot 0's commit (SPEC §9); empty outside git
+    int max_idle_iterations{0};   ///< no_progress after this many idle iterations; 0 = off
     LegacyFields legacy;
 };
 
@@ -60,6 +62,9 @@ struct IterationRow {
     int64_t tokens_in{0}, tokens_out{0};
     double cost{0};
     int port{0};
+    /// The snapshot taken at its end (SPEC §9); empty when none was (outside git, or it failed).
+    std::string checkpoint;
+    int files_changed{0}, insertions{0}, deletions{0}, commits{0};
 };
 
 struct RunEvent {
@@ -122,6 +127,10 @@ public:
     void BeginIteration(int64_t run_id, int n, const std::string& session_id, int port, int64_t at);
     /// Ends an iteration, adds its tokens and cost to the run and updates the failure streak.
     void FinishIteration(const IterationRow& it);
+    /// The run's base snapshot, once taken.
+    void SetRunBase(int64_t run_id, const std::string& commit);
+    /// A snapshot taken for an iteration that ended without one (ralphd was killed before it).
+    void SetIterationCheckpoint(const IterationRow& it);
     std::vector<IterationRow> Iterations(int64_t run_id);
     /// The run's iteration whose outcome is still empty, if any (left by a crash).
     std::optional<IterationRow> UnfinishedIteration(int64_t run_id);

@@ -98,6 +98,17 @@ ALTER TABLE runs ADD COLUMN legacy_session_type TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN legacy_current_story TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN legacy_workspace_dir TEXT NOT NULL DEFAULT '';
 )sql",
+    // 3 -> 4: git checkpoints (SPEC §9): the run's base snapshot (NULL outside git) and its
+    // no-progress limit; each iteration's snapshot and what it changed (NULL when none was taken).
+    R"sql(
+ALTER TABLE runs ADD COLUMN base TEXT;
+ALTER TABLE runs ADD COLUMN max_idle_iterations INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE iterations ADD COLUMN checkpoint TEXT;
+ALTER TABLE iterations ADD COLUMN files_changed INTEGER;
+ALTER TABLE iterations ADD COLUMN insertions INTEGER;
+ALTER TABLE iterations ADD COLUMN deletions INTEGER;
+ALTER TABLE iterations ADD COLUMN commits INTEGER;
+)sql",
 };
 
 static_assert(sizeof kSteps / sizeof kSteps[0] == kSchemaVersion);

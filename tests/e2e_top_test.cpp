@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <regex>
 #include <unistd.h>
 
 namespace ralph::test {
@@ -91,11 +92,13 @@ public:
     {
         if (!WaitFor([&] { return !AlternateScreen(); }, 30s)) return -1;
         Type("echo \"top-exit=$?\"");
-        // The answer's line, not the typed command's (which has a quote before it).
-        if (!WaitText("\ntop-exit=", 30s)) return -1;
-        std::string s = Screen();
-        auto at = s.rfind("\ntop-exit=") + 1;
-        return std::atoi(s.c_str() + at + 9);
+        // The answer, not the typed command (`top-exit=$?`): a digit follows it. It may share a
+        // line with the prompt, when the command was typed ahead before the shell printed it.
+        static const std::regex answer("top-exit=([0-9]+)");
+        std::smatch m;
+        std::string s;
+        if (!WaitFor([&] { s = Screen(); return std::regex_search(s, m, answer); }, 30s)) return -1;
+        return std::stoi(m[1].str());
     }
 
 private:

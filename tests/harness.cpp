@@ -383,7 +383,9 @@ E2EEnv::E2EEnv(bool permissive_opencode_config, const std::string& extra_daemon_
     }
     // A port range of its own, so that tests running side by side do not meet.
     port_base = ReservePorts(41);
-    WriteConfig("[server]\nport = " + std::to_string(port_base) + "\nport_range = " + std::to_string(port_base) + "-" +
+    // Most tests' loops change nothing in their git projects; no_progress (SPEC §8) would end them
+    // early. The tests of no_progress set max_idle_iterations in their task's ralph.ini.
+    WriteConfig("[run]\nmax_idle_iterations = 0\n[server]\nport = " + std::to_string(port_base) + "\nport_range = " + std::to_string(port_base) + "-" +
                 std::to_string(port_base + 40) + "\n" + extra_daemon_config);
 }
 

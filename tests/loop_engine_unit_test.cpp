@@ -115,7 +115,8 @@ TEST_F(UnitLoopEngine, RunsAnIterationOnFakesWithoutADaemon)
         return std::make_unique<FakeOpencodeClient>(opencode);
     };
 
-    auto engine = std::make_unique<LoopEngine>(io, *store, server, defaults, clock, clients, Millis(0));
+    PosixLauncher launcher(io);
+    auto engine = std::make_unique<LoopEngine>(io, *store, server, defaults, clock, clients, Millis(0), launcher, "");
     EXPECT_EQ(server.listeners.size(), 1u);  // it follows the server's state
 
     RunSettings settings;

@@ -314,7 +314,7 @@ TEST(UnitRunStates, EveryNameParsesBackToItsValue)
 {
     for (auto s : {RunStatus::kRunning, RunStatus::kCompleted, RunStatus::kStopped, RunStatus::kFailed})
         EXPECT_EQ(ParseRunStatus(Name(s)), s);
-    for (int i = 0; i <= static_cast<int>(RunReason::kTaskInvalid); ++i) {
+    for (int i = 0; i <= static_cast<int>(RunReason::kNoProgress); ++i) {
         auto r = static_cast<RunReason>(i);
         EXPECT_EQ(ParseRunReason(Name(r)), r);
         EXPECT_EQ(IsTerminal(StatusOf(r)), r != RunReason::kNone) << Name(r);
@@ -327,6 +327,7 @@ TEST(UnitRunStates, EveryNameParsesBackToItsValue)
     EXPECT_EQ(StatusOf(RunReason::kPromise), RunStatus::kCompleted);
     EXPECT_EQ(StatusOf(RunReason::kUser), RunStatus::kStopped);
     EXPECT_EQ(StatusOf(RunReason::kTaskInvalid), RunStatus::kFailed);
+    EXPECT_EQ(StatusOf(RunReason::kNoProgress), RunStatus::kStopped);
 }
 
 // Runs without a legacy_id (the benchmark's generated history) are inserted with their log.

@@ -1,0 +1,314 @@
+#include "daemon/checkpoint.h"
+
+#include "common/log.h"
+#include "daemon/store.h"
+
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace ralph {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string Trim(std::string s)
+{
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+    std::size_t start = 0;
+    while (start < s.size() && std::isspace(static_cast<unsigned char>(s[start]))) ++start;
+    return s.substr(start);
+}
+
+}  // namespace
+
+GitRunner::GitRunner(ProcessLauncher& launcher, std::string git_program, Millis timeout)
+    : launcher_(launcher), program_(std::move(git_program)), timeout_(timeout)
+{
+    // ralphd's own GIT_DIR, GIT_INDEX_FILE, ... must not steer git at a run's tree.
+    for (char** e = environ; e && *e; ++e)
+        if (std::string_view(*e).rfind("GIT_", 0) != 0) base_env_.emplace_back(*e);
+    for (const char* e : {"GIT_TERMINAL_PROMPT=0", "GIT_LITERAL_PATHSPECS=1", "GIT_PAGER=cat", "GIT_ASKPASS=/bin/false",
+                          "GIT_EDITOR=/bin/false", "LC_ALL=C"})
+        base_env_.emplace_back(e);
+}
+
+asio::awaitable<Result<CommandOutput>> GitRunner::RunChecked(const std::string& dir, std::vector<std::string> args,
+                                                             std::vector<std::string> env)
+{
+    if (program_.empty()) co_return Status(kInternalError, "git is not installed (no git on PATH)");
+    LaunchSpec spec;
+    spec.program = program_;
+    spec.args = std::move(args);
+    spec.env = base_env_;
+    spec.env.insert(spec.env.end(), env.begin(), env.end());
+    spec.cwd = dir;
+    co_return co_await RunChildCommand(launcher_, std::move(spec), timeout_, std::size_t(256) << 20);
+}
+
+asio::awaitable<Result<std::string>> GitRunner::Run(const std::string& dir, std::vector<std::string> args,
+                                                    std::vector<std::string> env)
+{
+    const std::string what = "git " + (args.empty() ? std::string() : args[0]);
+    Result<CommandOutput> r = co_await RunChecked(dir, std::move(args), std::move(env));
+    if (!r) co_return r.status();
+    if (r->timed_out) co_return Status(kInternalError, what + " in " + dir + " did not finish in time");
+    if (r->exit.code != 0)
+        co_return Status(kInternalError, what + " in " + dir + " failed (" + r->exit.Describe() + "): " + Trim(r->err));
+    co_return std::move(r->out);
+}
+
+std::vector<NumstatEntry> ParseNumstat(std::string_view out)
+{
+    std::vector<NumstatEntry> entries;
+    auto next = [&](std::string_view& field) {  // up to the next NUL
+        auto nul = out.find('\0');
+        if (nul == std::string_view::npos) return false;
+        field = out.substr(0, nul);
+        out.remove_prefix(nul + 1);
+        return true;
+    };
+    std::string_view record;
+    while (next(record)) {
+        // "INS\tDEL\tPATH", or for a rename "INS\tDEL\t" followed by OLD and NEW as fields of their own.
+        auto tab1 = record.find('\t');
+        auto tab2 = tab1 == std::string_view::npos ? tab1 : record.find('\t', tab1 + 1);
+        if (tab2 == std::string_view::npos) continue;
+        NumstatEntry e;
+        std::string_view ins = record.substr(0, tab1), del = record.substr(tab1 + 1, tab2 - tab1 - 1);
+        e.binary = ins == "-" && del == "-";
+        if (!e.binary) {
+            e.insertions = std::atoi(std::string(ins).c_str());
+            e.deletions = std::atoi(std::string(del).c_str());
+        }
+        std::string_view path = record.substr(tab2 + 1);
+        if (path.empty()) {
+            std::string_view from, to;
+            if (!next(from) || !next(to)) break;
+            e.old_path = from;
+            e.path = to;
+        } else {
+            e.path = path;
+        }
+        entries.push_back(std::move(e));
+    }
+    return entries;
+}
+
+std::vector<std::string> ParseChangedPaths(std::string_view out)
+{
+    std::vector<std::string> paths;
+    while (!out.empty()) {
+        auto nul = out.find('\0');
+        std::string_view record = out.substr(0, nul);
+        out.remove_prefix(nul == std::string_view::npos ? out.size() : nul + 1);
+        // "XY PATH": X index against HEAD, Y work tree against the index; only Y matters here.
+        if (record.size() < 4 || record[2] != ' ') continue;
+        if (record[1] != ' ') paths.emplace_back(record.substr(3));
+    }
+    return paths;
+}
+
+namespace {
+
+/// A command line as a vector, built outside the coroutine: GCC 12 miscompiles a braced list of
+/// string literals in a co_await expression ("array used as initializer").
+template <typename... Ts>
+std::vector<std::string> Args(const Ts&... a)
+{
+    return std::vector<std::string>{std::string(a)...};
+}
+
+std::string FirstLine(const std::string& s)
+{
+    return Trim(s.substr(0, s.find('\n')));
+}
+
+bool CopyFile(const std::string& from, const std::string& to)
+{
+    std::ifstream in(from, std::ios::binary);
+    if (!in) return false;
+    const std::string tmp = to + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << in.rdbuf();
+        if (!out.flush()) return false;
+    }
+    return std::rename(tmp.c_str(), to.c_str()) == 0;
+}
+
+}  // namespace
+
+asio::awaitable<std::optional<CheckpointRepo>> Checkpoints::Open(const std::string& dir, int64_t run_id)
+{
+    Result<std::string> where = co_await git_.Run(dir, Args("rev-parse", "--show-toplevel", "--absolute-git-dir"));
+    if (!where) co_return std::nullopt;  // not a git work tree (or a bare repository, or no git)
+    const std::string& out = *where;
+    auto nl = out.find('\n');
+    if (nl == std::string::npos) co_return std::nullopt;
+    CheckpointRepo repo;
+    repo.top = out.substr(0, nl);
+    repo.git_dir = FirstLine(out.substr(nl + 1));
+    if (repo.top.empty() || repo.git_dir.empty()) co_return std::nullopt;
+    repo.index = repo.git_dir + "/ralph-index-" + std::to_string(run_id);
+    // The user's identity when set (through any of git's config files), else ralph's own: a fresh
+    // machine has none, and commit-tree would refuse to work without one.
+    Result<CommandOutput> name = co_await git_.RunChecked(dir, Args("config", "--get", "user.name"));
+    Result<CommandOutput> email = co_await git_.RunChecked(dir, Args("config", "--get", "user.email"));
+    repo.author_name = name && name->ok() ? FirstLine(name->out) : "";
+    repo.author_email = email && email->ok() ? FirstLine(email->out) : "";
+    if (repo.author_name.empty()) repo.author_name = "ralph";
+    if (repo.author_email.empty()) repo.author_email = "ralph@localhost";
+    co_return repo;
+}
+
+asio::awaitable<Result<std::string>> Checkpoints::Head(const CheckpointRepo& repo)
+{
+    Result<CommandOutput> r = co_await git_.RunChecked(repo.top, Args("rev-parse", "-q", "--verify", "HEAD^{commit}"));
+    if (!r) co_return r.status();
+    co_return r->ok() ? FirstLine(r->out) : std::string();  // no commit yet
+}
+
+std::vector<std::string> Checkpoints::IdentityEnv(const CheckpointRepo& repo) const
+{
+    return {"GIT_AUTHOR_NAME=" + repo.author_name, "GIT_AUTHOR_EMAIL=" + repo.author_email,
+            "GIT_COMMITTER_NAME=" + repo.author_name, "GIT_COMMITTER_EMAIL=" + repo.author_email};
+}
+
+asio::awaitable<Result<std::string>> Checkpoints::WriteTree(const CheckpointRepo& repo, std::vector<std::string>& left_out)
+{
+    // Only this run's snapshots use this index, one at a time: a lock left by a killed ralphd is stale.
+    unlink((repo.index + ".lock").c_str());
+    struct stat st {};
+    if (stat(repo.index.c_str(), &st) != 0) {
+        // First snapshot: start from the user's index, whose stat data spares git hashing every file.
+        CopyFile(repo.git_dir + "/index", repo.index);
+    }
+    const std::vector<std::string> env = Args("GIT_INDEX_FILE=" + repo.index);
+    Result<std::string> status = co_await git_.Run(
+        repo.top, Args("status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--ignore-submodules=all"),
+        env);
+    if (!status) co_return status.status();
+    std::string list;
+    for (const std::string& path : ParseChangedPaths(*status)) {
+        struct stat file {};
+        if (max_file_ > 0 && lstat((repo.top + "/" + path).c_str(), &file) == 0 && S_ISREG(file.st_mode) &&
+            file.st_size > max_file_) {
+            left_out.push_back(path);
+            continue;
+        }
+        list += path;
+        list.push_back('\0');
+    }
+    if (!list.empty()) {
+        const std::string paths_file = repo.index + ".paths";
+        {
+            std::ofstream out(paths_file, std::ios::binary | std::ios::trunc);
+            out << list;
+            if (!out.flush()) co_return Status(kInternalError, "cannot write " + paths_file);
+        }
+        Result<std::string> added = co_await git_.Run(
+            repo.top, Args("add", "-A", "--pathspec-from-file=" + paths_file, "--pathspec-file-nul"), env);
+        unlink(paths_file.c_str());
+        if (!added) co_return added.status();
+    }
+    Result<std::string> tree = co_await git_.Run(repo.top, Args("write-tree"), env);
+    if (!tree) co_return tree.status();
+    co_return FirstLine(*tree);
+}
+
+asio::awaitable<Result<std::string>> Checkpoints::CommitTree(const CheckpointRepo& repo, const std::string& tree,
+                                                             const std::string& parent, const std::string& message)
+{
+    // Plumbing runs no hooks; --no-gpg-sign overrides commit.gpgSign (a prompt would hang the loop).
+    std::vector<std::string> args = Args("commit-tree", "--no-gpg-sign", "-m", message, tree);
+    if (!parent.empty()) {
+        args.push_back("-p");
+        args.push_back(parent);
+    }
+    Result<std::string> commit = co_await git_.Run(repo.top, std::move(args), IdentityEnv(repo));
+    if (!commit) co_return commit.status();
+    co_return FirstLine(*commit);
+}
+
+asio::awaitable<Result<Checkpoint>> Checkpoints::TakeBase(const CheckpointRepo& repo, int64_t run_id)
+{
+    Result<std::string> head = co_await Head(repo);
+    if (!head) co_return head.status();
+    Checkpoint cp;
+    Result<std::string> tree = co_await WriteTree(repo, cp.left_out);
+    if (!tree) co_return tree.status();
+    Result<std::string> commit =
+        co_await CommitTree(repo, *tree, *head, "ralph: run " + std::to_string(run_id) + ", snapshot 0 (base)");
+    if (!commit) co_return commit.status();
+    cp.commit = *commit;
+    const std::string ref = RunRef(run_id);
+    Result<CommandOutput> existing = co_await git_.RunChecked(repo.top, Args("rev-parse", "-q", "--verify", ref));
+    if (!existing) co_return existing.status();
+    std::string old;
+    if (existing->ok()) {
+        // A ref of the same name from a state directory that was reset: kept, never overwritten.
+        old = FirstLine(existing->out);
+        const std::string orphan = "refs/ralph/orphaned/" + std::to_string(run_id) + "-" + std::to_string(NowMillis());
+        Result<std::string> moved = co_await git_.Run(repo.top, Args("update-ref", orphan, old, ""));
+        if (!moved) co_return moved.status();
+        Log(LogLevel::Warning) << "run " << run_id << ": " << ref << " existed already; kept as " << orphan;
+    }
+    // Compare-and-swap: the ref is created only if it is still what was seen.
+    Result<std::string> set = co_await git_.Run(repo.top, Args("update-ref", "-m", "ralph: base", ref, cp.commit, old));
+    if (!set) co_return set.status();
+    co_return cp;
+}
+
+asio::awaitable<Result<Checkpoint>> Checkpoints::Take(const CheckpointRepo& repo, int64_t run_id, int iteration,
+                                                      const std::string& head_before)
+{
+    const std::string ref = RunRef(run_id);
+    Result<CommandOutput> current = co_await git_.RunChecked(repo.top, Args("rev-parse", "-q", "--verify", ref));
+    if (!current) co_return current.status();
+    const std::string parent = current->ok() ? FirstLine(current->out) : "";  // "": someone deleted the ref
+    Checkpoint cp;
+    Result<std::string> tree = co_await WriteTree(repo, cp.left_out);
+    if (!tree) co_return tree.status();
+    Result<std::string> commit = co_await CommitTree(
+        repo, *tree, parent, "ralph: run " + std::to_string(run_id) + ", iteration " + std::to_string(iteration));
+    if (!commit) co_return commit.status();
+    cp.commit = *commit;
+    Result<std::string> set = co_await git_.Run(
+        repo.top, Args("update-ref", "-m", "ralph: iteration " + std::to_string(iteration), ref, cp.commit, parent));
+    if (!set) co_return set.status();
+
+    std::vector<std::string> diff = Args("diff-tree", "-r", "-M", "--numstat", "-z", "--no-commit-id");
+    if (parent.empty()) diff.push_back("--root");
+    else diff.push_back(parent);
+    diff.push_back(cp.commit);
+    Result<std::string> numstat = co_await git_.Run(repo.top, std::move(diff));
+    if (!numstat) co_return numstat.status();
+    for (const NumstatEntry& e : ParseNumstat(*numstat)) {
+        ++cp.files_changed;
+        cp.insertions += e.insertions;
+        cp.deletions += e.deletions;
+    }
+    Result<std::string> head = co_await Head(repo);
+    if (!head) co_return head.status();
+    if (!head->empty() && *head != head_before) {
+        std::vector<std::string> count = Args("rev-list", "--count", *head);
+        if (!head_before.empty()) count.push_back("^" + head_before);
+        Result<std::string> n = co_await git_.Run(repo.top, std::move(count));
+        if (!n) co_return n.status();
+        cp.commits = std::atoi(n->c_str());
+    }
+    co_return cp;
+}
+
+void Checkpoints::Forget(const CheckpointRepo& repo)
+{
+    for (const char* suffix : {"", ".lock", ".paths", ".tmp"}) unlink((repo.index + suffix).c_str());
+}
+
+}  // namespace ralph

@@ -1,0 +1,102 @@
+// Git checkpoints (SPEC §9): snapshots of a run's work tree as commits on refs/ralph/runs/<run-id>,
+// made through git's plumbing with a private index, so that the user's HEAD, branch, index, stash
+// and files never change. Snapshot 0 (the run's base) holds the user's uncommitted edits; one more
+// at the end of every iteration, each the parent of the next. git itself does the work: ralph
+// only runs the `git` binary (asynchronously, through the daemon's one process launcher).
+#pragma once
+
+#include "common/duration.h"
+#include "common/status.h"
+#include "daemon/child_command.h"
+#include "daemon/process.h"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ralph {
+
+/// Runs `git` without prompts, pager, hooks' terminal or the daemon's own GIT_* variables, with
+/// literal pathspecs. A command that exits non-zero is a failure carrying git's message.
+class GitRunner {
+public:
+    GitRunner(ProcessLauncher& launcher, std::string git_program, Millis timeout = std::chrono::minutes(5));
+    /// `git args...` in `dir`, with `env` added ("KEY=VALUE").
+    boost::asio::awaitable<Result<std::string>> Run(const std::string& dir, std::vector<std::string> args,
+                                                    std::vector<std::string> env = {});
+    /// The same, but the exit code is the caller's to judge.
+    boost::asio::awaitable<Result<CommandOutput>> RunChecked(const std::string& dir, std::vector<std::string> args,
+                                                             std::vector<std::string> env = {});
+
+private:
+    ProcessLauncher& launcher_;
+    std::string program_;
+    Millis timeout_;
+    std::vector<std::string> base_env_;
+};
+
+/// The git work tree a run works in, found when it starts.
+struct CheckpointRepo {
+    std::string top;      ///< the work tree's top level
+    std::string git_dir;  ///< absolute (a linked worktree's own)
+    std::string index;    ///< the run's private index file
+    std::string author_name, author_email;  ///< the user's identity, else ralph's
+};
+
+/// What one snapshot recorded.
+struct Checkpoint {
+    std::string commit;
+    int files_changed{0}, insertions{0}, deletions{0};  ///< against the previous snapshot
+    int commits{0};                      ///< commits the agent made (HEAD before -> after)
+    std::vector<std::string> left_out;   ///< files above checkpoint_max_file, not captured
+};
+
+/// One line of `git diff-tree --numstat -z` (or `diff --numstat -z`), with renames.
+struct NumstatEntry {
+    std::string path, old_path;  ///< old_path empty unless renamed
+    bool binary{false};
+    int insertions{0}, deletions{0};
+};
+/// Parses `--numstat -z` output; entries it cannot read are skipped.
+std::vector<NumstatEntry> ParseNumstat(std::string_view out);
+/// The paths of `git status --porcelain=v1 -z --no-renames` whose work tree differs from the index
+/// (modified, deleted, untracked), i.e. what a snapshot must add.
+std::vector<std::string> ParseChangedPaths(std::string_view out);
+
+class Checkpoints {
+public:
+    /// `max_file`: bytes; larger files are left out of snapshots (0 = no limit).
+    Checkpoints(GitRunner& git, int64_t max_file) : git_(git), max_file_(max_file) {}
+
+    /// The git work tree holding `dir`; nullopt outside git (or when git is missing).
+    boost::asio::awaitable<std::optional<CheckpointRepo>> Open(const std::string& dir, int64_t run_id);
+    /// HEAD's commit; empty in a repository without commits.
+    boost::asio::awaitable<Result<std::string>> Head(const CheckpointRepo& repo);
+    /// Snapshot 0: the work tree now, parent HEAD (none without commits), on a new
+    /// refs/ralph/runs/<run-id>; an existing ref of that name moves to refs/ralph/orphaned/.
+    boost::asio::awaitable<Result<Checkpoint>> TakeBase(const CheckpointRepo& repo, int64_t run_id);
+    /// The next snapshot: parent the ref's current commit; stats against it; `head_before`
+    /// (HEAD when the iteration began) counts the agent's own commits.
+    boost::asio::awaitable<Result<Checkpoint>> Take(const CheckpointRepo& repo, int64_t run_id, int iteration,
+                                                    const std::string& head_before);
+    /// Deletes the run's private index (when the run has ended).
+    static void Forget(const CheckpointRepo& repo);
+
+    static std::string RunRef(int64_t run_id) { return "refs/ralph/runs/" + std::to_string(run_id); }
+
+private:
+    /// The private index brought up to the work tree; returns the tree and what was left out.
+    boost::asio::awaitable<Result<std::string>> WriteTree(const CheckpointRepo& repo, std::vector<std::string>& left_out);
+    boost::asio::awaitable<Result<std::string>> CommitTree(const CheckpointRepo& repo, const std::string& tree,
+                                                           const std::string& parent, const std::string& message);
+    std::vector<std::string> IdentityEnv(const CheckpointRepo& repo) const;
+
+    GitRunner& git_;
+    int64_t max_file_;
+};
+
+}  // namespace ralph

@@ -1,0 +1,35 @@
+// LoopEngine's record of one run whose loop is active, shared by loop_engine.cpp and
+// loop_checkpoints.cpp (private to them).
+#pragma once
+
+#include "daemon/checkpoint.h"
+#include "daemon/loop_engine.h"
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace ralph {
+
+struct LoopEngine::ActiveRun {
+    ActiveRun(boost::asio::any_io_executor ex, Clock& clock) : wake(std::move(ex), clock) {}
+    int64_t id{0};
+    bool stop_now{false};
+    bool server_lost{false};  ///< the server went away during the current iteration
+    bool iterating{false};    ///< inside Iterate(): a session may be in flight
+    /// An iteration that ended but whose end is not yet recorded and acted on (the store failed:
+    /// a full disk, a locked database). Settled before anything else when the loop picks up again.
+    std::optional<IterationRow> unsettled;
+    bool unsettled_recorded{false};  ///< its row and iteration.end event are written already
+    Notifier wake;            ///< stop --now, server loss, shutdown
+    EventHub::Watch* watch{nullptr};
+    // Git checkpoints (SPEC §9): the run's work tree once found; none outside git.
+    bool checkpoints_prepared{false};
+    std::optional<CheckpointRepo> repo;
+    std::unique_ptr<Checkpoints> checkpoints;
+    std::string head_before;  ///< HEAD when the current iteration began
+};
+
+}  // namespace ralph
