@@ -20,6 +20,9 @@ struct Options {
     int loop_iterations{10};      ///< 4: iterations per run
     int idle_seconds{60};         ///< 5
     int kills{5};                 ///< 6
+    int checkpoint_files{10000};  ///< 7: files in the generated repository
+    int checkpoint_mb{100};       ///< 7: their total size
+    int checkpoint_rounds{30};    ///< 7: snapshots (and `git status` runs) measured
     std::string baseline;         ///< 2: a directory with another build's ralph and ralphd to compare with
 };
 
@@ -29,6 +32,7 @@ void ScenarioSocket(World& world, const Options& options, Report& report);
 /// Scenarios 4 and 5 share one ralphd: many loops, then the same daemon idle.
 void ScenarioLoopsAndIdle(World& world, const Options& options, Report& report);
 void ScenarioDetection(World& world, const Options& options, Report& report);
+void ScenarioCheckpoint(World& world, const Options& options, Report& report);
 
 /// Set by SIGINT/SIGTERM; long waits give up when it is set.
 bool Interrupted();

@@ -81,6 +81,9 @@ int Run(Client& client, const std::vector<std::string>& args)
     CommandArgs vm(*FindCommand("run"), args, "ref", 1);
     json::object params{{"task", Positional(vm, "task")}, {"cwd", client.cwd}};
     if (vm.Has("max-iterations")) params["max_iterations"] = vm.Int("max-iterations", 1, 1000000);
+    if (vm.Switch("worktree") && vm.Switch("no-worktree")) throw UsageError("--worktree and --no-worktree exclude each other");
+    if (vm.Switch("worktree")) params["worktree"] = "always";
+    if (vm.Switch("no-worktree")) params["worktree"] = "never";
     if (vm.Has("model")) params["model"] = vm.Text("model");
     if (vm.Has("agent")) params["agent"] = vm.Text("agent");
     if (vm.Has("promise")) params["promise"] = vm.Text("promise");
@@ -216,6 +219,13 @@ int Show(Client& client, const std::vector<std::string>& args)
               << "\n"
               << "  tokens:     " << Field(run.at("tokens"), "input") << " in, " << Field(run.at("tokens"), "output")
               << " out; cost " << FormatCost(run) << "\n"
+              << (Field(run, "worktree") != "-"
+                      ? "  worktree:   " + Printable(Field(run, "worktree")) + "\n  branch:     " + Field(run, "branch") +
+                            " (to merge it: git -C " + Printable(Field(run, "project")) + " merge " + Field(run, "branch") + ")\n"
+                      : std::string())
+              << (Field(run, "base") != "-" ? "  base:       " + Field(run, "base").substr(0, 12) +
+                                                  " (ralph diff " + Field(run, "id") + " shows what the run changed)\n"
+                                            : std::string())
               << LegacyLines(run);
     const json::array& its = run.at("iterations").as_array();
     if (!its.empty()) {
@@ -228,9 +238,10 @@ int Show(Client& client, const std::vector<std::string>& args)
             if (error.size() > 60) error = error.substr(0, 57) + "...";
             rows.push_back({Field(it, "n"), Field(it, "outcome") == "-" ? "running" : Field(it, "outcome"),
                             Field(it, "session_id"), HumanTime(start), dur,
-                            Field(it.at("tokens"), "input") + "/" + Field(it.at("tokens"), "output"), error});
+                            Field(it.at("tokens"), "input") + "/" + Field(it.at("tokens"), "output"), Changes(it),
+                            error});
         }
-        PrintTable({"ITER", "OUTCOME", "SESSION", "STARTED", "DURATION", "TOKENS", "ERROR"}, rows);
+        PrintTable({"ITER", "OUTCOME", "SESSION", "STARTED", "DURATION", "TOKENS", "CHANGES", "ERROR"}, rows);
     }
     return kExitOk;
 }
@@ -309,7 +320,7 @@ int Tasks(Client& client, const std::vector<std::string>& args)
 const std::vector<Command>& RunCommands()
 {
     static const std::vector<Command> commands = {
-        {"run", "<task> [-n N] [--model P/M] [--agent A] [--promise TEXT] [--iteration-timeout DUR] [-f]",
+        {"run", "<task> [-n N] [--model P/M] [--agent A] [--promise TEXT] [--iteration-timeout DUR] [--worktree|--no-worktree] [-f]",
          "start a run of a task (-f: follow it; exit 0 completed, 4 stopped, 5 failed)", Run, true,
          {{"max-iterations,n", "N", "stop after N iterations", "[run] max_iterations, else 10"},
           {"model", "P/M", "the model, provider/model", "[run] model, else opencode's default"},
@@ -318,6 +329,8 @@ const std::vector<Command>& RunCommands()
            "[run] completion_promise, else COMPLETE"},
           {"iteration-timeout", "DUR", "abort an iteration after DUR (500ms, 90s, 15m, 2h, 1d, 1h30m; 90 = 90s)",
            "[run] iteration_timeout, else 30m"},
+          {"worktree", nullptr, "work in a git worktree of its own, on a branch ralph/<task>-<run>", "[run] worktree, else auto"},
+          {"no-worktree", nullptr, "work in the project itself, even beside another run", "[run] worktree, else auto"},
           {"follow,f", nullptr, "follow the run's progress until it ends (otherwise print its id and return)", "off"}}},
         {"status", "[<task or run>] [--all]", "the server, then running runs and the latest 20 (--all: every run)", Status,
          true, {{"all,a", nullptr, "every run, not only the running ones and the latest 20", "off"}}},

@@ -9,7 +9,7 @@ namespace po = boost::program_options;
 std::vector<const Command*> AllCommands()
 {
     std::vector<const Command*> out;
-    for (const auto* group : {&RunCommands(), &TopCommands(), &AttachCommands(), &ImportCommands(), &ServerCommands(), &DaemonCommands(), &CompletionCommands()})
+    for (const auto* group : {&RunCommands(), &GitCommands(), &TopCommands(), &AttachCommands(), &ImportCommands(), &ServerCommands(), &DaemonCommands(), &CompletionCommands()})
         for (const Command& c : *group) out.push_back(&c);
     return out;
 }

@@ -39,6 +39,7 @@ const std::vector<Command>& AttachCommands();
 const std::vector<Command>& ImportCommands();
 const std::vector<Command>& CompletionCommands();
 const std::vector<Command>& TopCommands();
+const std::vector<Command>& GitCommands();
 
 /// A task-or-run argument: digits are a run id, anything else a task reference.
 boost::json::value RunRef(const std::string& arg);

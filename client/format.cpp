@@ -84,6 +84,12 @@ std::string EventLine(const json::object& e, bool verbose)
         if (data.is_object() && data.as_object().contains("tokens_in"))
             line += " (tokens " + Field(data, "tokens_in") + " in, " + Field(data, "tokens_out") + " out)";
         if (Field(data, "error") != "-") line += ": " + Field(data, "error");
+        // Its checkpoint's change summary (SPEC §9), in git projects.
+        if (data.is_object() && data.as_object().contains("files_changed")) {
+            line += "\n" + prefix + "  changes: " + Changes(data);
+            if (Field(data, "commits") != "0") line += ", " + Field(data, "commits") + " commit(s) by the agent";
+            line += "; checkpoint " + Field(data, "checkpoint").substr(0, 12);
+        }
         return line;
     }
     if (kind == "run.end") {
@@ -92,6 +98,13 @@ std::string EventLine(const json::object& e, bool verbose)
         return line;
     }
     return prefix + kind + " " + json::serialize(data);
+}
+
+std::string Changes(const json::value& it)
+{
+    if (!it.is_object() || !it.as_object().contains("files_changed") || it.at("files_changed").is_null()) return "-";
+    const std::string files = Field(it, "files_changed");
+    return files + (files == "1" ? " file" : " files") + " +" + Field(it, "insertions") + " -" + Field(it, "deletions");
 }
 
 std::string LegacyLines(const json::value& run)

@@ -14,6 +14,8 @@ void PrintTable(const std::vector<std::string>& headers, const std::vector<std::
 
 /// The text of a JSON field: strings as they are, null as "-", numbers and the rest serialised.
 std::string Field(const boost::json::value& object, const char* key);
+/// An iteration's (or iteration.end event's) checkpoint summary, "3 files +10 -2"; "-" without one.
+std::string Changes(const boost::json::value& iteration);
 
 /// "12:03:44  #3  tool write: hello.txt" for a run event ({id, at, iteration, kind, data}).
 /// verbose: a tool's whole output instead of its last lines.

@@ -70,6 +70,12 @@ std::string DefaultStateDir()
     return Home() + "/.local/state/ralph";
 }
 
+std::string WorktreesDir()
+{
+    if (auto v = GetEnv("XDG_DATA_HOME"); !v.empty()) return v + "/ralph/worktrees";
+    return Home() + "/.local/share/ralph/worktrees";
+}
+
 std::string UserConfigDir()
 {
     if (auto v = GetEnv("XDG_CONFIG_HOME"); !v.empty()) return v + "/ralph";

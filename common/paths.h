@@ -21,6 +21,8 @@ std::string CheckSocketDir(const std::string& socket_path, bool missing_ok);
 
 /// $RALPH_STATE_DIR, else $XDG_STATE_HOME/ralph, else ~/.local/state/ralph.
 std::string DefaultStateDir();
+/// Where run worktrees go (SPEC §9): $XDG_DATA_HOME/ralph/worktrees, else ~/.local/share/ralph/worktrees.
+std::string WorktreesDir();
 /// $RALPH_CONFIG, else $XDG_CONFIG_HOME/ralph/ralphd.conf, else ~/.config/ralph/ralphd.conf.
 std::string DefaultConfigPath();
 /// $XDG_CONFIG_HOME/ralph, else ~/.config/ralph (where the user-wide prompt.md lives).

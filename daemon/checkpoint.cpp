@@ -114,20 +114,12 @@ std::vector<std::string> ParseChangedPaths(std::string_view out)
     return paths;
 }
 
-namespace {
-
-/// A command line as a vector, built outside the coroutine: GCC 12 miscompiles a braced list of
-/// string literals in a co_await expression ("array used as initializer").
-template <typename... Ts>
-std::vector<std::string> Args(const Ts&... a)
-{
-    return std::vector<std::string>{std::string(a)...};
-}
-
 std::string FirstLine(const std::string& s)
 {
     return Trim(s.substr(0, s.find('\n')));
 }
+
+namespace {
 
 bool CopyFile(const std::string& from, const std::string& to)
 {
@@ -146,7 +138,7 @@ bool CopyFile(const std::string& from, const std::string& to)
 
 asio::awaitable<std::optional<CheckpointRepo>> Checkpoints::Open(const std::string& dir, int64_t run_id)
 {
-    Result<std::string> where = co_await git_.Run(dir, Args("rev-parse", "--show-toplevel", "--absolute-git-dir"));
+    Result<std::string> where = co_await git_.Run(dir, GitArgs("rev-parse", "--show-toplevel", "--absolute-git-dir"));
     if (!where) co_return std::nullopt;  // not a git work tree (or a bare repository, or no git)
     const std::string& out = *where;
     auto nl = out.find('\n');
@@ -158,8 +150,8 @@ asio::awaitable<std::optional<CheckpointRepo>> Checkpoints::Open(const std::stri
     repo.index = repo.git_dir + "/ralph-index-" + std::to_string(run_id);
     // The user's identity when set (through any of git's config files), else ralph's own: a fresh
     // machine has none, and commit-tree would refuse to work without one.
-    Result<CommandOutput> name = co_await git_.RunChecked(dir, Args("config", "--get", "user.name"));
-    Result<CommandOutput> email = co_await git_.RunChecked(dir, Args("config", "--get", "user.email"));
+    Result<CommandOutput> name = co_await git_.RunChecked(dir, GitArgs("config", "--get", "user.name"));
+    Result<CommandOutput> email = co_await git_.RunChecked(dir, GitArgs("config", "--get", "user.email"));
     repo.author_name = name && name->ok() ? FirstLine(name->out) : "";
     repo.author_email = email && email->ok() ? FirstLine(email->out) : "";
     if (repo.author_name.empty()) repo.author_name = "ralph";
@@ -169,7 +161,7 @@ asio::awaitable<std::optional<CheckpointRepo>> Checkpoints::Open(const std::stri
 
 asio::awaitable<Result<std::string>> Checkpoints::Head(const CheckpointRepo& repo)
 {
-    Result<CommandOutput> r = co_await git_.RunChecked(repo.top, Args("rev-parse", "-q", "--verify", "HEAD^{commit}"));
+    Result<CommandOutput> r = co_await git_.RunChecked(repo.top, GitArgs("rev-parse", "-q", "--verify", "HEAD^{commit}"));
     if (!r) co_return r.status();
     co_return r->ok() ? FirstLine(r->out) : std::string();  // no commit yet
 }
@@ -189,9 +181,9 @@ asio::awaitable<Result<std::string>> Checkpoints::WriteTree(const CheckpointRepo
         // First snapshot: start from the user's index, whose stat data spares git hashing every file.
         CopyFile(repo.git_dir + "/index", repo.index);
     }
-    const std::vector<std::string> env = Args("GIT_INDEX_FILE=" + repo.index);
+    const std::vector<std::string> env = GitArgs("GIT_INDEX_FILE=" + repo.index);
     Result<std::string> status = co_await git_.Run(
-        repo.top, Args("status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--ignore-submodules=all"),
+        repo.top, GitArgs("status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--ignore-submodules=all"),
         env);
     if (!status) co_return status.status();
     std::string list;
@@ -213,11 +205,11 @@ asio::awaitable<Result<std::string>> Checkpoints::WriteTree(const CheckpointRepo
             if (!out.flush()) co_return Status(kInternalError, "cannot write " + paths_file);
         }
         Result<std::string> added = co_await git_.Run(
-            repo.top, Args("add", "-A", "--pathspec-from-file=" + paths_file, "--pathspec-file-nul"), env);
+            repo.top, GitArgs("add", "-A", "--pathspec-from-file=" + paths_file, "--pathspec-file-nul"), env);
         unlink(paths_file.c_str());
         if (!added) co_return added.status();
     }
-    Result<std::string> tree = co_await git_.Run(repo.top, Args("write-tree"), env);
+    Result<std::string> tree = co_await git_.Run(repo.top, GitArgs("write-tree"), env);
     if (!tree) co_return tree.status();
     co_return FirstLine(*tree);
 }
@@ -226,7 +218,7 @@ asio::awaitable<Result<std::string>> Checkpoints::CommitTree(const CheckpointRep
                                                              const std::string& parent, const std::string& message)
 {
     // Plumbing runs no hooks; --no-gpg-sign overrides commit.gpgSign (a prompt would hang the loop).
-    std::vector<std::string> args = Args("commit-tree", "--no-gpg-sign", "-m", message, tree);
+    std::vector<std::string> args = GitArgs("commit-tree", "--no-gpg-sign", "-m", message, tree);
     if (!parent.empty()) {
         args.push_back("-p");
         args.push_back(parent);
@@ -236,31 +228,38 @@ asio::awaitable<Result<std::string>> Checkpoints::CommitTree(const CheckpointRep
     co_return FirstLine(*commit);
 }
 
-asio::awaitable<Result<Checkpoint>> Checkpoints::TakeBase(const CheckpointRepo& repo, int64_t run_id)
+asio::awaitable<Result<Checkpoint>> Checkpoints::Snapshot(const CheckpointRepo& repo, const std::string& message)
 {
     Result<std::string> head = co_await Head(repo);
     if (!head) co_return head.status();
     Checkpoint cp;
     Result<std::string> tree = co_await WriteTree(repo, cp.left_out);
     if (!tree) co_return tree.status();
-    Result<std::string> commit =
-        co_await CommitTree(repo, *tree, *head, "ralph: run " + std::to_string(run_id) + ", snapshot 0 (base)");
+    Result<std::string> commit = co_await CommitTree(repo, *tree, *head, message);
     if (!commit) co_return commit.status();
     cp.commit = *commit;
+    co_return cp;
+}
+
+asio::awaitable<Result<Checkpoint>> Checkpoints::TakeBase(const CheckpointRepo& repo, int64_t run_id)
+{
+    Result<Checkpoint> snapshot = co_await Snapshot(repo, "ralph: run " + std::to_string(run_id) + ", snapshot 0 (base)");
+    if (!snapshot) co_return snapshot.status();
+    Checkpoint cp = std::move(*snapshot);
     const std::string ref = RunRef(run_id);
-    Result<CommandOutput> existing = co_await git_.RunChecked(repo.top, Args("rev-parse", "-q", "--verify", ref));
+    Result<CommandOutput> existing = co_await git_.RunChecked(repo.top, GitArgs("rev-parse", "-q", "--verify", ref));
     if (!existing) co_return existing.status();
     std::string old;
     if (existing->ok()) {
         // A ref of the same name from a state directory that was reset: kept, never overwritten.
         old = FirstLine(existing->out);
         const std::string orphan = "refs/ralph/orphaned/" + std::to_string(run_id) + "-" + std::to_string(NowMillis());
-        Result<std::string> moved = co_await git_.Run(repo.top, Args("update-ref", orphan, old, ""));
+        Result<std::string> moved = co_await git_.Run(repo.top, GitArgs("update-ref", orphan, old, ""));
         if (!moved) co_return moved.status();
         Log(LogLevel::Warning) << "run " << run_id << ": " << ref << " existed already; kept as " << orphan;
     }
     // Compare-and-swap: the ref is created only if it is still what was seen.
-    Result<std::string> set = co_await git_.Run(repo.top, Args("update-ref", "-m", "ralph: base", ref, cp.commit, old));
+    Result<std::string> set = co_await git_.Run(repo.top, GitArgs("update-ref", "-m", "ralph: base", ref, cp.commit, old));
     if (!set) co_return set.status();
     co_return cp;
 }
@@ -269,7 +268,7 @@ asio::awaitable<Result<Checkpoint>> Checkpoints::Take(const CheckpointRepo& repo
                                                       const std::string& head_before)
 {
     const std::string ref = RunRef(run_id);
-    Result<CommandOutput> current = co_await git_.RunChecked(repo.top, Args("rev-parse", "-q", "--verify", ref));
+    Result<CommandOutput> current = co_await git_.RunChecked(repo.top, GitArgs("rev-parse", "-q", "--verify", ref));
     if (!current) co_return current.status();
     const std::string parent = current->ok() ? FirstLine(current->out) : "";  // "": someone deleted the ref
     Checkpoint cp;
@@ -280,10 +279,10 @@ asio::awaitable<Result<Checkpoint>> Checkpoints::Take(const CheckpointRepo& repo
     if (!commit) co_return commit.status();
     cp.commit = *commit;
     Result<std::string> set = co_await git_.Run(
-        repo.top, Args("update-ref", "-m", "ralph: iteration " + std::to_string(iteration), ref, cp.commit, parent));
+        repo.top, GitArgs("update-ref", "-m", "ralph: iteration " + std::to_string(iteration), ref, cp.commit, parent));
     if (!set) co_return set.status();
 
-    std::vector<std::string> diff = Args("diff-tree", "-r", "-M", "--numstat", "-z", "--no-commit-id");
+    std::vector<std::string> diff = GitArgs("diff-tree", "-r", "-M", "--numstat", "-z", "--no-commit-id");
     if (parent.empty()) diff.push_back("--root");
     else diff.push_back(parent);
     diff.push_back(cp.commit);
@@ -297,13 +296,32 @@ asio::awaitable<Result<Checkpoint>> Checkpoints::Take(const CheckpointRepo& repo
     Result<std::string> head = co_await Head(repo);
     if (!head) co_return head.status();
     if (!head->empty() && *head != head_before) {
-        std::vector<std::string> count = Args("rev-list", "--count", *head);
+        std::vector<std::string> count = GitArgs("rev-list", "--count", *head);
         if (!head_before.empty()) count.push_back("^" + head_before);
         Result<std::string> n = co_await git_.Run(repo.top, std::move(count));
         if (!n) co_return n.status();
         cp.commits = std::atoi(n->c_str());
     }
     co_return cp;
+}
+
+asio::awaitable<Status> Checkpoints::CommitOnBranch(const CheckpointRepo& repo, const std::string& branch,
+                                                   const std::string& snapshot, const std::string& message)
+{
+    Result<std::string> head = co_await Head(repo);
+    if (!head) co_return head.status();
+    Result<std::string> trees = co_await git_.Run(repo.top, GitArgs("rev-parse", snapshot + "^{tree}", *head + "^{tree}"));
+    if (!trees) co_return trees.status();
+    const std::string tree = FirstLine(*trees);
+    if (FirstLine(trees->substr(trees->find('\n') + 1)) == tree) co_return Status::Ok();  // nothing new
+    Result<std::string> commit = co_await CommitTree(repo, tree, *head, message);
+    if (!commit) co_return commit.status();
+    Result<std::string> moved =
+        co_await git_.Run(repo.top, GitArgs("update-ref", "-m", message, "refs/heads/" + branch, *commit, *head));
+    if (!moved) co_return moved.status();
+    // The worktree's own index now matches its HEAD again (the files are what was committed).
+    Result<std::string> index = co_await git_.Run(repo.top, GitArgs("read-tree", *commit));
+    co_return index.status();
 }
 
 void Checkpoints::Forget(const CheckpointRepo& repo)

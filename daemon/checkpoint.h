@@ -39,6 +39,16 @@ private:
     std::vector<std::string> base_env_;
 };
 
+/// A git command line. Built in a plain function: GCC 12 miscompiles a braced list of string
+/// literals inside a co_await expression ("array used as initializer").
+template <typename... Ts>
+std::vector<std::string> GitArgs(const Ts&... a)
+{
+    return std::vector<std::string>{std::string(a)...};
+}
+/// The first line of git's output, without surrounding blanks.
+std::string FirstLine(const std::string& s);
+
 /// The git work tree a run works in, found when it starts.
 struct CheckpointRepo {
     std::string top;      ///< the work tree's top level
@@ -67,6 +77,27 @@ std::vector<NumstatEntry> ParseNumstat(std::string_view out);
 /// (modified, deleted, untracked), i.e. what a snapshot must add.
 std::vector<std::string> ParseChangedPaths(std::string_view out);
 
+/// One file of a diff between two snapshots (SPEC §9, `ralph diff --json`).
+struct DiffFile {
+    std::string path, old_path;  ///< old_path empty unless renamed
+    std::string status;          ///< added, modified, deleted, renamed
+    bool binary{false};
+    int insertions{0}, deletions{0};
+};
+struct SnapshotDiff {
+    std::vector<DiffFile> files;
+    std::string patch;  ///< git's unified diff; empty when not asked for
+};
+/// The changes from commit `from` to `to` in the repository at `top`, renames found.
+boost::asio::awaitable<Result<SnapshotDiff>> DiffSnapshots(GitRunner& git, const std::string& top,
+                                                          const std::string& from, const std::string& to,
+                                                          bool with_patch);
+/// Puts the work tree of `repo` back to snapshot `target` (ignored files untouched; HEAD, branch
+/// and index unmoved), after saving the current work tree as refs/ralph/backup/<unix-ms>, which it
+/// returns.
+boost::asio::awaitable<Result<std::string>> RestoreSnapshot(GitRunner& git, const CheckpointRepo& repo,
+                                                            const std::string& target);
+
 class Checkpoints {
 public:
     /// `max_file`: bytes; larger files are left out of snapshots (0 = no limit).
@@ -83,6 +114,13 @@ public:
     /// (HEAD when the iteration began) counts the agent's own commits.
     boost::asio::awaitable<Result<Checkpoint>> Take(const CheckpointRepo& repo, int64_t run_id, int iteration,
                                                     const std::string& head_before);
+    /// A snapshot of the work tree now, as a commit whose parent is HEAD, on no ref.
+    boost::asio::awaitable<Result<Checkpoint>> Snapshot(const CheckpointRepo& repo, const std::string& message);
+    /// Commits snapshot `snapshot`'s tree on the branch checked out in `repo` (a run's own
+    /// worktree), after the agent's own commits; its index follows. Nothing when the tree is the
+    /// branch's already. Same identity, no hooks, no signing.
+    boost::asio::awaitable<Status> CommitOnBranch(const CheckpointRepo& repo, const std::string& branch,
+                                                  const std::string& snapshot, const std::string& message);
     /// Deletes the run's private index (when the run has ended).
     static void Forget(const CheckpointRepo& repo);
 

@@ -40,6 +40,7 @@ const Key kKeys[] = {
     {"run.agent", "", "opencode agent (empty: opencode's default)"},
     {"run.stall_timeout", "2m", "an iteration with no answer and no busy status this long after its prompt is ended"},
     {"run.max_idle_iterations", "3", "in git: iterations in a row that change nothing before a run stops (0: off)"},
+    {"run.worktree", "auto", "in git: auto (a worktree when another run works in the same tree), always or never"},
     {"run.checkpoint_max_file", "10M", "in git: files larger than this are left out of checkpoints (0: no limit)"},
 };
 
@@ -119,6 +120,10 @@ void ApplyRunSetting(RunSettings& run, const std::string& key, const std::string
     else if (key == "run.stall_timeout") run.stall_timeout = ToDuration(key, v, false);
     else if (key == "run.max_idle_iterations") run.max_idle_iterations = ToInt(key, v, 0, 1000000);
     else if (key == "run.checkpoint_max_file") run.checkpoint_max_file = ToSize(key, v);
+    else if (key == "run.worktree") {
+        if (v != "auto" && v != "always" && v != "never") Bad(key, v, "expected auto, always or never");
+        run.worktree = v;
+    }
     else throw ConfigError("unknown setting " + key);
 }
 

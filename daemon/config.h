@@ -48,6 +48,9 @@ struct RunSettings {
     int max_idle_iterations{3};
     /// Files larger than this (bytes) are left out of checkpoints (SPEC §9); 0 = no limit.
     int64_t checkpoint_max_file{int64_t(10) << 20};
+    /// auto: a git worktree of its own when another active run works in the same tree; always;
+    /// never (SPEC §9).
+    std::string worktree{"auto"};
 };
 
 struct Config {

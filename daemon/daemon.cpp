@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/rpc_client.h"
+#include "daemon/checkpoint.h"
 #include "daemon/loop_engine.h"
 #include "daemon/opencode_client.h"
 #include "daemon/process.h"
@@ -216,8 +217,9 @@ int Daemon::Open()
     // server.idle_stop applies to a managed server only.
     const Millis idle_stop = config_.server.mode == "managed" ? config_.server.idle_stop : Millis(0);
     const char* path = getenv("PATH");
+    git_ = std::make_unique<GitRunner>(supervisor_->launcher(), FindExecutable("git", path ? path : ""));
     loops_ = std::make_unique<LoopEngine>(io_, *store_, *supervisor_, config_.run, SystemClock(), opencode_clients_,
-                                          idle_stop, supervisor_->launcher(), FindExecutable("git", path ? path : ""));
+                                          idle_stop, *git_);
     store_guard_ = std::make_unique<StoreGuard>(io_, *store_, [this] { loops_->activity().Notify(); });
 
     SocketServerOptions socket_options;

@@ -18,6 +18,8 @@
 
 namespace ralph {
 
+class GitRunner;
+
 class RunStore;
 class StoreGuard;
 class SocketServer;
@@ -68,6 +70,7 @@ public:
     RunStore& store() { return *store_; }
     ServerSupervisor& supervisor() { return *supervisor_; }
     LoopEngine& loops() { return *loops_; }
+    GitRunner& git() { return *git_; }
     /// Makes the opencode client of a server endpoint (handlers, the loop engine, the event hub).
     const OpencodeClientFactory& opencode_clients() const { return opencode_clients_; }
     const DaemonOptions& options() const { return options_; }
@@ -93,6 +96,7 @@ private:
     std::unique_ptr<StoreGuard> store_guard_;  ///< the database put back when deleted; events kept while unwritable
     std::unique_ptr<ServerSupervisor> supervisor_;
     OpencodeClientFactory opencode_clients_;
+    std::unique_ptr<GitRunner> git_;  ///< checkpoints, diff, restore
     std::unique_ptr<LoopEngine> loops_;
     std::unique_ptr<SocketServer> socket_;
     std::unique_ptr<SdWatchdog> watchdog_;  ///< systemd's watchdog, fed while serving

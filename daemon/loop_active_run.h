@@ -30,6 +30,7 @@ struct LoopEngine::ActiveRun {
     std::optional<CheckpointRepo> repo;
     std::unique_ptr<Checkpoints> checkpoints;
     std::string head_before;  ///< HEAD when the current iteration began
+    std::string branch;       ///< the run's own branch in its worktree; empty when in place
 };
 
 }  // namespace ralph

@@ -4,7 +4,11 @@
 #include "daemon/loop_active_run.h"
 
 #include "common/log.h"
+#include "common/paths.h"
 #include "daemon/task.h"
+
+#include <cctype>
+#include <filesystem>
 
 namespace ralph {
 
@@ -12,7 +16,25 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string Short(const std::string& commit) { return commit.substr(0, 12); }
+/// ralph/<task>-<run-id>, with what a branch name cannot hold turned into '-'.
+std::string BranchName(const RunRow& run)
+{
+    std::string name;
+    for (char c : run.task_name)
+        name += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '-';
+    if (name.empty()) name = "task";
+    return "ralph/" + name + "-" + std::to_string(run.id);
+}
+
+/// Does another active run work in `run`'s tree in place, or will it (an older one still deciding)?
+bool TreeTaken(RunStore& store, const RunRow& run)
+{
+    for (const RunRow& other : store.RunningRuns())
+        if (other.id != run.id && other.project_root == run.project_root && other.worktree.empty() &&
+            (other.id < run.id || other.iteration > 0 || !other.base.empty()))
+            return true;
+    return false;
+}
 
 std::string LeftOutNote(const std::vector<std::string>& left_out, int64_t max_file)
 {
@@ -25,9 +47,61 @@ std::string LeftOutNote(const std::vector<std::string>& left_out, int64_t max_fi
 
 }  // namespace
 
+asio::awaitable<bool> LoopEngine::PrepareWorktree(RunRow& run)
+{
+    if (run.iteration > 0 || !run.base.empty() || !run.worktree.empty() || run.worktree_mode == "never") co_return true;
+    if (run.worktree_mode == "auto" && !TreeTaken(store_, run)) co_return true;
+    Checkpoints probe(git_, 0);
+    std::optional<CheckpointRepo> repo = co_await probe.Open(run.project_root, run.id);
+    std::string head;
+    if (repo) {
+        Result<std::string> h = co_await probe.Head(*repo);
+        if (h) head = *h;
+    }
+    if (!repo || head.empty()) {
+        Event(run.id, 0, "note",
+              {{"message", std::string(repo ? "the repository has no commit yet" : "the project is not in a git work tree") +
+                               ": no worktree can be made, the run works in place"}});
+        co_return true;
+    }
+    const std::string path = WorktreesDir() + "/" + std::filesystem::path(repo->top).filename().string() + "-" +
+                             std::to_string(run.id);
+    const std::string branch = BranchName(run);
+    // Recorded first, so that a run starting meanwhile does not take this one for working in place.
+    store_.SetRunWorktree(run.id, path, branch);
+    run.worktree = path;
+    run.branch = branch;
+    Status made;
+    if (std::string error = MakeDirs(WorktreesDir(), 0700); !error.empty()) {
+        made = Status(kInternalError, error);
+    } else {
+        Result<std::string> added = co_await git_.Run(
+            repo->top, GitArgs("-c", "core.hooksPath=/dev/null", "worktree", "add", "-q", "-b", branch, path, head));
+        made = added.status();
+    }
+    if (made.ok()) {
+        // The task as the user has it now, committed or not (its prompt, prd.json, ralph.ini).
+        std::error_code ec;
+        std::filesystem::create_directories(run.work_task_dir(), ec);
+        std::filesystem::copy(run.task_dir, run.work_task_dir(),
+                              std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing,
+                              ec);
+        if (ec) made = Status(kInternalError, "cannot copy the task directory into " + run.work_task_dir() + ": " + ec.message());
+    }
+    if (!made.ok()) {
+        Finish(run.id, "failed", "task_invalid", "cannot make a git worktree for the run: " + made.message());
+        co_return false;
+    }
+    Event(run.id, 0, "note",
+          {{"message", "working in the worktree " + path + " on branch " + branch +
+                           (run.worktree_mode == "auto" ? " (another run works in " + run.project_root + ")" : "")}});
+    co_return true;
+}
+
 asio::awaitable<void> LoopEngine::PrepareCheckpoints(ActiveRun& active, const RunRow& run)
 {
     active.checkpoints_prepared = true;
+    active.branch = run.branch;
     if (run.iteration > 0 && run.base.empty()) co_return;  // a run from before checkpoints, or outside git
     // The task's own ralph.ini may set checkpoint_max_file; read again for a resumed run.
     int64_t max_file = run_defaults_.checkpoint_max_file;
@@ -37,7 +111,7 @@ asio::awaitable<void> LoopEngine::PrepareCheckpoints(ActiveRun& active, const Ru
         // a broken ralph.ini is the loop's to report; the defaults serve here
     }
     active.checkpoints = std::make_unique<Checkpoints>(git_, max_file);
-    active.repo = co_await active.checkpoints->Open(run.project_root, run.id);
+    active.repo = co_await active.checkpoints->Open(run.work_root(), run.id);
     if (!active.repo) {
         Event(run.id, run.iteration, "note",
               {{"message", "not in a git work tree (or git is not installed): checkpoints, diff and restore are off "
@@ -51,9 +125,7 @@ asio::awaitable<void> LoopEngine::PrepareCheckpoints(ActiveRun& active, const Ru
             active.repo.reset();
             co_return;
         }
-        store_.SetRunBase(run.id, base->commit);
-        Event(run.id, 0, "note",
-              {{"message", "checkpoint: base " + Short(base->commit) + " on " + Checkpoints::RunRef(run.id)}});
+        store_.SetRunBase(run.id, base->commit);  // in the run's JSON; its log only says what went wrong
         if (!base->left_out.empty()) Event(run.id, 0, "note", {{"message", LeftOutNote(base->left_out, max_file)}});
         co_return;
     }
@@ -94,6 +166,12 @@ asio::awaitable<void> LoopEngine::CheckpointIteration(ActiveRun& active, Iterati
     done.insertions = cp->insertions;
     done.deletions = cp->deletions;
     done.commits = cp->commits;
+    if (!active.branch.empty()) {
+        Status committed = co_await active.checkpoints->CommitOnBranch(
+            *active.repo, active.branch, cp->commit, "ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(done.run_id));
+        if (!committed.ok())
+            Event(done.run_id, done.n, "note", {{"message", "commit on " + active.branch + " failed: " + committed.message()}});
+    }
     if (!cp->left_out.empty())
         Event(done.run_id, done.n, "note", {{"message", LeftOutNote(cp->left_out, run_defaults_.checkpoint_max_file)}});
 }

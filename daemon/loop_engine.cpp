@@ -45,10 +45,9 @@ struct LoopEngine::IterationResult {
 };
 
 LoopEngine::LoopEngine(asio::io_context& io, RunStore& store, ServerAccess& server, const RunSettings& run_defaults,
-                       Clock& clock, OpencodeClientFactory clients, Millis idle_stop, ProcessLauncher& processes,
-                       const std::string& git_program)
+                       Clock& clock, OpencodeClientFactory clients, Millis idle_stop, GitRunner& git)
     : io_(io), store_(store), server_(server), run_defaults_(run_defaults), clock_(clock), idle_stop_(idle_stop),
-      clients_(std::move(clients)), git_(processes, git_program), hub_(io, server, clients_), activity_(io.get_executor(), clock),
+      clients_(std::move(clients)), git_(git), hub_(io, server, clients_), activity_(io.get_executor(), clock),
       last_busy_(clock.Now())
 {
     server_.Subscribe([this](ServerState s) { OnServerState(s); });
@@ -123,6 +122,7 @@ RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::str
     row.iteration_timeout_ms = settings.iteration_timeout.count();
     row.max_consecutive_failures = settings.max_consecutive_failures;
     row.max_idle_iterations = settings.max_idle_iterations;
+    row.worktree_mode = settings.worktree;
     row.started_at = NowMillis();
     auto id = store_.InsertRun(row);
     if (!id) throw RpcError(kAlreadyRunning, "task " + task.name + " already has a running run");
@@ -272,7 +272,15 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
             Finish(id, "stopped", "max_iterations");
             break;
         }
-        PrdStatus prd = ReadPrd(run->task_dir + "/prd.json");
+        if (!active->checkpoints_prepared) {
+            // First: a worktree of its own if it needs one, then its base snapshot (SPEC §9).
+            if (!co_await PrepareWorktree(*run)) break;
+            co_await PrepareCheckpoints(*active, *run);
+            continue;  // the run as it is now, worktree included
+        }
+        // In its worktree, the task directory and prd.json are the worktree's (the agent's) copy.
+        const std::string task_dir = run->work_task_dir(), root = run->work_root();
+        PrdStatus prd = ReadPrd(task_dir + "/prd.json");
         if (prd.present && !prd.valid()) {
             Finish(id, "failed", "task_invalid", prd.error);
             break;
@@ -281,13 +289,13 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
             Finish(id, "completed", "prd_complete");
             break;
         }
-        if (!IsDirectory(run->task_dir) || !IsDirectory(run->project_root)) {
+        if (!IsDirectory(task_dir) || !IsDirectory(root)) {
             Finish(id, "failed", "task_invalid",
-                   "the task directory " + run->task_dir + " or its project " + run->project_root + " no longer exists");
+                   "the task directory " + task_dir + " or its project " + root + " no longer exists");
             break;
         }
         // The prompt may have been emptied or replaced by a directory since the run started.
-        if (auto problem = PromptProblem(Task{run->task_name, run->task_dir, run->project_root}); !problem.empty()) {
+        if (auto problem = PromptProblem(Task{run->task_name, task_dir, root}); !problem.empty()) {
             Finish(id, "failed", "task_invalid", problem);
             break;
         }
@@ -314,7 +322,6 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         // A stop asked while the server was starting ends the run now, not after one more iteration.
         if (auto fresh = store_.GetRun(id); fresh && !fresh->stop_requested.empty()) continue;
 
-        if (!active->checkpoints_prepared) co_await PrepareCheckpoints(*active, *run);
         co_await BeforeIteration(*active);
         const int n = run->iteration + 1;
         active->stop_now = run->stop_requested == "now";
@@ -389,7 +396,7 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
         }
         Event(id, done.n, "iteration.end", std::move(end));
         if (done.outcome == "error" || done.outcome == "timeout") {
-            AppendToFile(run.task_dir + "/progress.txt",
+            AppendToFile(run.work_task_dir() + "/progress.txt",
                          "\n## ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(id) + " failed (" +
                              done.outcome + ")\n" + done.error + "\n");
         }
@@ -439,14 +446,16 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
     const ServerEndpoint server = *live;
     std::unique_ptr<OpencodeClient> opencode = clients_(server);
 
-    Task task{run.task_name, run.task_dir, run.project_root};
-    PrdStatus prd = ReadPrd(run.task_dir + "/prd.json");
+    // The tree it works in: its worktree, or the project (SPEC §9); the prompt names its paths.
+    const std::string root = run.work_root();
+    Task task{run.task_name, run.work_task_dir(), root};
+    PrdStatus prd = ReadPrd(task.dir + "/prd.json");
     std::string prompt = RenderPrompt(LoadPromptTemplate(task), PromptVars{task, run.id, n, run.max_iterations,
                                                                            run.promise, prd.branch_name});
 
     // 1. A fresh session in the project, with rules that can never block an unattended loop.
     json::object create = opencode_api::SessionBody("ralph: " + run.task_name + " run " + std::to_string(run.id) + " #" + std::to_string(n));
-    Result<std::string> created = co_await opencode->CreateSession(run.project_root, create);
+    Result<std::string> created = co_await opencode->CreateSession(root, create);
     std::string session_id;
     if (created) session_id = *created;
     if (session_id.empty()) {
@@ -489,7 +498,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         co_return result;
     }
     json::object prompt_body = opencode_api::PromptBody(prompt, run.model, run.agent);
-    Status prompted = co_await opencode->Prompt(session_id, run.project_root, prompt_body);
+    Status prompted = co_await opencode->Prompt(session_id, root, prompt_body);
     if (!prompted.ok()) {
         result.outcome = server_.Live() ? "error" : "interrupted";
         result.error = "opencode refused the prompt: " + prompted.message();
@@ -499,7 +508,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
     // 4. Wait for the session to go idle, feeding its events and the time to the iteration's
     // logic and doing what it says (SPEC §8: stop --now, the timeouts, the stall rules).
     Clock& clock = clock_;
-    IterationMachine machine({Millis(run.iteration_timeout_ms), StallTimeout(run_defaults_, task), run.project_root,
+    IterationMachine machine({Millis(run.iteration_timeout_ms), StallTimeout(run_defaults_, task), root,
                               run.promise},
                              clock.Now());
     std::optional<IterationOutcome> finished;
@@ -508,18 +517,18 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
             switch (action.kind) {
             case IterationAction::Kind::Log: Event(run.id, n, action.log_kind, std::move(action.data)); break;
             case IterationAction::Kind::RejectPermission: {
-                Status replied = co_await opencode->ReplyPermission(action.request_id, run.project_root, "reject",
+                Status replied = co_await opencode->ReplyPermission(action.request_id, root, "reject",
                                                                     kRejectMessage);
                 if (!replied.ok()) Log(LogLevel::Debug) << "rejecting permission " << action.request_id << ": " << replied.message();
                 break;
             }
             case IterationAction::Kind::RejectQuestion: {
-                Status rejected = co_await opencode->RejectQuestion(action.request_id, run.project_root);
+                Status rejected = co_await opencode->RejectQuestion(action.request_id, root);
                 if (!rejected.ok()) Log(LogLevel::Debug) << "rejecting question " << action.request_id << ": " << rejected.message();
                 break;
             }
             case IterationAction::Kind::Abort:
-                co_await Abort(session_id, run.project_root);
+                co_await Abort(session_id, root);
                 machine.AbortSent(clock.Now());
                 break;
             case IterationAction::Kind::Finish: finished = std::move(action.outcome); break;
@@ -554,7 +563,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         if (watch.resync) {
             // Events may have been lost while the stream was down: ask whether the session is still busy.
             watch.resync = false;
-            Result<json::value> busy = co_await opencode->SessionStatus(run.project_root);
+            Result<json::value> busy = co_await opencode->SessionStatus(root);
             if (busy && !At(*busy, session_id.c_str())) {
                 machine.SessionNotBusy();
                 break;
@@ -566,7 +575,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
     }
 
     // 5. Read what happened: errors, the promise, tokens and cost.
-    Result<json::value> messages = co_await opencode->Messages(session_id, run.project_root);
+    Result<json::value> messages = co_await opencode->Messages(session_id, root);
     if (messages) {
         co_await perform(machine.Conclude(*messages));
     } else {

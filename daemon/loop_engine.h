@@ -31,10 +31,9 @@ public:
     /// (ralphd.conf's [run], changed in place by a reload). With `idle_stop` above zero the server
     /// is stopped once no run has been active that long (server.idle_stop; ralphd gives 0 for an
     /// external server).
-    /// `processes` starts git for checkpoints (`git_program`: its path; empty when git is missing).
+    /// `git` runs git for the checkpoints.
     LoopEngine(boost::asio::io_context& io, RunStore& store, ServerAccess& server, const RunSettings& run_defaults,
-               Clock& clock, OpencodeClientFactory clients, Millis idle_stop, ProcessLauncher& processes,
-               const std::string& git_program);
+               Clock& clock, OpencodeClientFactory clients, Millis idle_stop, GitRunner& git);
     ~LoopEngine();
 
     /// Picks up runs a previous daemon left running: their unfinished iteration becomes
@@ -78,6 +77,9 @@ private:
     /// Once per loop: finds the run's git work tree, takes the base snapshot of a new run, and the
     /// snapshot of an iteration a killed ralphd left without one.
     boost::asio::awaitable<void> PrepareCheckpoints(ActiveRun& active, const RunRow& run);
+    /// Before a new run's first iteration: gives it a git worktree of its own when its
+    /// `worktree` mode asks for one (SPEC §9). False when the run ended (no worktree could be made).
+    boost::asio::awaitable<bool> PrepareWorktree(RunRow& run);
     /// At an iteration's start: remembers HEAD, to count the agent's own commits.
     boost::asio::awaitable<void> BeforeIteration(ActiveRun& active);
     /// At an iteration's end: its snapshot and what it changed, into `done`.
@@ -96,7 +98,7 @@ private:
     Clock& clock_;
     const Millis idle_stop_;
     OpencodeClientFactory clients_;
-    GitRunner git_;
+    GitRunner& git_;
     EventHub hub_;
     RunActivity activity_;
     std::map<int64_t, std::shared_ptr<ActiveRun>> active_;

@@ -92,7 +92,7 @@ AttachPlan PlanAttach(Daemon& d, const json::object& params)
     }
 
     const RunRow& run = *plan.run;
-    plan.directory = run.project_root;
+    plan.directory = run.work_root();  // its sessions live in its worktree, when it has one
     std::vector<IterationRow> its = store.Iterations(run.id);
     if (!session.empty()) {
         bool found = session == run.session_id;
@@ -119,13 +119,13 @@ AttachPlan PlanAttach(Daemon& d, const json::object& params)
     if (run.status == "running") {
         if (plan.session.empty())
             plan.note = "run " + id + " has not started its first session yet; opening opencode's home screen in " +
-                        run.project_root + kSessionListHint;
+                        run.work_root() + kSessionListHint;
         return plan;
     }
     std::string what = "run " + id + " is " + run.status + (run.reason.empty() ? "" : " (" + run.reason + ")");
     std::string showing;
     if (plan.session.empty())
-        showing = " and has no opencode session; opening opencode's home screen in " + run.project_root +
+        showing = " and has no opencode session; opening opencode's home screen in " + run.work_root() +
                   kSessionListHint;
     else if (plan.session == run.session_id)
         showing = "; showing its last session";

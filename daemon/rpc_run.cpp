@@ -7,6 +7,7 @@
 #include "daemon/loop_engine.h"
 #include "daemon/rpc_table.h"
 #include "daemon/run_checks.h"
+#include "daemon/run_states.h"
 #include "daemon/run_view.h"
 #include "daemon/server_supervisor.h"
 #include "daemon/store.h"
@@ -63,6 +64,7 @@ asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
     if (auto* t = params.if_contains("iteration_timeout"); t && !t->is_null())
         apply("iteration_timeout", "run.iteration_timeout",
               t->is_string() ? std::string(t->as_string()) : std::to_string(ParamInt(params, "iteration_timeout").value_or(0)));
+    if (auto worktree = ParamString(params, "worktree"); !worktree.empty()) apply("worktree", "run.worktree", worktree);
     if (!settings.model.empty() || !settings.agent.empty()) {
         // A typo must not give a run that waits in vain (SPEC §8): ask the server first.
         ServerEndpoint server = co_await d.supervisor().Ensure();
@@ -123,8 +125,6 @@ asio::awaitable<json::value> Stop(CallContext& ctx, const json::object& params)
     co_return out;
 }
 
-bool IsActive(const std::string& status) { return status == "running" || status == "queued" || status == "paused"; }
-
 /// run.events without `run`: every run's events and state changes, as `run.event {run, event}`
 /// notifications, until the caller goes or ralphd stops (SPEC §12, for `ralph top`).
 asio::awaitable<json::value> FollowAllRuns(CallContext& ctx, const json::object& params)
@@ -140,7 +140,7 @@ asio::awaitable<json::value> FollowAllRuns(CallContext& ctx, const json::object&
             state["at"] = NowMillis();
             co_await ctx.notify(jsonrpc::MakeNotification("run.event", Obj("run", run.id, "event", std::move(state))));
         }
-        if (!IsActive(run.status)) last_state.erase(run.id);
+        if (!IsActiveStatus(run.status)) last_state.erase(run.id);
     };
     for (const RunRow& run : d.store().RunningRuns()) co_await send_state(run);
     for (;;) {
@@ -237,7 +237,9 @@ const std::vector<RpcMethod>& RunMethods()
            {"agent", ParamType::String, false, "run.agent", "opencode agent"},
            {"promise", ParamType::String, false, "run.completion_promise", "the completion promise text"},
            {"iteration_timeout", ParamType::StringOrInteger, false, "run.iteration_timeout",
-            "a duration (\"30m\") or seconds"}},
+            "a duration (\"30m\") or seconds"},
+           {"worktree", ParamType::String, false, "run.worktree",
+            "auto, always or never: whether the run works in a git worktree of its own"}},
           "the run (as in `run.list`); a task that cannot run gives a `failed` run (`task_invalid`) with `error`. "
           "Errors: -32004 `TASK_NOT_FOUND`, -32005 `ALREADY_RUNNING` naming the running run, -32602 for a model or "
           "agent the server does not have (listing what it has; no run is made), -32010 when the server cannot "

@@ -35,6 +35,7 @@ void RegisterAllMethods(RpcTable& table)
     table.Add(ServerMethods());
     table.Add(TaskMethods());
     table.Add(RunMethods());
+    table.Add(GitMethods());
     table.Add(AttachMethods());
     table.Add(ImportMethods());
 }

@@ -67,6 +67,7 @@ const std::vector<RpcMethod>& TaskMethods();
 const std::vector<RpcMethod>& RunMethods();
 const std::vector<RpcMethod>& AttachMethods();
 const std::vector<RpcMethod>& ImportMethods();
+const std::vector<RpcMethod>& GitMethods();
 
 /// The one place that registers every domain (nothing is added after serving starts).
 void RegisterAllMethods(RpcTable& table);

@@ -45,6 +45,11 @@ std::optional<OutcomeName> ParseOutcomeName(std::string_view name);
 
 /// completed, stopped or failed: a status that never changes again.
 bool IsTerminal(RunStatus status);
+/// Whether a status (by name) is active: running, and later queued and paused (SPEC §7).
+inline bool IsActiveStatus(std::string_view status)
+{
+    return status == "running" || status == "queued" || status == "paused";
+}
 /// The status a reason ends a run with (kRunning for kNone).
 RunStatus StatusOf(RunReason reason);
 

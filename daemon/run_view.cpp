@@ -31,6 +31,8 @@ json::object RunJson(const RunRow& r, const std::optional<ServerEndpoint>& live)
         {"consecutive_failures", r.consecutive_failures},
         {"stop_requested", r.stop_requested.empty() ? json::value(nullptr) : json::value(r.stop_requested)},
         {"base", r.base.empty() ? json::value(nullptr) : json::value(r.base)},
+        {"worktree", r.worktree.empty() ? json::value(nullptr) : json::value(r.worktree)},
+        {"branch", r.branch.empty() ? json::value(nullptr) : json::value(r.branch)},
     };
     // What the earlier Python ralph recorded of an imported loop; null for ralph's own runs.
     auto text_or_null = [](const std::string& s) { return s.empty() ? json::value(nullptr) : json::value(s); };

@@ -27,7 +27,7 @@ const char* kRunColumns =
     "id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, agent, promise, "
     "iteration_timeout_ms, max_consecutive_failures, consecutive_failures, stop_requested, started_at, "
     "COALESCE(ended_at, 0), session_id, COALESCE(last_port, 0), tokens_in, tokens_out, cost, legacy_agent, "
-    "legacy_session_type, legacy_current_story, legacy_workspace_dir, COALESCE(base, ''), max_idle_iterations";
+    "legacy_session_type, legacy_current_story, legacy_workspace_dir, COALESCE(base, ''), max_idle_iterations, COALESCE(worktree, ''), COALESCE(branch, ''), worktree_mode";
 
 template <typename S>
 RunRow ReadRun(S& s)
@@ -61,6 +61,9 @@ RunRow ReadRun(S& s)
     r.legacy.workspace_dir = s.Text(25);
     r.base = s.Text(26);
     r.max_idle_iterations = static_cast<int>(s.Int(27));
+    r.worktree = s.Text(28);
+    r.branch = s.Text(29);
+    r.worktree_mode = s.Text(30);
     return r;
 }
 
@@ -181,11 +184,11 @@ std::optional<int64_t> RunStore::InsertRun(const RunRow& r)
         if (check.Step()) return std::nullopt;
     }
     auto s = db_.Cached("INSERT INTO runs (task_name, task_dir, project_root, status, max_iterations, model, agent, promise, "
-           "iteration_timeout_ms, max_consecutive_failures, started_at, max_idle_iterations) "
-           "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)");
+           "iteration_timeout_ms, max_consecutive_failures, started_at, max_idle_iterations, worktree_mode) "
+           "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(r.max_iterations).Bind(r.model).Bind(r.agent)
         .Bind(r.promise).Bind(r.iteration_timeout_ms).Bind(r.max_consecutive_failures).Bind(r.started_at)
-        .Bind(r.max_idle_iterations);
+        .Bind(r.max_idle_iterations).Bind(r.worktree_mode);
     s.Step();
     int64_t id = db_.LastInsertId();
     tx.Commit();
@@ -317,6 +320,13 @@ void RunStore::SetRunBase(int64_t run_id, const std::string& commit)
 {
     auto s = db_.Cached("UPDATE runs SET base = ? WHERE id = ?");
     s.Bind(commit).Bind(run_id);
+    s.Step();
+}
+
+void RunStore::SetRunWorktree(int64_t run_id, const std::string& worktree, const std::string& branch)
+{
+    auto s = db_.Cached("UPDATE runs SET worktree = ?, branch = ? WHERE id = ?");
+    s.Bind(worktree).Bind(branch).Bind(run_id);
     s.Step();
 }
 

@@ -47,8 +47,19 @@ struct RunRow {
     int64_t tokens_in{0}, tokens_out{0};
     double cost{0};
     std::string base;             ///< snapshot 0's commit (SPEC §9); empty outside git
+    std::string worktree, branch; ///< the run's own git worktree and branch; empty when in place
+    std::string worktree_mode{"never"};  ///< auto, always or never (SPEC §9)
     int max_idle_iterations{0};   ///< no_progress after this many idle iterations; 0 = off
     LegacyFields legacy;
+
+    /// Where the run works: its worktree, else the project (SPEC §9).
+    const std::string& work_root() const { return worktree.empty() ? project_root : worktree; }
+    /// The task directory in the tree it works in.
+    std::string work_task_dir() const
+    {
+        if (worktree.empty() || task_dir.rfind(project_root + "/", 0) != 0) return task_dir;
+        return worktree + task_dir.substr(project_root.size());
+    }
 };
 
 struct IterationRow {
@@ -129,6 +140,9 @@ public:
     void FinishIteration(const IterationRow& it);
     /// The run's base snapshot, once taken.
     void SetRunBase(int64_t run_id, const std::string& commit);
+    /// The worktree and branch a run works in (recorded before the worktree is made, so that
+    /// other runs starting meanwhile see that this one does not work in place).
+    void SetRunWorktree(int64_t run_id, const std::string& worktree, const std::string& branch);
     /// A snapshot taken for an iteration that ended without one (ralphd was killed before it).
     void SetIterationCheckpoint(const IterationRow& it);
     std::vector<IterationRow> Iterations(int64_t run_id);

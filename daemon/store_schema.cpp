@@ -98,10 +98,14 @@ ALTER TABLE runs ADD COLUMN legacy_session_type TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN legacy_current_story TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN legacy_workspace_dir TEXT NOT NULL DEFAULT '';
 )sql",
-    // 3 -> 4: git checkpoints (SPEC §9): the run's base snapshot (NULL outside git) and its
-    // no-progress limit; each iteration's snapshot and what it changed (NULL when none was taken).
+    // 3 -> 4: git (SPEC §9): the run's base snapshot (NULL outside git), its worktree and branch
+    // (NULL when it works in place), how it chooses one, and its no-progress limit; each
+    // iteration's snapshot and what it changed (NULL when none was taken).
     R"sql(
 ALTER TABLE runs ADD COLUMN base TEXT;
+ALTER TABLE runs ADD COLUMN worktree TEXT;
+ALTER TABLE runs ADD COLUMN branch TEXT;
+ALTER TABLE runs ADD COLUMN worktree_mode TEXT NOT NULL DEFAULT 'never';
 ALTER TABLE runs ADD COLUMN max_idle_iterations INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE iterations ADD COLUMN checkpoint TEXT;
 ALTER TABLE iterations ADD COLUMN files_changed INTEGER;

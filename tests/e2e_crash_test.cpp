@@ -290,6 +290,26 @@ TEST(E2ECrash, RandomKillNineUnderLoadLosesNothingAndNeverLies)
         }
     };
 
+    // Git checkpoints (SPEC §9): whenever ralphd is killed, even in the middle of a snapshot, the
+    // repository is sound and every run's ref names a complete snapshot.
+    std::set<std::string> projects;
+    for (const TaskRef& t : tasks) projects.insert(t.project);
+    auto git = [&](const std::string& project, std::vector<std::string> args) {
+        args.insert(args.begin(), {"/usr/bin/git", "-C", project});
+        return RunProgram(args, env.env);
+    };
+    auto check_git = [&](const std::string& when) {
+        for (const std::string& project : projects) {
+            auto fsck = git(project, {"fsck", "--no-progress", "--no-dangling"});
+            if (fsck.exit_code != 0) seen.Violation("git fsck in " + project + " " + when + ": " + fsck.out + fsck.err);
+            auto refs = git(project, {"for-each-ref", "--format=%(refname)", "refs/ralph/runs/"});
+            std::istringstream in(refs.out);
+            for (std::string ref; std::getline(in, ref);)
+                if (git(project, {"ls-tree", "-r", "--name-only", ref}).exit_code != 0)
+                    seen.Violation(ref + " in " + project + " is no complete snapshot " + when);
+        }
+    };
+
     int early_kills = 0, kills_with_running_runs = 0;
     auto phase_start = SteadyClock::now();
     for (int k = 0; k < kills && !HasFatalFailure(); ++k) {
@@ -314,6 +334,7 @@ TEST(E2ECrash, RandomKillNineUnderLoadLosesNothingAndNeverLies)
         }
         kill(pid, SIGKILL);
         EXPECT_EQ(WaitExit(pid, 10s), 128 + SIGKILL);
+        check_git("after kill " + std::to_string(k));
     }
     auto kill_phase = SteadyClock::now() - phase_start;
     done = true;
@@ -366,6 +387,15 @@ TEST(E2ECrash, RandomKillNineUnderLoadLosesNothingAndNeverLies)
         EXPECT_EQ(std::to_string(its.size()), r[3]) << "run " << id << ": iteration counter and iterations disagree";
         EXPECT_LE(std::stoi(r[3]), std::stoi(r[4])) << "run " << id;
     }
+    // Every checkpoint recorded is on its run's ref (a snapshot made again after a kill may sit
+    // between two recorded ones, never beside them).
+    for (const auto& r : db.Rows("SELECT i.run_id, i.n, i.checkpoint, runs.project_root FROM iterations i JOIN runs "
+                                 "ON runs.id = i.run_id WHERE i.checkpoint IS NOT NULL")) {
+        auto on_ref = git(r[3], {"merge-base", "--is-ancestor", r[2], "refs/ralph/runs/" + r[0]});
+        EXPECT_EQ(on_ref.exit_code, 0) << "run " << r[0] << " iteration " << r[1] << ": " << on_ref.err;
+    }
+    check_git("at the end");
+    EXPECT_GT(std::stoi(db.Rows("SELECT COUNT(*) FROM iterations WHERE checkpoint IS NOT NULL")[0][0]), 0);
     for (const auto& [id, first] : seen.terminal()) {
         EXPECT_EQ(final_status[id], first) << "run " << id << " changed after it was seen " << first.first;
     }

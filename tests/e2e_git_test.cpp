@@ -138,5 +138,69 @@ TEST(E2EGit, OutsideGitCheckpointsAreOffAndSaidOnce)
     EXPECT_EQ(logs.out.find("not in a git work tree", first + 1), std::string::npos) << logs.out;
 }
 
+TEST(E2EGit, DiffShowsEachIterationAndRestoreGoesBackAndCanBeUndone)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    WriteFile(project + "/notes.txt", "one\n");
+    // Each iteration appends a line to notes.txt; the third completes.
+    WriteFile(project + "/agent.sh", "echo more >> notes.txt\n");
+    Git(env, project, {"add", "-A"});
+    Git(env, project, {"commit", "-qm", "files"});
+    env.AddTask(project, "t", "BASH:sh agent.sh\nCOMPLETE_AFTER:3 SLOW:1500\n");  // 3 iterations of >= 1.5 s
+    Git(env, project, {"add", "tasks"});
+    Git(env, project, {"commit", "-qm", "task"});
+    WriteFile(project + "/README.md", "the user's edit\n");  // uncommitted: part of the base
+
+    // Refused while the run is active.
+    json::value started = env.RalphJson({"run", "t", "-n", "5"}, project);
+    const std::string id = std::to_string(started.at("id").as_int64());
+    auto refused = env.Ralph({"restore", id}, project);
+    EXPECT_NE(refused.exit_code, 0) << refused.out;
+    EXPECT_NE(refused.err.find("is active"), std::string::npos) << refused.err;
+    auto run = env.WaitRunEnd(started.at("id").as_int64());
+    ASSERT_EQ(run.at("status"), "completed") << json::serialize(run);
+    ASSERT_EQ(run.at("iteration"), 3);
+
+    // The whole run, and one iteration, as JSON and as a patch.
+    json::value whole = env.RalphJson({"diff", id}, project);
+    EXPECT_TRUE(whole.at("iteration").is_null());
+    EXPECT_EQ(whole.at("from"), run.at("base"));
+    ASSERT_EQ(whole.at("files").as_array().size(), 1u) << json::serialize(whole);
+    EXPECT_EQ(whole.at("files").as_array()[0].at("path"), "notes.txt");
+    EXPECT_EQ(whole.at("files").as_array()[0].at("status"), "modified");
+    EXPECT_EQ(whole.at("files").as_array()[0].at("insertions"), 3);
+    json::value second = env.RalphJson({"diff", id, "--iteration", "2"}, project);
+    EXPECT_EQ(second.at("files").as_array()[0].at("insertions"), 1);
+    EXPECT_NE(std::string(second.at("patch").as_string()).find("+more"), std::string::npos);
+    auto patch = env.Ralph({"diff", id, "--iteration", "2"}, project);
+    EXPECT_EQ(patch.exit_code, 0) << patch.err;
+    EXPECT_NE(patch.out.find("diff --git a/notes.txt b/notes.txt"), std::string::npos) << patch.out;
+    auto stat = env.Ralph({"diff", id, "--stat"}, project);
+    EXPECT_NE(stat.out.find("notes.txt | 3 +++"), std::string::npos) << stat.out;
+    auto missing = env.Ralph({"diff", id, "--iteration", "9"}, project);
+    EXPECT_NE(missing.exit_code, 0);
+    EXPECT_NE(missing.err.find("there is no iteration 9"), std::string::npos) << missing.err;
+
+    // Back to iteration 1, then to the base (the user's edit comes back with it), then undone.
+    const std::string head = Git(env, project, {"rev-parse", "HEAD"});
+    const std::string index = Git(env, project, {"ls-files", "--stage"});
+    json::value to_one = env.RalphJson({"restore", id, "--iteration", "1"}, project);
+    EXPECT_EQ(ReadFile(project + "/notes.txt"), "one\nmore\n");
+    EXPECT_EQ(std::string(to_one.at("backup_ref").as_string()).rfind("refs/ralph/backup/", 0), 0u);
+    WriteFile(project + "/README.md", "edited after the run\n");
+    json::value to_base = env.RalphJson({"restore", id}, project);
+    EXPECT_EQ(to_base.at("iteration"), 0);
+    EXPECT_EQ(ReadFile(project + "/notes.txt"), "one\n");
+    EXPECT_EQ(ReadFile(project + "/README.md"), "the user's edit\n");
+    EXPECT_EQ(Git(env, project, {"rev-parse", "HEAD"}), head);
+    EXPECT_EQ(Git(env, project, {"ls-files", "--stage"}), index);
+    const std::string backup(to_base.at("backup_ref").as_string());
+    Git(env, project, {"restore", "--source=" + backup, "--worktree", "--", "."});
+    EXPECT_EQ(ReadFile(project + "/notes.txt"), "one\nmore\n");
+    EXPECT_EQ(ReadFile(project + "/README.md"), "edited after the run\n");
+}
+
 }  // namespace
 }  // namespace ralph::test

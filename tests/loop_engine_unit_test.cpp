@@ -116,7 +116,8 @@ TEST_F(UnitLoopEngine, RunsAnIterationOnFakesWithoutADaemon)
     };
 
     PosixLauncher launcher(io);
-    auto engine = std::make_unique<LoopEngine>(io, *store, server, defaults, clock, clients, Millis(0), launcher, "");
+    GitRunner no_git(launcher, "");  // the project is no git work tree anyway
+    auto engine = std::make_unique<LoopEngine>(io, *store, server, defaults, clock, clients, Millis(0), no_git);
     EXPECT_EQ(server.listeners.size(), 1u);  // it follows the server's state
 
     RunSettings settings;
