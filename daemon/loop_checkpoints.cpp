@@ -49,8 +49,12 @@ std::string LeftOutNote(const std::vector<std::string>& left_out, int64_t max_fi
 
 asio::awaitable<bool> LoopEngine::PrepareWorktree(RunRow& run)
 {
-    if (run.iteration > 0 || !run.base.empty() || !run.worktree.empty() || run.worktree_mode == "never") co_return true;
-    if (run.worktree_mode == "auto" && !TreeTaken(store_, run)) co_return true;
+    if (run.iteration > 0 || !run.base.empty()) co_return true;  // prepared before
+    // A worktree recorded but no base yet: a ralphd killed while it was made. Nothing has run in
+    // it, so it is made again from scratch.
+    const bool remake = !run.worktree.empty();
+    if (!remake && run.worktree_mode == "never") co_return true;
+    if (!remake && run.worktree_mode == "auto" && !TreeTaken(store_, run)) co_return true;
     Checkpoints probe(git_, 0);
     std::optional<CheckpointRepo> repo = co_await probe.Open(run.project_root, run.id);
     std::string head;
@@ -67,6 +71,13 @@ asio::awaitable<bool> LoopEngine::PrepareWorktree(RunRow& run)
     const std::string path = WorktreesDir() + "/" + std::filesystem::path(repo->top).filename().string() + "-" +
                              std::to_string(run.id);
     const std::string branch = BranchName(run);
+    if (remake) {
+        // Whatever the killed attempt left: the worktree's files and record, and its new branch.
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+        (void)co_await git_.RunChecked(repo->top, GitArgs("worktree", "prune"));
+        (void)co_await git_.RunChecked(repo->top, GitArgs("branch", "-D", branch));
+    }
     // Recorded first, so that a run starting meanwhile does not take this one for working in place.
     store_.SetRunWorktree(run.id, path, branch);
     run.worktree = path;

@@ -272,13 +272,8 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
             Finish(id, "stopped", "max_iterations");
             break;
         }
-        if (!active->checkpoints_prepared) {
-            // First: a worktree of its own if it needs one, then its base snapshot (SPEC §9).
-            if (!co_await PrepareWorktree(*run)) break;
-            co_await PrepareCheckpoints(*active, *run);
-            continue;  // the run as it is now, worktree included
-        }
-        // In its worktree, the task directory and prd.json are the worktree's (the agent's) copy.
+        // In its worktree, the task directory and prd.json are the worktree's (the agent's) copy
+        // (the same as the project's until its worktree is made).
         const std::string task_dir = run->work_task_dir(), root = run->work_root();
         PrdStatus prd = ReadPrd(task_dir + "/prd.json");
         if (prd.present && !prd.valid()) {
@@ -298,6 +293,13 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         if (auto problem = PromptProblem(Task{run->task_name, task_dir, root}); !problem.empty()) {
             Finish(id, "failed", "task_invalid", problem);
             break;
+        }
+        if (!active->checkpoints_prepared) {
+            // Before its first iteration: a worktree of its own if it needs one, then its base
+            // snapshot (SPEC §9). A run that ends on the checks above needs neither.
+            if (!co_await PrepareWorktree(*run)) break;
+            co_await PrepareCheckpoints(*active, *run);
+            continue;  // the run as it is now, worktree included
         }
 
         // The server, started on demand; while it restarts the run waits, and `fatal` ends it.

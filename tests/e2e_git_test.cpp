@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 namespace ralph::test {
 namespace {
 
@@ -200,6 +202,35 @@ TEST(E2EGit, DiffShowsEachIterationAndRestoreGoesBackAndCanBeUndone)
     Git(env, project, {"restore", "--source=" + backup, "--worktree", "--", "."});
     EXPECT_EQ(ReadFile(project + "/notes.txt"), "one\nmore\n");
     EXPECT_EQ(ReadFile(project + "/README.md"), "edited after the run\n");
+}
+
+TEST(E2EGit, ARepositoryWithoutCommitsFailingHooksAndSigningStillGetCheckpoints)
+{
+    E2EEnv env;  // its HOME has no .gitconfig: no identity either
+    env.StartDaemon();
+    std::string project = env.dir + "/fresh";
+    WriteFile(project + "/README.md", "not committed yet\n");
+    ASSERT_EQ(RunProgram({"/usr/bin/git", "init", "-q", project}, env.env).exit_code, 0);
+    Git(env, project, {"config", "commit.gpgSign", "true"});
+    for (const char* hook : {"pre-commit", "commit-msg", "post-commit"}) {
+        WriteFile(project + "/.git/hooks/" + hook, "#!/bin/sh\nexit 1\n");
+        chmod((project + "/.git/hooks/" + hook).c_str(), 0755);
+    }
+    env.AddTask(project, "t", "WRITE:made.txt=x PROMISE\n");
+    json::value started = env.RalphJson({"run", "t", "--worktree"}, project);  // no commit: cannot have one
+    auto run = env.WaitRunEnd(started.at("id").as_int64());
+    ASSERT_EQ(run.at("status"), "completed") << json::serialize(run);
+    EXPECT_TRUE(run.at("worktree").is_null());
+    ASSERT_TRUE(run.at("base").is_string()) << json::serialize(run);
+    ASSERT_EQ(Iterations(run).size(), 1u);
+    const std::string cp(Iterations(run)[0].at("checkpoint").as_string());
+    EXPECT_EQ(Git(env, project, {"show", cp + ":made.txt"}), "x");
+    EXPECT_EQ(Git(env, project, {"log", "-1", "--format=%an <%ae>", cp}), "ralph <ralph@localhost>\n");
+    // Still no commit of the user's, nothing staged.
+    EXPECT_NE(RunProgram({"/usr/bin/git", "-C", project, "rev-parse", "-q", "--verify", "HEAD"}, env.env).exit_code, 0);
+    EXPECT_EQ(Git(env, project, {"ls-files", "--stage"}), "");
+    auto logs = env.Ralph({"logs", std::to_string(run.at("id").as_int64())}, project);
+    EXPECT_NE(logs.out.find("no commit yet"), std::string::npos) << logs.out;
 }
 
 }  // namespace
