@@ -3,9 +3,12 @@
 #include "common/log.h"
 #include "daemon/store.h"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 #include <cctype>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +17,7 @@ extern char** environ;
 namespace ralph {
 
 namespace asio = boost::asio;
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -103,13 +107,12 @@ std::vector<NumstatEntry> ParseNumstat(std::string_view out)
 std::vector<std::string> ParseChangedPaths(std::string_view out)
 {
     std::vector<std::string> paths;
+    std::set<std::string_view> seen;  // a deleted file is listed as modified, once per stage
     while (!out.empty()) {
         auto nul = out.find('\0');
-        std::string_view record = out.substr(0, nul);
+        std::string_view path = out.substr(0, nul);
         out.remove_prefix(nul == std::string_view::npos ? out.size() : nul + 1);
-        // "XY PATH": X index against HEAD, Y work tree against the index; only Y matters here.
-        if (record.size() < 4 || record[2] != ' ') continue;
-        if (record[1] != ' ') paths.emplace_back(record.substr(3));
+        if (!path.empty() && seen.insert(path).second) paths.emplace_back(path);
     }
     return paths;
 }
@@ -182,9 +185,9 @@ asio::awaitable<Result<std::string>> Checkpoints::WriteTree(const CheckpointRepo
         CopyFile(repo.git_dir + "/index", repo.index);
     }
     const std::vector<std::string> env = GitArgs("GIT_INDEX_FILE=" + repo.index);
-    Result<std::string> status = co_await git_.Run(
-        repo.top, GitArgs("status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--ignore-submodules=all"),
-        env);
+    // What differs from the index: only the work tree is looked at (`git status` would compare
+    // the index with HEAD too). Stale stat data only lists a file more; `add` then refreshes it.
+    Result<std::string> status = co_await git_.Run(repo.top, GitArgs("ls-files", "-z", "-m", "-o", "--exclude-standard"), env);
     if (!status) co_return status.status();
     std::string list;
     for (const std::string& path : ParseChangedPaths(*status)) {
@@ -264,44 +267,80 @@ asio::awaitable<Result<Checkpoint>> Checkpoints::TakeBase(const CheckpointRepo& 
     co_return cp;
 }
 
-asio::awaitable<Result<Checkpoint>> Checkpoints::Take(const CheckpointRepo& repo, int64_t run_id, int iteration,
-                                                      const std::string& head_before)
+asio::awaitable<Status> Checkpoints::Publish(const CheckpointRepo& repo, int64_t run_id, int iteration,
+                                             std::string tree, std::string parent, Checkpoint* cp)
 {
-    const std::string ref = RunRef(run_id);
-    Result<CommandOutput> current = co_await git_.RunChecked(repo.top, GitArgs("rev-parse", "-q", "--verify", ref));
-    if (!current) co_return current.status();
-    const std::string parent = current->ok() ? FirstLine(current->out) : "";  // "": someone deleted the ref
-    Checkpoint cp;
-    Result<std::string> tree = co_await WriteTree(repo, cp.left_out);
-    if (!tree) co_return tree.status();
     Result<std::string> commit = co_await CommitTree(
-        repo, *tree, parent, "ralph: run " + std::to_string(run_id) + ", iteration " + std::to_string(iteration));
+        repo, tree, parent, "ralph: run " + std::to_string(run_id) + ", iteration " + std::to_string(iteration));
     if (!commit) co_return commit.status();
-    cp.commit = *commit;
+    cp->commit = *commit;
     Result<std::string> set = co_await git_.Run(
-        repo.top, GitArgs("update-ref", "-m", "ralph: iteration " + std::to_string(iteration), ref, cp.commit, parent));
-    if (!set) co_return set.status();
+        repo.top, GitArgs("update-ref", "-m", "ralph: iteration " + std::to_string(iteration), RunRef(run_id), *commit, parent));
+    co_return set.status();
+}
 
+asio::awaitable<Status> Checkpoints::CountChanges(const CheckpointRepo& repo, std::string from, std::string to,
+                                                  Checkpoint* cp)
+{
     std::vector<std::string> diff = GitArgs("diff-tree", "-r", "-M", "--numstat", "-z", "--no-commit-id");
-    if (parent.empty()) diff.push_back("--root");
-    else diff.push_back(parent);
-    diff.push_back(cp.commit);
+    if (from.empty()) diff.push_back("--root");  // `to` is then a commit
+    else diff.push_back(from);
+    diff.push_back(to);
     Result<std::string> numstat = co_await git_.Run(repo.top, std::move(diff));
     if (!numstat) co_return numstat.status();
     for (const NumstatEntry& e : ParseNumstat(*numstat)) {
-        ++cp.files_changed;
-        cp.insertions += e.insertions;
-        cp.deletions += e.deletions;
+        ++cp->files_changed;
+        cp->insertions += e.insertions;
+        cp->deletions += e.deletions;
     }
+    co_return Status::Ok();
+}
+
+asio::awaitable<Status> Checkpoints::CountCommits(const CheckpointRepo& repo, std::string head_before, Checkpoint* cp)
+{
     Result<std::string> head = co_await Head(repo);
     if (!head) co_return head.status();
-    if (!head->empty() && *head != head_before) {
-        std::vector<std::string> count = GitArgs("rev-list", "--count", *head);
-        if (!head_before.empty()) count.push_back("^" + head_before);
-        Result<std::string> n = co_await git_.Run(repo.top, std::move(count));
-        if (!n) co_return n.status();
-        cp.commits = std::atoi(n->c_str());
+    if (head->empty() || *head == head_before) co_return Status::Ok();
+    std::vector<std::string> count = GitArgs("rev-list", "--count", *head);
+    if (!head_before.empty()) count.push_back("^" + head_before);
+    Result<std::string> n = co_await git_.Run(repo.top, std::move(count));
+    if (!n) co_return n.status();
+    cp->commits = std::atoi(n->c_str());
+    co_return Status::Ok();
+}
+
+asio::awaitable<Result<Checkpoint>> Checkpoints::Take(const CheckpointRepo& repo, int64_t run_id, int iteration,
+                                                      const std::string& head_before, std::string parent)
+{
+    const bool hinted = !parent.empty();
+    if (parent.empty()) {
+        Result<CommandOutput> current =
+            co_await git_.RunChecked(repo.top, GitArgs("rev-parse", "-q", "--verify", RunRef(run_id)));
+        if (!current) co_return current.status();
+        if (current->ok()) parent = FirstLine(current->out);  // else someone deleted the ref: a new root
     }
+    Checkpoint cp;
+    Result<std::string> tree = co_await WriteTree(repo, cp.left_out);
+    if (!tree) co_return tree.status();
+    // The commit and the ref, what changed and the agent's commits: independent, so side by side.
+    Status published, counted, commits;
+    if (parent.empty()) {
+        published = co_await Publish(repo, run_id, iteration, *tree, parent, &cp);
+        if (published.ok()) counted = co_await CountChanges(repo, "", cp.commit, &cp);
+        commits = co_await CountCommits(repo, head_before, &cp);
+    } else {
+        std::tie(published, counted, commits) =
+            co_await (Publish(repo, run_id, iteration, *tree, parent, &cp) && CountChanges(repo, parent, *tree, &cp) &&
+                      CountCommits(repo, head_before, &cp));
+    }
+    if (!published.ok() && hinted) {
+        // The ref is not where this run last left it (a killed ralphd made one more snapshot,
+        // or someone moved it): again, from where it is.
+        co_return co_await Take(repo, run_id, iteration, head_before, "");
+    }
+    if (!published.ok()) co_return published;
+    if (!counted.ok()) co_return counted;
+    if (!commits.ok()) co_return commits;
     co_return cp;
 }
 

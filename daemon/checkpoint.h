@@ -73,8 +73,8 @@ struct NumstatEntry {
 };
 /// Parses `--numstat -z` output; entries it cannot read are skipped.
 std::vector<NumstatEntry> ParseNumstat(std::string_view out);
-/// The paths of `git status --porcelain=v1 -z --no-renames` whose work tree differs from the index
-/// (modified, deleted, untracked), i.e. what a snapshot must add.
+/// The paths of `git ls-files -z -m -o --exclude-standard` (modified, deleted and untracked files
+/// that are not ignored: what a snapshot must add), each once.
 std::vector<std::string> ParseChangedPaths(std::string_view out);
 
 /// One file of a diff between two snapshots (SPEC §9, `ralph diff --json`).
@@ -112,8 +112,9 @@ public:
     boost::asio::awaitable<Result<Checkpoint>> TakeBase(const CheckpointRepo& repo, int64_t run_id);
     /// The next snapshot: parent the ref's current commit; stats against it; `head_before`
     /// (HEAD when the iteration began) counts the agent's own commits.
+    /// `parent`: the ref's commit as last seen (saves asking git; "" to ask).
     boost::asio::awaitable<Result<Checkpoint>> Take(const CheckpointRepo& repo, int64_t run_id, int iteration,
-                                                    const std::string& head_before);
+                                                    const std::string& head_before, std::string parent = "");
     /// A snapshot of the work tree now, as a commit whose parent is HEAD, on no ref.
     boost::asio::awaitable<Result<Checkpoint>> Snapshot(const CheckpointRepo& repo, const std::string& message);
     /// Commits snapshot `snapshot`'s tree on the branch checked out in `repo` (a run's own
@@ -129,6 +130,12 @@ public:
 private:
     /// The private index brought up to the work tree; returns the tree and what was left out.
     boost::asio::awaitable<Result<std::string>> WriteTree(const CheckpointRepo& repo, std::vector<std::string>& left_out);
+    /// Take's parts: the commit and its ref; what changed from `from` to `to`; the agent's commits.
+    boost::asio::awaitable<Status> Publish(const CheckpointRepo& repo, int64_t run_id, int iteration, std::string tree,
+                                           std::string parent, Checkpoint* cp);
+    boost::asio::awaitable<Status> CountChanges(const CheckpointRepo& repo, std::string from, std::string to,
+                                                Checkpoint* cp);
+    boost::asio::awaitable<Status> CountCommits(const CheckpointRepo& repo, std::string head_before, Checkpoint* cp);
     boost::asio::awaitable<Result<std::string>> CommitTree(const CheckpointRepo& repo, const std::string& tree,
                                                            const std::string& parent, const std::string& message);
     std::vector<std::string> IdentityEnv(const CheckpointRepo& repo) const;

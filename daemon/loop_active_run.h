@@ -31,6 +31,7 @@ struct LoopEngine::ActiveRun {
     std::unique_ptr<Checkpoints> checkpoints;
     std::string head_before;  ///< HEAD when the current iteration began
     std::string branch;       ///< the run's own branch in its worktree; empty when in place
+    std::string last_snapshot;  ///< where this loop left refs/ralph/runs/<id>; "" to ask git
 };
 
 }  // namespace ralph

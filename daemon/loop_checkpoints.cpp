@@ -136,7 +136,8 @@ asio::awaitable<void> LoopEngine::PrepareCheckpoints(ActiveRun& active, const Ru
             active.repo.reset();
             co_return;
         }
-        store_.SetRunBase(run.id, base->commit);  // in the run's JSON; its log only says what went wrong
+        store_.SetRunBase(run.id, base->commit);
+        active.last_snapshot = base->commit;  // in the run's JSON; its log only says what went wrong
         if (!base->left_out.empty()) Event(run.id, 0, "note", {{"message", LeftOutNote(base->left_out, max_file)}});
         co_return;
     }
@@ -167,7 +168,9 @@ asio::awaitable<void> LoopEngine::BeforeIteration(ActiveRun& active)
 asio::awaitable<void> LoopEngine::CheckpointIteration(ActiveRun& active, IterationRow& done)
 {
     if (!active.repo) co_return;
-    Result<Checkpoint> cp = co_await active.checkpoints->Take(*active.repo, done.run_id, done.n, active.head_before);
+    Result<Checkpoint> cp =
+        co_await active.checkpoints->Take(*active.repo, done.run_id, done.n, active.head_before, active.last_snapshot);
+    active.last_snapshot = cp ? cp->commit : "";
     if (!cp) {
         Event(done.run_id, done.n, "note", {{"message", "checkpoint failed: " + cp.status().message()}});
         co_return;

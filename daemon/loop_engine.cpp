@@ -272,9 +272,13 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
             Finish(id, "stopped", "max_iterations");
             break;
         }
-        // In its worktree, the task directory and prd.json are the worktree's (the agent's) copy
-        // (the same as the project's until its worktree is made).
-        const std::string task_dir = run->work_task_dir(), root = run->work_root();
+        // In its worktree, the task directory and prd.json are the worktree's (the agent's) copy;
+        // until the worktree is made (or made again after a kill), the project's.
+        std::string task_dir = run->task_dir, root = run->project_root;
+        if (active->checkpoints_prepared) {
+            task_dir = run->work_task_dir();
+            root = run->work_root();
+        }
         PrdStatus prd = ReadPrd(task_dir + "/prd.json");
         if (prd.present && !prd.valid()) {
             Finish(id, "failed", "task_invalid", prd.error);

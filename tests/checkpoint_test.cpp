@@ -38,10 +38,10 @@ TEST(UnitCheckpoint, ParsesNumstatWithRenamesAndBinaries)
 
 TEST(UnitCheckpoint, ChangedPathsAreWhatDiffersInTheWorkTree)
 {
-    std::string out = std::string(" M mod.txt\0", 11) + std::string("M  staged-only.txt\0", 19) +
-                      std::string(" D gone.txt\0", 12) + std::string("?? new dir/file\0", 16) +
-                      std::string("MM both.txt\0", 12);
-    EXPECT_EQ(ParseChangedPaths(out), (std::vector<std::string>{"mod.txt", "gone.txt", "new dir/file", "both.txt"}));
+    std::string out = std::string("mod.txt\0", 8) + std::string("gone.txt\0", 9) + std::string("gone.txt\0", 9) +
+                      std::string("new dir/file\0", 13);
+    EXPECT_EQ(ParseChangedPaths(out), (std::vector<std::string>{"mod.txt", "gone.txt", "new dir/file"}));
+    EXPECT_TRUE(ParseChangedPaths("").empty());
 }
 
 /// A repository in a private directory; git run with a private HOME (no identity unless given).
@@ -276,6 +276,27 @@ TEST(FunctionalCheckpoint, AStaleLockFromAKilledDaemonDoesNotStopTheNextSnapshot
     EXPECT_EQ(one->files_changed, 1);
     Checkpoints::Forget(cr);
     EXPECT_FALSE(PathExists(cr.index));
+}
+
+TEST(FunctionalCheckpoint, AStaleParentHintIsNoticedAndTheSnapshotChainsOnTheRefAsItIs)
+{
+    Repo repo;
+    repo.Write("a.txt", "a\n");
+    repo.Commit("init");
+    Snapshots s;
+    CheckpointRepo cr = s.Open(repo.top, 4);
+    Result<Checkpoint> base = s.Await(s.checkpoints.TakeBase(cr, 4));
+    ASSERT_TRUE(base.ok()) << base.status().message();
+    repo.Write("a.txt", "b\n");
+    Result<Checkpoint> one = s.Await(s.checkpoints.Take(cr, 4, 1, "", base->commit));
+    ASSERT_TRUE(one.ok()) << one.status().message();
+    // As after a kill: the ref moved on (iteration 1's snapshot) but the loop still thinks base.
+    repo.Write("a.txt", "c\n");
+    Result<Checkpoint> two = s.Await(s.checkpoints.Take(cr, 4, 2, "", base->commit));
+    ASSERT_TRUE(two.ok()) << two.status().message();
+    EXPECT_EQ(repo.Out({"rev-parse", "refs/ralph/runs/4^"}), one->commit + "\n");
+    EXPECT_EQ(repo.Out({"rev-parse", "refs/ralph/runs/4"}), two->commit + "\n");
+    EXPECT_EQ(two->files_changed, 1);
 }
 
 }  // namespace

@@ -378,7 +378,12 @@ TEST(E2ECrash, RandomKillNineUnderLoadLosesNothingAndNeverLies)
         by_status[r[1] + "/" + r[2]]++;
         EXPECT_NE(r[1], "running") << "run " << id;
         // Kills never fail a run: it resumes, so a run ends only by its own rules.
-        EXPECT_TRUE(r[2] == "promise" || r[2] == "max_iterations" || r[2] == "user") << "run " << id << ": " << r[2];
+        if (!(r[2] == "promise" || r[2] == "max_iterations" || r[2] == "user")) {
+            auto why = db.Rows("SELECT data FROM run_events WHERE run_id = " + r[0] + " AND kind IN ('run.end', 'note')");
+            std::string log;
+            for (const auto& w : why) log += "\n  " + w[0];
+            ADD_FAILURE() << "run " << id << ": " << r[2] << log;
+        }
         auto its = db.Rows("SELECT n, outcome FROM iterations WHERE run_id = " + r[0] + " ORDER BY n");
         for (std::size_t i = 0; i < its.size(); ++i) {
             EXPECT_EQ(its[i][0], std::to_string(i + 1)) << "run " << id << ": iterations are not contiguous";
