@@ -318,12 +318,18 @@ private:
                         return paused ? "run " + id + " resumed" : "run " + id + " will pause after its iteration";
                     });
         } else if (ch == 'd') {
-            bool supported = Control("run.diff", json::object{{"run", *selected}, {"stat", true}}, "diff",
-                                     [&](const json::object&) { return std::string(); });
-            if (supported)
-                Outside({"/bin/sh", "-c", "\"$0\" --socket \"$1\" diff \"$2\" | ${PAGER:-less -R}", SelfPath(),
-                         client_.socket_path, id},
-                        "ralph diff " + id);
+            // Its last iteration that has ended (an active run's current one has no snapshot yet).
+            const top::RunInfo* run = model_.Find(*selected);
+            int64_t n = run ? run->iteration : 0;
+            if (run && n > 0 && run->ended_at == 0) --n;
+            json::object params{{"run", *selected}, {"stat", true}};
+            if (n > 0) params["iteration"] = n;
+            bool supported = Control("run.diff", params, "diff", [&](const json::object&) { return std::string(); });
+            if (supported && n > 0)
+                Outside({"/bin/sh", "-c", "\"$0\" --socket \"$1\" diff \"$2\" --iteration \"$3\" | ${PAGER:-less -R}",
+                         SelfPath(), client_.socket_path, id, std::to_string(n)},
+                        "ralph diff " + id + " --iteration " + std::to_string(n));
+            else if (supported) view_.message = "run " + id + " has no ended iteration yet";
         } else if (ch == 'a') {
             Outside({SelfPath(), "--socket", client_.socket_path, "attach", id}, "ralph attach " + id);
         }

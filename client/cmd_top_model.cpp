@@ -90,7 +90,7 @@ const char* const kKeysHelp =
     "  s                stop the selected run after its iteration\n"
     "  S                stop it now (aborts the iteration)\n"
     "  p                pause or resume it (needs a ralphd with run.pause)\n"
-    "  d                its last iteration's diff (needs a ralphd with run.diff)\n"
+    "  d                its last ended iteration's diff (git projects), in $PAGER (default less -R)\n"
     "  a                attach: leaves the screen for `ralph attach <run>`, back when it quits\n"
     "  q                quit (Ctrl-C too)\n";
 

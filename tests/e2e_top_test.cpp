@@ -173,6 +173,29 @@ TEST(E2ETop, SStopsTheSelectedRun)
     EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
 }
 
+TEST(E2ETop, DShowsTheLastIterationsDiffInThePagerAndComesBack)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "writer", "WRITE:made-by-agent.txt=hello PROMISE\n");
+    json::value run = env.RalphJson({"run", "writer"}, project);
+    env.WaitRunEnd(run.at("id").as_int64());
+    const std::string pager_out = env.dir + "/pager.out";
+    env.env["PAGER"] = "tee " + pager_out;  // what top pipes `ralph diff` into, written where the test reads it
+    Terminal term(env);
+    ASSERT_TRUE(term.started());
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    ASSERT_TRUE(term.WaitText("completed")) << term.Screen();
+    term.Keys({"d"});
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(pager_out).find("+hello") != std::string::npos; }, 60s))
+        << ReadFile(pager_out) << term.Screen();
+    EXPECT_NE(ReadFile(pager_out).find("diff --git a/made-by-agent.txt b/made-by-agent.txt"), std::string::npos);
+    ASSERT_TRUE(term.WaitText("LAST ACTIVITY")) << term.Screen();  // back on top's screen
+    term.Keys({"q"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+}
+
 TEST(E2ETop, AResizeRedraws)
 {
     E2EEnv env;
