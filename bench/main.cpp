@@ -162,6 +162,7 @@ int main(int argc, char** argv)
             options.idle_seconds = 10;
             options.kills = 2;
             options.checkpoint_rounds = 10;
+            options.checkpoint_loop_iterations = 4;
         } else if (a == "--iterations") options.iterations = std::stoi(value());
         else if (a == "--rounds") options.rounds = std::stoi(value());
         else if (a == "--idle-seconds") options.idle_seconds = std::stoi(value());

@@ -5,6 +5,7 @@
 #include "bench/scenarios.h"
 
 #include "bench/process.h"
+#include "common/rpc_client.h"
 #include "daemon/checkpoint.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -20,6 +21,7 @@ namespace ralph::bench {
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
+namespace json = boost::json;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
@@ -43,6 +45,62 @@ void Git(const World& world, const std::string& repo, std::vector<std::string> a
 {
     args.insert(args.begin(), {"/usr/bin/git", "-C", repo, "-c", "user.name=b", "-c", "user.email=b@b"});
     if (RunTimed(args, world.env()).code != 0) throw std::runtime_error("git " + args[7] + " failed in " + repo);
+}
+
+/// The durations (ms) of the iterations of a run of task `w` in `project`, started and waited
+/// for; `snapshots` gets how long each iteration's checkpoint took (its iteration.end event).
+std::vector<double> IterationTimes(Ralphd& ralphd, const std::string& project, int iterations,
+                                   std::vector<double>* snapshots)
+{
+    json::value run = ralphd.Call("run.start", json::object{{"task", "w"}, {"cwd", project}, {"max_iterations", iterations}});
+    const int64_t id = Int(run.at("id"));
+    auto deadline = SteadyClock::now() + std::chrono::minutes(10);
+    for (;;) {
+        CheckInterrupted();
+        if (SteadyClock::now() > deadline) throw std::runtime_error("run " + std::to_string(id) + " did not end in time");
+        run = ralphd.Call("run.get", json::object{{"run", id}});
+        if (std::string(run.at("status").as_string()) != "running") break;
+        Sleep(std::chrono::milliseconds(200));
+    }
+    json::value events = ralphd.Call("run.events", json::object{{"run", id}});
+    for (const json::value& e : events.at("events").as_array())
+        if (e.at("kind") == "iteration.end" && e.at("data").as_object().contains("checkpoint_ms"))
+            snapshots->push_back(static_cast<double>(Int(e.at("data").at("checkpoint_ms"))));
+    std::vector<double> ms;
+    for (const json::value& it : run.at("iterations").as_array())
+        if (Int(it.at("ended_at")) > 0) ms.push_back(static_cast<double>(Int(it.at("ended_at")) - Int(it.at("started_at"))));
+    return ms;
+}
+
+/// The same loop, each iteration writing a file, in a git project (checkpoints on) and in a plain
+/// directory (off), in turns.
+void IterationOverhead(World& world, const Options& o, Report& report, const std::string& S)
+{
+    Progress(S + ": iterations with checkpoints on and off");
+    Ralphd ralphd(world, "s7-ralphd", ManagedConfig(world));
+    ralphd.StartServer();
+    const std::string on = world.MakeProject("s7-git"), off = world.root() + "/s7-plain";
+    fs::create_directories(off);
+    const std::string prompt = "WRITE:out-{ITERATION}.txt=x Benchmark iteration: one file written, never the promise.\n";
+    world.AddTask(on, "w", prompt);
+    world.AddTask(off, "w", prompt);
+    std::vector<double> with, without, snapshots;
+    for (int round = 0; round < 3; ++round) {
+        for (bool git : {round % 2 == 0, round % 2 != 0}) {
+            std::vector<double> ms = IterationTimes(ralphd, git ? on : off, o.checkpoint_loop_iterations, &snapshots);
+            (git ? with : without).insert((git ? with : without).end(), ms.begin(), ms.end());
+        }
+    }
+    Summary a = Summarize(with), b = Summarize(without);
+    Summary c = Summarize(snapshots);
+    report.Add({"checkpoint.loop_snapshot_ms", S, "in the loop: an iteration's snapshot (small project, ralphd's own timing)",
+                "ms", c, true});
+    report.Add({"checkpoint.iteration_on_ms", S, "an iteration writing one file, in a git project", "ms", a, true});
+    report.Add({"checkpoint.iteration_off_ms", S, "the same outside git, same run (no checkpoints; opencode's own "
+                                                  "per-step git snapshots differ too)", "ms", b, true});
+    report.Add({"checkpoint.snapshot_share", S, "the snapshot's share of an iteration in git (medians)", "%",
+                Single(a.median > 0 ? 100 * c.median / a.median : 0), false});
+    ralphd.Stop();
 }
 
 }  // namespace
@@ -116,6 +174,7 @@ void ScenarioCheckpoint(World& world, const Options& o, Report& report)
     report.Add({"checkpoint.snapshot_vs_status", S, "snapshot ÷ `git status` (medians)", "×",
                 Single(st.median > 0 ? snap.median / st.median : 0), false, AtMost(2, "≤ 2")});
     fs::remove_all(repo);
+    IterationOverhead(world, o, report, S);
 }
 
 }  // namespace ralph::bench

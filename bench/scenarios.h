@@ -23,6 +23,7 @@ struct Options {
     int checkpoint_files{10000};  ///< 7: files in the generated repository
     int checkpoint_mb{100};       ///< 7: their total size
     int checkpoint_rounds{30};    ///< 7: snapshots (and `git status` runs) measured
+    int checkpoint_loop_iterations{10};  ///< 7: iterations per run, with checkpoints on and off (3 runs each)
     std::string baseline;         ///< 2: a directory with another build's ralph and ralphd to compare with
 };
 

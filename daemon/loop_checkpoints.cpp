@@ -168,8 +168,10 @@ asio::awaitable<void> LoopEngine::BeforeIteration(ActiveRun& active)
 asio::awaitable<void> LoopEngine::CheckpointIteration(ActiveRun& active, IterationRow& done)
 {
     if (!active.repo) co_return;
+    const auto started = clock_.Now();
     Result<Checkpoint> cp =
         co_await active.checkpoints->Take(*active.repo, done.run_id, done.n, active.head_before, active.last_snapshot);
+    done.checkpoint_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
     active.last_snapshot = cp ? cp->commit : "";
     if (!cp) {
         Event(done.run_id, done.n, "note", {{"message", "checkpoint failed: " + cp.status().message()}});
@@ -185,6 +187,7 @@ asio::awaitable<void> LoopEngine::CheckpointIteration(ActiveRun& active, Iterati
             *active.repo, active.branch, cp->commit, "ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(done.run_id));
         if (!committed.ok())
             Event(done.run_id, done.n, "note", {{"message", "commit on " + active.branch + " failed: " + committed.message()}});
+        done.checkpoint_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
     }
     if (!cp->left_out.empty())
         Event(done.run_id, done.n, "note", {{"message", LeftOutNote(cp->left_out, run_defaults_.checkpoint_max_file)}});

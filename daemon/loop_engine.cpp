@@ -399,6 +399,7 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
             end["insertions"] = done.insertions;
             end["deletions"] = done.deletions;
             end["commits"] = done.commits;
+            end["checkpoint_ms"] = done.checkpoint_ms;
         }
         Event(id, done.n, "iteration.end", std::move(end));
         if (done.outcome == "error" || done.outcome == "timeout") {

@@ -76,6 +76,7 @@ struct IterationRow {
     /// The snapshot taken at its end (SPEC §9); empty when none was (outside git, or it failed).
     std::string checkpoint;
     int files_changed{0}, insertions{0}, deletions{0}, commits{0};
+    int64_t checkpoint_ms{0};  ///< how long its snapshot took; in its iteration.end event only, not stored
 };
 
 struct RunEvent {
