@@ -92,5 +92,37 @@ TEST(E2EWorktree, AlwaysGivesAWorktreeAndNeverWorksInPlace)
     EXPECT_EQ(both.exit_code, 2) << both.err;
 }
 
+TEST(E2EWorktree, RestoreIsRefusedWhileAnotherRunWorksInTheSameTreeAndCleanFinishedTakesEveryEndedRun)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "long", "SLOW:2000 TEXTONLY\n");
+    env.AddTask(project, "short", "WRITE:short.txt=x PROMISE\n");
+    env.AddTask(project, "own", "WRITE:own.txt=x PROMISE\n");
+    json::value own = env.RalphJson({"run", "own", "--worktree"}, project);
+    json::value short_run = env.RalphJson({"run", "short", "--no-worktree"}, project);
+    auto done = env.WaitRunEnd(short_run.at("id").as_int64());
+    ASSERT_EQ(done.at("status"), "completed") << json::serialize(done);
+    json::value long_run = env.RalphJson({"run", "long", "-n", "100", "--no-worktree"}, project);
+    const std::string long_id = std::to_string(long_run.at("id").as_int64());
+    // `short` has ended, but `long` works in the same tree: restoring it would pull files away.
+    auto refused = env.Ralph({"restore", std::to_string(short_run.at("id").as_int64())}, project);
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_NE(refused.err.find("run " + long_id + " (long) is active"), std::string::npos) << refused.err;
+    EXPECT_TRUE(PathExists(project + "/short.txt"));
+    env.Ralph({"stop", long_id, "--now"}, project);
+    env.WaitRunEnd(long_run.at("id").as_int64());
+    // --finished: every ended run with a worktree.
+    auto own_run = env.WaitRunEnd(own.at("id").as_int64());
+    ASSERT_TRUE(own_run.at("worktree").is_string()) << json::serialize(own_run);
+    json::value cleaned = env.RalphJson({"clean", "--finished"}, project);
+    ASSERT_EQ(cleaned.at("cleaned").as_array().size(), 1u) << json::serialize(cleaned);
+    EXPECT_EQ(cleaned.at("cleaned").as_array()[0].at("run"), own.at("id"));
+    EXPECT_FALSE(PathExists(std::string(own_run.at("worktree").as_string())));
+    auto usage = env.Ralph({"clean"}, project);
+    EXPECT_EQ(usage.exit_code, 2) << usage.err;
+}
+
 }  // namespace
 }  // namespace ralph::test
