@@ -78,16 +78,21 @@ TEST(E2EWorktree, AlwaysGivesAWorktreeAndNeverWorksInPlace)
     E2EEnv env;
     env.StartDaemon();
     std::string project = env.MakeProject("proj");
-    env.AddTask(project, "t", "WRITE:out.txt=x PROMISE\n");
+    // {TASK_DIR} in the prompt names the worktree's copy of the task directory.
+    env.AddTask(project, "t", "WRITE:out.txt=x WRITE:{TASK_DIR}/from-prompt.txt=y PROMISE\n");
     json::value own = env.RalphJson({"run", "t", "--worktree"}, project);
     auto run = env.WaitRunEnd(own.at("id").as_int64());
     ASSERT_TRUE(run.at("worktree").is_string()) << json::serialize(run);
-    EXPECT_TRUE(PathExists(std::string(run.at("worktree").as_string()) + "/out.txt"));
+    const std::string wt(run.at("worktree").as_string());
+    EXPECT_TRUE(PathExists(wt + "/out.txt"));
+    EXPECT_TRUE(PathExists(wt + "/tasks/t/from-prompt.txt"));
     EXPECT_FALSE(PathExists(project + "/out.txt"));
+    EXPECT_FALSE(PathExists(project + "/tasks/t/from-prompt.txt"));
     json::value in_place = env.RalphJson({"run", "t", "--no-worktree"}, project);
     run = env.WaitRunEnd(in_place.at("id").as_int64());
     EXPECT_TRUE(run.at("worktree").is_null());
     EXPECT_TRUE(PathExists(project + "/out.txt"));
+    EXPECT_TRUE(PathExists(project + "/tasks/t/from-prompt.txt"));
     auto both = env.Ralph({"run", "t", "--worktree", "--no-worktree"}, project);
     EXPECT_EQ(both.exit_code, 2) << both.err;
 }
