@@ -12,6 +12,10 @@
 
 #include <filesystem>
 #include <optional>
+#include <sys/wait.h>
+#include <csignal>
+#include <thread>
+#include <random>
 
 namespace ralph::test {
 namespace {
@@ -297,6 +301,64 @@ TEST(FunctionalCheckpoint, AStaleParentHintIsNoticedAndTheSnapshotChainsOnTheRef
     EXPECT_EQ(repo.Out({"rev-parse", "refs/ralph/runs/4^"}), one->commit + "\n");
     EXPECT_EQ(repo.Out({"rev-parse", "refs/ralph/runs/4"}), two->commit + "\n");
     EXPECT_EQ(two->files_changed, 1);
+}
+
+TEST(FunctionalCheckpoint, KilledInTheMiddleOfSnapshotsTheRefIsAlwaysACompleteSnapshot)
+{
+    Repo repo;
+    for (int i = 0; i < 200; ++i) repo.Write("d" + std::to_string(i % 10) + "/f" + std::to_string(i) + ".txt", "v0\n");
+    repo.Commit("init");
+    {
+        Snapshots s;
+        CheckpointRepo cr = s.Open(repo.top, 1);
+        ASSERT_TRUE(s.Await(s.checkpoints.TakeBase(cr, 1)).ok());
+    }
+    std::mt19937 rng(std::random_device{}());
+    for (int kill_n = 0; kill_n < 15; ++kill_n) {
+        pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            // As a ralphd would: one snapshot after another, the work tree changing between them,
+            // until it is killed (its git processes, in groups of their own, live on).
+            Snapshots s;
+            auto cr = s.Await(s.checkpoints.Open(repo.top, 1));
+            for (int n = 1; cr; ++n) {
+                for (int i = 0; i < 40; ++i)
+                    WriteFile(repo.top + "/d" + std::to_string(i % 10) + "/f" + std::to_string((n * 40 + i) % 200) + ".txt",
+                              "v" + std::to_string(n) + "\n");
+                (void)s.Await(s.checkpoints.Take(*cr, 1, n, ""));
+            }
+            _exit(1);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 400));
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        auto fsck = RunProgram({"/usr/bin/git", "-C", repo.top, "fsck", "--no-progress", "--no-dangling"}, {});
+        EXPECT_EQ(fsck.exit_code, 0) << "after kill " << kill_n << ": " << fsck.out << fsck.err;
+        auto tree = RunProgram({"/usr/bin/git", "-C", repo.top, "ls-tree", "-r", "--name-only", "refs/ralph/runs/1"}, {});
+        EXPECT_EQ(tree.exit_code, 0) << "after kill " << kill_n << ": " << tree.err;
+        EXPECT_NE(tree.out.find("d0/f0.txt"), std::string::npos) << "after kill " << kill_n;
+    }
+    // Whatever the last kill left (a stale lock, a half-written index), the next snapshot goes on
+    // from where the ref is, once the killed process's git commands have finished.
+    auto git_running_here = [&] {
+        for (const auto& entry : fs::directory_iterator("/proc")) {
+            std::error_code ec;
+            if (fs::read_symlink(entry.path() / "cwd", ec) == fs::path(repo.top) && !ec &&
+                ReadFile((entry.path() / "comm").string()).rfind("git", 0) == 0)
+                return true;
+        }
+        return false;
+    };
+    ASSERT_TRUE(WaitFor([&] { return !git_running_here(); }, std::chrono::seconds(30)));
+    const std::string before = repo.Out({"rev-parse", "refs/ralph/runs/1"});
+    repo.Write("after.txt", "after the kills\n");
+    Snapshots s;
+    CheckpointRepo cr = s.Open(repo.top, 1);
+    Result<Checkpoint> next = s.Await(s.checkpoints.Take(cr, 1, 99, ""));
+    ASSERT_TRUE(next.ok()) << next.status().message();
+    EXPECT_EQ(repo.Out({"rev-parse", "refs/ralph/runs/1^"}), before);
+    EXPECT_EQ(repo.Out({"show", "refs/ralph/runs/1:after.txt"}), "after the kills\n");
 }
 
 }  // namespace
