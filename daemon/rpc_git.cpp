@@ -164,6 +164,8 @@ asio::awaitable<json::value> Clean(CallContext& ctx, const json::object& params)
     }
     json::array cleaned;
     for (const RunRow& run : runs) {
+        // A project deleted since holds nothing to clean (and git could not be asked about it).
+        if (!std::filesystem::is_directory(run.project_root)) continue;
         const bool has_worktree = !run.worktree.empty() && std::filesystem::is_directory(run.worktree);
         bool did = false;
         if (has_worktree) {
