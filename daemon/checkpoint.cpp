@@ -67,18 +67,23 @@ asio::awaitable<Result<std::string>> GitRunner::Run(const std::string& dir, std:
     co_return std::move(r->out);
 }
 
+std::vector<std::string_view> SplitNul(std::string_view out)
+{
+    std::vector<std::string_view> fields;
+    while (!out.empty()) {
+        auto nul = out.find('\0');
+        fields.push_back(out.substr(0, nul));
+        out.remove_prefix(nul == std::string_view::npos ? out.size() : nul + 1);
+    }
+    return fields;
+}
+
 std::vector<NumstatEntry> ParseNumstat(std::string_view out)
 {
     std::vector<NumstatEntry> entries;
-    auto next = [&](std::string_view& field) {  // up to the next NUL
-        auto nul = out.find('\0');
-        if (nul == std::string_view::npos) return false;
-        field = out.substr(0, nul);
-        out.remove_prefix(nul + 1);
-        return true;
-    };
-    std::string_view record;
-    while (next(record)) {
+    const std::vector<std::string_view> fields = SplitNul(out);
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        std::string_view record = fields[i];
         // "INS\tDEL\tPATH", or for a rename "INS\tDEL\t" followed by OLD and NEW as fields of their own.
         auto tab1 = record.find('\t');
         auto tab2 = tab1 == std::string_view::npos ? tab1 : record.find('\t', tab1 + 1);
@@ -92,10 +97,9 @@ std::vector<NumstatEntry> ParseNumstat(std::string_view out)
         }
         std::string_view path = record.substr(tab2 + 1);
         if (path.empty()) {
-            std::string_view from, to;
-            if (!next(from) || !next(to)) break;
-            e.old_path = from;
-            e.path = to;
+            if (i + 2 >= fields.size()) break;
+            e.old_path = fields[++i];
+            e.path = fields[++i];
         } else {
             e.path = path;
         }
@@ -108,12 +112,8 @@ std::vector<std::string> ParseChangedPaths(std::string_view out)
 {
     std::vector<std::string> paths;
     std::set<std::string_view> seen;  // a deleted file is listed as modified, once per stage
-    while (!out.empty()) {
-        auto nul = out.find('\0');
-        std::string_view path = out.substr(0, nul);
-        out.remove_prefix(nul == std::string_view::npos ? out.size() : nul + 1);
+    for (std::string_view path : SplitNul(out))
         if (!path.empty() && seen.insert(path).second) paths.emplace_back(path);
-    }
     return paths;
 }
 

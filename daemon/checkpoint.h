@@ -65,6 +65,9 @@ struct Checkpoint {
     std::vector<std::string> left_out;   ///< files above checkpoint_max_file, not captured
 };
 
+/// The fields of git's `-z` output, each ended by a NUL (a last one without it counts too).
+std::vector<std::string_view> SplitNul(std::string_view out);
+
 /// One line of `git diff-tree --numstat -z` (or `diff --numstat -z`), with renames.
 struct NumstatEntry {
     std::string path, old_path;  ///< old_path empty unless renamed
@@ -126,6 +129,7 @@ public:
     static void Forget(const CheckpointRepo& repo);
 
     static std::string RunRef(int64_t run_id) { return "refs/ralph/runs/" + std::to_string(run_id); }
+    int64_t max_file() const { return max_file_; }
 
 private:
     /// The private index brought up to the work tree; returns the tree and what was left out.

@@ -18,20 +18,11 @@ namespace {
 std::map<std::string, std::string> ParseNameStatus(std::string_view out)
 {
     std::map<std::string, std::string> status;
-    auto next = [&](std::string_view& field) {
-        auto nul = out.find('\0');
-        if (nul == std::string_view::npos) return false;
-        field = out.substr(0, nul);
-        out.remove_prefix(nul + 1);
-        return true;
-    };
-    std::string_view code, path;
-    while (next(code) && !code.empty() && next(path)) {
-        char c = code[0];
-        if (c == 'R' || c == 'C') {
-            if (!next(path)) break;
-        }
-        status[std::string(path)] = c == 'A' ? "added" : c == 'D' ? "deleted" : c == 'R' ? "renamed" : "modified";
+    const std::vector<std::string_view> fields = SplitNul(out);
+    for (std::size_t i = 0; i + 1 < fields.size() && !fields[i].empty(); i += 2) {
+        char c = fields[i][0];
+        if ((c == 'R' || c == 'C') && ++i + 1 >= fields.size()) break;  // then OLD, NEW
+        status[std::string(fields[i + 1])] = c == 'A' ? "added" : c == 'D' ? "deleted" : c == 'R' ? "renamed" : "modified";
     }
     return status;
 }

@@ -45,6 +45,16 @@ std::string LeftOutNote(const std::vector<std::string>& left_out, int64_t max_fi
            std::to_string(max_file) + " bytes): " + names;
 }
 
+/// What a snapshot recorded, into its iteration's row.
+void Record(const Checkpoint& cp, IterationRow& it)
+{
+    it.checkpoint = cp.commit;
+    it.files_changed = cp.files_changed;
+    it.insertions = cp.insertions;
+    it.deletions = cp.deletions;
+    it.commits = cp.commits;
+}
+
 }  // namespace
 
 asio::awaitable<bool> LoopEngine::PrepareWorktree(RunRow& run)
@@ -145,13 +155,10 @@ asio::awaitable<void> LoopEngine::PrepareCheckpoints(ActiveRun& active, const Ru
     std::vector<IterationRow> iterations = store_.Iterations(run.id);
     if (!iterations.empty() && iterations.back().checkpoint.empty() && !iterations.back().outcome.empty()) {
         IterationRow last = iterations.back();
-        active.head_before.clear();
         Result<Checkpoint> cp = co_await active.checkpoints->Take(*active.repo, run.id, last.n, "");
         if (cp) {
-            last.checkpoint = cp->commit;
-            last.files_changed = cp->files_changed;
-            last.insertions = cp->insertions;
-            last.deletions = cp->deletions;
+            Record(*cp, last);
+            last.commits = 0;  // HEAD at its start is not known: the agent's commits cannot be told apart
             store_.SetIterationCheckpoint(last);
         }
     }
@@ -177,11 +184,7 @@ asio::awaitable<void> LoopEngine::CheckpointIteration(ActiveRun& active, Iterati
         Event(done.run_id, done.n, "note", {{"message", "checkpoint failed: " + cp.status().message()}});
         co_return;
     }
-    done.checkpoint = cp->commit;
-    done.files_changed = cp->files_changed;
-    done.insertions = cp->insertions;
-    done.deletions = cp->deletions;
-    done.commits = cp->commits;
+    Record(*cp, done);
     if (!active.branch.empty()) {
         Status committed = co_await active.checkpoints->CommitOnBranch(
             *active.repo, active.branch, cp->commit, "ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(done.run_id));
@@ -190,7 +193,7 @@ asio::awaitable<void> LoopEngine::CheckpointIteration(ActiveRun& active, Iterati
         done.checkpoint_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
     }
     if (!cp->left_out.empty())
-        Event(done.run_id, done.n, "note", {{"message", LeftOutNote(cp->left_out, run_defaults_.checkpoint_max_file)}});
+        Event(done.run_id, done.n, "note", {{"message", LeftOutNote(cp->left_out, active.checkpoints->max_file())}});
 }
 
 bool LoopEngine::NoProgress(const RunRow& run, const IterationRow& done)

@@ -28,7 +28,7 @@ std::vector<std::string> Snapshots(Daemon& d, const RunRow& run)
     return commits;
 }
 
-/// The snapshot `n` of a run, checked; `what` names the parameter in errors.
+/// The snapshot `n` (from `lowest` up) of a run, checked.
 const std::string& SnapshotAt(const RunRow& run, const std::vector<std::string>& commits, int64_t n, int64_t lowest)
 {
     const int64_t last = static_cast<int64_t>(commits.size()) - 1;
@@ -120,12 +120,7 @@ asio::awaitable<std::vector<std::string>> OnlyInWorktree(GitRunner& git, const R
     ThrowIfError(differs_head.status());
     auto split = [](const std::string& out) {
         std::set<std::string> names;
-        for (std::size_t at = 0; at < out.size();) {
-            auto nul = out.find('\0', at);
-            names.insert(out.substr(at, nul - at));
-            if (nul == std::string::npos) break;
-            at = nul + 1;
-        }
+        for (std::string_view name : SplitNul(out)) names.emplace(name);
         return names;
     };
     std::set<std::string> known = split(*in_last), head = split(*in_head);
