@@ -11,12 +11,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string Ref(const CommandArgs& vm)
-{
-    if (!vm.Has("ref")) throw UsageError("missing task or run");
-    return vm.Text("ref");
-}
-
 /// The patch, coloured as git colours it when stdout is a terminal.
 void PrintPatch(const std::string& patch)
 {
@@ -73,7 +67,7 @@ void PrintStat(const json::array& files)
 int Diff(Client& client, const std::vector<std::string>& args)
 {
     CommandArgs vm(*FindCommand("diff"), args, "ref", 1);
-    json::object params{{"run", RunRef(Ref(vm))}, {"cwd", client.cwd}, {"stat", vm.Switch("stat")}};
+    json::object params{{"run", RunRef(Positional(vm, "task or run"))}, {"cwd", client.cwd}, {"stat", vm.Switch("stat")}};
     if (vm.Has("iteration")) params["iteration"] = vm.Int("iteration", 1, 1000000);
     json::value diff = client.Call("run.diff", params);
     if (client.json_output) {
@@ -93,7 +87,7 @@ int Diff(Client& client, const std::vector<std::string>& args)
 int Restore(Client& client, const std::vector<std::string>& args)
 {
     CommandArgs vm(*FindCommand("restore"), args, "ref", 1);
-    json::object params{{"run", RunRef(Ref(vm))}, {"cwd", client.cwd}};
+    json::object params{{"run", RunRef(Positional(vm, "task or run"))}, {"cwd", client.cwd}};
     if (vm.Has("iteration")) params["iteration"] = vm.Int("iteration", 0, 1000000);
     json::value restored = client.Call("run.restore", params);
     if (client.json_output) {

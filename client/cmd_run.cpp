@@ -14,13 +14,6 @@ namespace po = boost::program_options;
 
 namespace {
 
-
-std::string Positional(const CommandArgs& vm, const char* what)
-{
-    if (!vm.Has("ref")) throw UsageError(std::string("missing ") + what);
-    return vm.Text("ref");
-}
-
 /// "1 iteration", "10 iterations": the run's limit.
 std::string Iterations(const json::value& run)
 {

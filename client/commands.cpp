@@ -86,6 +86,12 @@ bool CommandArgs::Switch(const char* name) const { return vm_.count(name) && vm_
 
 std::string CommandArgs::Text(const char* name) const { return Has(name) ? vm_[name].as<std::string>() : ""; }
 
+std::string Positional(const CommandArgs& vm, const char* what)
+{
+    if (!vm.Has("ref")) throw UsageError(std::string("missing ") + what);
+    return vm.Text("ref");
+}
+
 std::string CommandArgs::Spelling(const char* name) const
 {
     const CommandOption* option = FindOption(command_, name);

@@ -77,6 +77,9 @@ private:
     boost::program_options::variables_map vm_;
 };
 
+/// The command's positional argument (parsed as "ref"); a UsageError "missing WHAT" without one.
+std::string Positional(const CommandArgs& vm, const char* what);
+
 /// The options of a command's table entry as its `--help` lists them ("" when it has none).
 std::string OptionsHelp(const Command& command);
 
