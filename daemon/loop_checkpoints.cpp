@@ -110,6 +110,7 @@ asio::awaitable<bool> LoopEngine::PrepareWorktree(RunRow& run)
         if (ec) made = Status(kInternalError, "cannot copy the task directory into " + run.work_task_dir() + ": " + ec.message());
     }
     if (!made.ok()) {
+        store_.SetRunWorktree(run.id, "", "");  // there is none: the run's JSON must not name one
         Finish(run.id, "failed", "task_invalid", "cannot make a git worktree for the run: " + made.message());
         co_return false;
     }
