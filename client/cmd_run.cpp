@@ -43,6 +43,31 @@ std::string Duration(const json::value& run)
     return HumanDuration(end - start);
 }
 
+/// "2/5" of a prd.json's stories; "-" without one.
+std::string Stories(const json::value& run)
+{
+    if (Field(run, "stories_total") == "-") return "-";
+    return Field(run, "stories_passed") + "/" + Field(run, "stories_total");
+}
+
+/// The run's budgets, "max_cost $0.50, max_time 2h", or "none".
+std::string Budget(const json::value& run)
+{
+    const json::value* budget = run.as_object().if_contains("budget");
+    if (!budget || !budget->is_object()) return "none";
+    std::string out;
+    auto add = [&out](const std::string& text) { out += (out.empty() ? "" : ", ") + text; };
+    if (const json::value* c = budget->as_object().if_contains("max_cost"); c && c->is_number()) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "$%.2f", c->to_number<double>());
+        add(std::string("max_cost ") + buf);
+    }
+    if (Field(*budget, "max_tokens") != "-") add("max_tokens " + Field(*budget, "max_tokens"));
+    if (const json::value* t = budget->as_object().if_contains("max_time"); t && t->is_int64())
+        add("max_time " + HumanDuration(t->as_int64()));
+    return out.empty() ? "none" : out;
+}
+
 std::string FormatCost(const json::value& run)
 {
     char buf[32];
@@ -81,10 +106,15 @@ int Run(Client& client, const std::vector<std::string>& args)
     if (vm.Has("agent")) params["agent"] = vm.Text("agent");
     if (vm.Has("promise")) params["promise"] = vm.Text("promise");
     if (vm.Has("iteration-timeout")) params["iteration_timeout"] = vm.Duration("iteration-timeout");
+    if (vm.Has("max-cost")) params["max_cost"] = vm.Usd("max-cost");
+    if (vm.Has("max-tokens")) params["max_tokens"] = vm.Int("max-tokens", 0, 1000000000000LL);
+    if (vm.Has("max-time")) params["max_time"] = vm.Duration("max-time");
+    if (vm.Has("verify")) params["verify"] = vm.Text("verify");
     bool follow = vm.Switch("follow");
     if (follow && !client.json_output) SayWhenTheServerMustStart(client);
     json::object run = client.Call("run.start", params).as_object();
     const int64_t id = run.at("id").as_int64();
+    if (!client.json_output && run.contains("warning")) std::cerr << "ralph: warning: " << Field(run, "warning") << "\n";
     if (follow) {
         if (!client.json_output) std::cout << "run " << id << ": " << Field(run, "task_dir") << "\n";
         FollowOptions options;
@@ -172,11 +202,11 @@ int Status(Client& client, const std::vector<std::string>& args)
         bool project_column = projects.size() > 1;
         std::vector<std::vector<std::string>> rows;
         for (const json::value& r : runs) {
-            rows.push_back({Field(r, "id"), Field(r, "task"), Field(r, "status"), Iter(r), ServerColumn(r),
-                            HumanTime(r.at("started_at").as_int64()), Duration(r), Field(r, "reason")});
+            rows.push_back({Field(r, "id"), Field(r, "task"), Field(r, "status"), Iter(r), Stories(r), FormatCost(r),
+                            ServerColumn(r), HumanTime(r.at("started_at").as_int64()), Duration(r), Field(r, "reason")});
             if (project_column) rows.back().insert(rows.back().begin() + 1, HomeRelative(Field(r, "project")));
         }
-        std::vector<std::string> headers = {"RUN", "TASK", "STATUS", "ITER", "SERVER", "STARTED", "DURATION", "REASON"};
+        std::vector<std::string> headers = {"RUN", "TASK", "STATUS", "ITER", "STORIES", "COST", "SERVER", "STARTED", "DURATION", "REASON"};
         if (project_column) headers.insert(headers.begin() + 1, "PROJECT");
         PrintTable(headers, rows);
     }
@@ -199,6 +229,7 @@ int Show(Client& client, const std::vector<std::string>& args)
     }
     std::string status = Field(run, "status");
     if (Field(run, "reason") != "-") status += " (" + Field(run, "reason") + ")";
+    if (Field(run, "reason_detail") != "-") status += ": " + Printable(Field(run, "reason_detail"));
     std::cout << "run " << Field(run, "id") << ": " << Printable(Field(run, "task")) << ", " << status << "\n"
               << "  task:       " << Printable(Field(run, "task_dir")) << "\n"
               << "  project:    " << Printable(Field(run, "project")) << "\n"
@@ -212,6 +243,9 @@ int Show(Client& client, const std::vector<std::string>& args)
               << "\n"
               << "  tokens:     " << Field(run.at("tokens"), "input") << " in, " << Field(run.at("tokens"), "output")
               << " out; cost " << FormatCost(run) << "\n"
+              << "  budget:     " << Budget(run) << "\n"
+              << (Field(run, "stories_total") != "-" ? "  stories:    " + Stories(run) + " pass\n" : std::string())
+              << (Field(run, "verify") != "-" ? "  verify:     " + Printable(Field(run, "verify")) + "\n" : std::string())
               << (Field(run, "worktree") != "-"
                       ? "  worktree:   " + Printable(Field(run, "worktree")) + "\n  branch:     " + Field(run, "branch") +
                             " (to merge it: git -C " + Printable(Field(run, "project")) + " merge " + Field(run, "branch") + ")\n"
@@ -232,9 +266,9 @@ int Show(Client& client, const std::vector<std::string>& args)
             rows.push_back({Field(it, "n"), Field(it, "outcome") == "-" ? "running" : Field(it, "outcome"),
                             Field(it, "session_id"), HumanTime(start), dur,
                             Field(it.at("tokens"), "input") + "/" + Field(it.at("tokens"), "output"), Changes(it),
-                            error});
+                            Field(it, "verify"), error});
         }
-        PrintTable({"ITER", "OUTCOME", "SESSION", "STARTED", "DURATION", "TOKENS", "CHANGES", "ERROR"}, rows);
+        PrintTable({"ITER", "OUTCOME", "SESSION", "STARTED", "DURATION", "TOKENS", "CHANGES", "VERIFY", "ERROR"}, rows);
     }
     return kExitOk;
 }
@@ -313,7 +347,8 @@ int Tasks(Client& client, const std::vector<std::string>& args)
 const std::vector<Command>& RunCommands()
 {
     static const std::vector<Command> commands = {
-        {"run", "<task> [-n N] [--model P/M] [--agent A] [--promise TEXT] [--iteration-timeout DUR] [--worktree|--no-worktree] [-f]",
+        {"run", "<task> [-n N] [--model P/M] [--agent A] [--promise TEXT] [--iteration-timeout DUR] [--max-cost USD] "
+                "[--max-tokens N] [--max-time DUR] [--verify CMD] [--worktree|--no-worktree] [-f]",
          "start a run of a task (-f: follow it; exit 0 completed, 4 stopped, 5 failed)", Run, true,
          {{"max-iterations,n", "N", "stop after N iterations", "[run] max_iterations, else 10"},
           {"model", "P/M", "the model, provider/model", "[run] model, else opencode's default"},
@@ -322,6 +357,12 @@ const std::vector<Command>& RunCommands()
            "[run] completion_promise, else COMPLETE"},
           {"iteration-timeout", "DUR", "abort an iteration after DUR (500ms, 90s, 15m, 2h, 1d, 1h30m; 90 = 90s)",
            "[run] iteration_timeout, else 30m"},
+          {"max-cost", "USD", "stop the run (budget) once it has cost USD dollars; needs a model with a cost in opencode",
+           "[run] max_cost, else none"},
+          {"max-tokens", "N", "stop the run (budget) once it has used N tokens (input + output + reasoning)",
+           "[run] max_tokens, else none"},
+          {"max-time", "DUR", "stop the run (budget) once it has been running DUR", "[run] max_time, else none"},
+          {"verify", "CMD", "a shell command that must exit 0 before the run may complete", "[run] verify, else none"},
           {"worktree", nullptr, "work in a git worktree of its own, on a branch ralph/<task>-<run>", "[run] worktree, else auto"},
           {"no-worktree", nullptr, "work in the project itself, even beside another run", "[run] worktree, else auto"},
           {"follow,f", nullptr, "follow the run's progress until it ends (otherwise print its id and return)", "off"}}},

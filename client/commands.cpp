@@ -133,6 +133,22 @@ std::string CommandArgs::Duration(const char* name) const
     return text;
 }
 
+double CommandArgs::Usd(const char* name) const
+{
+    std::string text = Text(name);
+    std::string number = !text.empty() && text[0] == '$' ? text.substr(1) : text;
+    std::size_t used = 0;
+    double usd = -1;
+    try {
+        usd = std::stod(number, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (number.empty() || used != number.size() || !(usd >= 0) || usd > 1e9)
+        throw UsageError(Spelling(name) + " '" + text + "': expected an amount of USD, e.g. 0.50 or 5");
+    return usd;
+}
+
 std::string OptionsHelp(const Command& command)
 {
     std::vector<std::pair<std::string, std::string>> rows;

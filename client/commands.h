@@ -68,6 +68,8 @@ public:
     long long Int(const char* name, long long min, long long max) const;
     /// A duration (SPEC §13) in the form the daemon reads; a UsageError listing the units otherwise.
     std::string Duration(const char* name) const;
+    /// An amount of US dollars of 0 or more ("0.50", "$5"); a UsageError otherwise.
+    double Usd(const char* name) const;
     /// How the user wrote the option: "-n", "--max-iterations" (its long form when not found).
     std::string Spelling(const char* name) const;
 

@@ -52,6 +52,12 @@ private:
     struct sigaction previous_ {};
 };
 
+long long NowMs()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 void PrintJsonLine(const json::value& v) { std::cout << json::serialize(v) << "\n" << std::flush; }
 
 }  // namespace
@@ -81,6 +87,8 @@ FollowResult FollowRun(Client& client, int64_t run_id, const FollowOptions& opti
 
     auto started = std::chrono::steady_clock::now();
     std::string iteration = "-", max_iterations = "?", last_tool = "-";
+    json::object budget, state;  // from run.start; the latest state event
+    long long run_started_at = 0;
     bool status_shown = false;
     auto clear_status = [&] {
         if (status_shown) std::cout << "\r\033[K";
@@ -90,7 +98,7 @@ FollowResult FollowRun(Client& client, int64_t run_id, const FollowOptions& opti
         if (!tty) return;
         long long ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
         std::cout << "\r\033[K" << "iteration " << iteration << "/" << max_iterations << "  " << HumanDuration(ms)
-                  << "  last tool: " << last_tool << std::flush;
+                  << StoriesAndBudgetLeft(state, budget, run_started_at, NowMs()) << "  last tool: " << last_tool << std::flush;
         status_shown = true;
     };
     auto daemon_stopped = [&](json::object run) {
@@ -141,7 +149,12 @@ FollowResult FollowRun(Client& client, int64_t run_id, const FollowOptions& opti
         }
         const json::object& event = o["params"].as_object().at("event").as_object();
         std::string kind = Field(event, "kind");
-        if (kind == "run.start") max_iterations = Field(event.at("data"), "max_iterations");
+        if (kind == "run.start") {
+            max_iterations = Field(event.at("data"), "max_iterations");
+            if (auto* b = event.at("data").as_object().if_contains("budget"); b && b->is_object()) budget = b->as_object();
+            if (auto* at = event.if_contains("at"); at && at->is_int64()) run_started_at = at->as_int64();
+        }
+        if (kind == "state") state = event;
         if (kind == "iteration.start") iteration = Field(event, "iteration");
         if (kind == "tool") {
             last_tool = Field(event.at("data"), "tool");

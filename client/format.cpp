@@ -6,8 +6,12 @@
 #include "common/rpc_client.h"
 #include "common/text.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <iostream>
+#include <optional>
+#include <vector>
 #include <unistd.h>
 
 namespace ralph {
@@ -84,6 +88,7 @@ std::string EventLine(const json::object& e, bool verbose)
         if (data.is_object() && data.as_object().contains("tokens_in"))
             line += " (tokens " + Field(data, "tokens_in") + " in, " + Field(data, "tokens_out") + " out)";
         if (Field(data, "error") != "-") line += ": " + Field(data, "error");
+        if (Field(data, "verify") != "-") line += "; verification " + Field(data, "verify");
         // Its checkpoint's change summary (SPEC §9), in git projects.
         if (data.is_object() && data.as_object().contains("files_changed")) {
             line += "\n" + prefix + "  changes: " + Changes(data);
@@ -98,6 +103,35 @@ std::string EventLine(const json::object& e, bool verbose)
         return line;
     }
     return prefix + kind + " " + json::serialize(data);
+}
+
+std::string StoriesAndBudgetLeft(const json::object& state, const json::object& budget, long long started_at_ms,
+                                 long long now_ms)
+{
+    std::string out;
+    if (Field(state, "stories_total") != "-")
+        out += "  stories " + Field(state, "stories_passed") + "/" + Field(state, "stories_total");
+    std::vector<std::string> left;
+    auto number = [](const json::object& o, const char* key) -> std::optional<double> {
+        const json::value* v = o.if_contains(key);
+        if (!v || !v->is_number()) return std::nullopt;
+        return v->to_number<double>();
+    };
+    if (auto max_cost = number(budget, "max_cost")) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "$%.2f", std::max(0.0, *max_cost - number(state, "cost").value_or(0)));
+        left.push_back(buf);
+    }
+    if (auto max_tokens = number(budget, "max_tokens")) {
+        double used = 0;
+        if (auto* t = state.if_contains("tokens"); t && t->is_object())
+            for (const char* k : {"input", "output", "reasoning"}) used += number(t->as_object(), k).value_or(0);
+        left.push_back(std::to_string(static_cast<long long>(std::max(0.0, *max_tokens - used))) + " tokens");
+    }
+    if (auto max_time = number(budget, "max_time"); max_time && started_at_ms > 0)
+        left.push_back(HumanDuration(std::max(0LL, static_cast<long long>(*max_time) - (now_ms - started_at_ms))));
+    for (std::size_t i = 0; i < left.size(); ++i) out += (i ? ", " : "  left: ") + left[i];
+    return out;
 }
 
 std::string Changes(const json::value& it)

@@ -15,6 +15,10 @@ void PrintTable(const std::vector<std::string>& headers, const std::vector<std::
 /// The text of a JSON field: strings as they are, null as "-", numbers and the rest serialised.
 std::string Field(const boost::json::value& object, const char* key);
 /// An iteration's (or iteration.end event's) checkpoint summary, "3 files +10 -2"; "-" without one.
+/// For `ralph run -f`'s status line: "  stories 1/3  left: $0.38, 2300 tokens, 9m" from the run's
+/// latest state event and the budget of its run.start event (empty parts left out).
+std::string StoriesAndBudgetLeft(const boost::json::object& state, const boost::json::object& budget,
+                                 long long started_at_ms, long long now_ms);
 std::string Changes(const boost::json::value& iteration);
 
 /// "12:03:44  #3  tool write: hello.txt" for a run event ({id, at, iteration, kind, data}).

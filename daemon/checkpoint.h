@@ -31,6 +31,8 @@ public:
     /// The same, but the exit code is the caller's to judge.
     boost::asio::awaitable<Result<CommandOutput>> RunChecked(const std::string& dir, std::vector<std::string> args,
                                                              std::vector<std::string> env = {});
+    /// The launcher it runs git on (the one reaper of ralphd's children), lent to verify.
+    ProcessLauncher& launcher() { return launcher_; }
 
 private:
     ProcessLauncher& launcher_;

@@ -42,6 +42,11 @@ const Key kKeys[] = {
     {"run.max_idle_iterations", "3", "in git: iterations in a row that change nothing before a run stops (0: off)"},
     {"run.worktree", "auto", "in git: auto (a worktree when another run works in the same tree), always or never"},
     {"run.checkpoint_max_file", "10M", "in git: files larger than this are left out of checkpoints (0: no limit)"},
+    {"run.max_cost", "0", "stop a run once it has cost this many USD (budget; 0: no limit)"},
+    {"run.max_tokens", "0", "stop a run once it has used this many tokens, input + output + reasoning (budget; 0: no limit)"},
+    {"run.max_time", "0", "stop a run once it has been running this long (budget; 0: no limit)"},
+    {"run.verify", "", "a shell command that must exit 0 before a run completes (empty: none)"},
+    {"run.verify_timeout", "10m", "a verify command running longer is killed and counts as failed"},
 };
 
 po::options_description Describe(bool run_only)
@@ -74,6 +79,14 @@ int ToInt(const std::string& key, const std::string& v, int min, int max)
     return static_cast<int>(n);
 }
 
+/// A whole number from 0 up.
+int64_t ToInt64(const std::string& key, const std::string& v)
+{
+    if (v.empty() || v.size() > 15 || v.find_first_not_of("0123456789") != std::string::npos)
+        Bad(key, v, "expected a whole number of 0 or more");
+    return std::stoll(v);
+}
+
 /// A size in bytes: a whole number with an optional K, M or G (powers of 1024).
 int64_t ToSize(const std::string& key, const std::string& v)
 {
@@ -91,6 +104,20 @@ int64_t ToSize(const std::string& key, const std::string& v)
     if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 12)
         Bad(key, v, "expected a size: a whole number of bytes, or with K, M or G (e.g. 10M)");
     return std::stoll(digits) * unit;
+}
+
+/// An amount of US dollars: a number of at least 0 (e.g. 0.50 or 5).
+double ToCost(const std::string& key, const std::string& v)
+{
+    std::size_t used = 0;
+    double d = -1;
+    try {
+        d = std::stod(v, &used);
+    } catch (...) {
+        used = 0;
+    }
+    if (used != v.size() || v.empty() || !(d >= 0) || d > 1e9) Bad(key, v, "expected an amount of USD, e.g. 0.50 or 5");
+    return d;
 }
 
 Millis ToDuration(const std::string& key, const std::string& v, bool allow_zero)
@@ -123,7 +150,11 @@ void ApplyRunSetting(RunSettings& run, const std::string& key, const std::string
     else if (key == "run.worktree") {
         if (v != "auto" && v != "always" && v != "never") Bad(key, v, "expected auto, always or never");
         run.worktree = v;
-    }
+    } else if (key == "run.max_cost") run.max_cost = ToCost(key, v);
+    else if (key == "run.max_tokens") run.max_tokens = ToInt64(key, v);
+    else if (key == "run.max_time") run.max_time = ToDuration(key, v, true);
+    else if (key == "run.verify") run.verify = v;
+    else if (key == "run.verify_timeout") run.verify_timeout = ToDuration(key, v, false);
     else throw ConfigError("unknown setting " + key);
 }
 

@@ -51,6 +51,14 @@ struct RunSettings {
     /// auto: a git worktree of its own when another active run works in the same tree; always;
     /// never (SPEC §9).
     std::string worktree{"auto"};
+    // Budgets (SPEC §8); 0 = none.
+    double max_cost{0};       ///< USD over the run
+    int64_t max_tokens{0};    ///< input + output + reasoning over the run
+    Millis max_time{0};       ///< time spent running
+    /// A shell command that must exit 0 before a promise or a complete prd.json completes the
+    /// run (SPEC §8); empty: none. Killed with its process group after verify_timeout.
+    std::string verify;
+    Millis verify_timeout{std::chrono::minutes(10)};
 };
 
 struct Config {

@@ -54,6 +54,7 @@ MessagesSummary ReadMessages(const json::value& messages, const std::string& pro
         s.last_completed = At(*info, "time", "completed") != nullptr;
         s.tokens_in += Int(At(*info, "tokens", "input"));
         s.tokens_out += Int(At(*info, "tokens", "output"));
+        s.tokens_reasoning += Int(At(*info, "tokens", "reasoning"));
         s.cost += Real(At(*info, "cost"));
         if (auto* err = At(*info, "error"); err && !err->is_null()) {
             if (!(aborted_by_us && Str(At(*err, "name")) == "MessageAbortedError")) s.error = DescribeOpencodeError(*err);
@@ -74,9 +75,21 @@ MessagesSummary ReadMessages(const json::value& messages, const std::string& pro
 }
 
 IterationMachine::IterationMachine(Settings settings, Clock::TimePoint now)
-    : settings_(std::move(settings)), deadline_(now + settings_.iteration_timeout),
+    : settings_(std::move(settings)), started_at_(now), deadline_(now + settings_.iteration_timeout),
       stall_deadline_(now + settings_.stall_timeout)
 {
+    // max_time is checked by a timer too: a long quiet tool call sends no events (SPEC §8).
+    if (settings_.budget.max_time_ms > 0)
+        time_budget_end_ = now + std::max(Millis(0), Millis(settings_.budget.max_time_ms) - settings_.spent_before.time);
+}
+
+BudgetSpent IterationMachine::Spent(Clock::TimePoint now) const
+{
+    BudgetSpent spent = settings_.spent_before;
+    spent.cost += step_cost_;
+    spent.tokens += step_tokens_;
+    spent.time += std::chrono::duration_cast<Millis>(now - started_at_);
+    return spent;
 }
 
 IterationActions IterationMachine::OnEvent(const json::object& ev, Clock::TimePoint now)
@@ -121,7 +134,14 @@ IterationActions IterationMachine::OnEvent(const json::object& ev, Clock::TimePo
         if (!part || user_messages_.count(Str(At(*part, "messageID")))) return actions;
         std::string part_type = Str(At(*part, "type"));
         std::string part_id = Str(At(*part, "id"));
-        if (part_type == "tool") {
+        if (part_type == "step-finish") {
+            // Each finished LLM step says what it used: the budgets are checked as they arrive.
+            if (counted_steps_.insert(part_id).second) {
+                step_tokens_ += Int(At(*part, "tokens", "input")) + Int(At(*part, "tokens", "output")) +
+                                Int(At(*part, "tokens", "reasoning"));
+                step_cost_ += Real(At(*part, "cost"));
+            }
+        } else if (part_type == "tool") {
             std::string status = Str(At(*part, "state", "status"));
             if ((status == "completed" || status == "error") && logged_parts_.insert(part_id).second)
                 actions.push_back(Log("tool", ToolEventData(*part, settings_.project_root)));
@@ -148,6 +168,10 @@ IterationActions IterationMachine::Check(const Surroundings& around, Clock::Time
     }
     if (aborted_by_us_) return {};
     if (around.stop_now) return StartAbort("aborted", "stopped at once by ralph stop --now", kAbortGrace);
+    if (std::string crossed = BudgetCrossed(settings_.budget, Spent(now)); !crossed.empty()) {
+        result_.budget = crossed;
+        return StartAbort("aborted", "budget reached, " + crossed + ": the iteration was aborted", kAbortGrace);
+    }
     if (now >= deadline_) {
         return StartAbort("timeout",
                           "the iteration took longer than " + FormatDuration(settings_.iteration_timeout) + " and was aborted",
@@ -185,6 +209,7 @@ Clock::TimePoint IterationMachine::WakeAt(Clock::TimePoint now) const
     auto wake_at = aborted_by_us_ ? abort_deadline_.value_or(now) : deadline_;
     if (!aborted_by_us_ && !started_) wake_at = std::min(wake_at, stall_deadline_);
     if (!aborted_by_us_ && error_deadline_) wake_at = std::min(wake_at, *error_deadline_);
+    if (!aborted_by_us_ && time_budget_end_) wake_at = std::min(wake_at, *time_budget_end_);
     return std::min(wake_at, now + kRecheck);
 }
 
@@ -205,6 +230,7 @@ IterationActions IterationMachine::Conclude(const json::value& messages)
     r.promise = read.promise;
     r.tokens_in = read.tokens_in;
     r.tokens_out = read.tokens_out;
+    r.tokens_reasoning = read.tokens_reasoning;
     r.cost = read.cost;
     if (!aborted_by_us_) {  // otherwise timeout or stop --now, decided before
         if (!session_error_.empty() || !read.error.empty()) {

@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/duration.h"
+#include "daemon/budget.h"
 
 #include <boost/json.hpp>
 
@@ -26,8 +27,9 @@ struct IterationOutcome {
     std::string outcome{"continue"};
     std::string error;
     bool promise{false};
-    int64_t tokens_in{0}, tokens_out{0};
+    int64_t tokens_in{0}, tokens_out{0}, tokens_reasoning{0};
     double cost{0};
+    std::string budget;  ///< the budget that ended it (aborted), in words; empty otherwise
 };
 
 /// One thing the shell must do, in the order given.
@@ -60,7 +62,7 @@ struct MessagesSummary {
     bool last_completed{false};  ///< the last assistant message has time.completed
     bool promise{false};         ///< a text part of an assistant message holds the promise
     std::string error;           ///< the last assistant error (but MessageAbortedError after our own abort)
-    int64_t tokens_in{0}, tokens_out{0};
+    int64_t tokens_in{0}, tokens_out{0}, tokens_reasoning{0};
     double cost{0};
     /// The text and tool parts of the assistant messages, in order, as JSON.
     std::vector<const boost::json::value*> parts;
@@ -77,6 +79,8 @@ public:
         Millis stall_timeout{0};
         std::string project_root;  ///< tool paths in log events are made relative to it
         std::string promise;       ///< the completion promise
+        RunBudget budget;          ///< the run's budgets (SPEC §8)
+        BudgetSpent spent_before;  ///< what the run had spent when this iteration's prompt was accepted
     };
     /// What happens around the session, checked after each batch of events.
     struct Surroundings {
@@ -113,17 +117,22 @@ public:
 
 private:
     IterationActions StartAbort(const std::string& outcome, const std::string& why, Clock::Duration grace);
+    /// What the run has spent by `now`: before this iteration, plus its finished steps so far.
+    BudgetSpent Spent(Clock::TimePoint now) const;
     IterationAction LogPart(const boost::json::value& part, bool from_messages);
 
     Settings settings_;
-    Clock::TimePoint deadline_, stall_deadline_;
+    Clock::TimePoint started_at_, deadline_, stall_deadline_;
+    std::optional<Clock::TimePoint> time_budget_end_;  ///< when max_time runs out
     bool started_{false};
     bool idle_{false};
     bool aborted_by_us_{false};
     Clock::Duration abort_grace_{};
     std::optional<Clock::TimePoint> error_deadline_;  ///< set by session.error: idle must follow
     std::optional<Clock::TimePoint> abort_deadline_;
-    std::set<std::string> user_messages_, logged_parts_;
+    std::set<std::string> user_messages_, logged_parts_, counted_steps_;
+    double step_cost_{0};    ///< of this iteration's finished steps (step-finish parts)
+    int64_t step_tokens_{0};
     std::string session_error_;
     IterationOutcome result_;  ///< outcome and error once aborted by us
 };

@@ -32,6 +32,8 @@ struct LoopEngine::ActiveRun {
     std::string head_before;  ///< HEAD when the current iteration began
     std::string branch;       ///< the run's own branch in its worktree; empty when in place
     std::string last_snapshot;  ///< where this loop left refs/ralph/runs/<id>; "" to ask git
+    std::string verify_output;  ///< a failed verification, for the next prompt's {VERIFY_OUTPUT}
+    std::string budget_crossed; ///< the budget the last iteration's steps crossed, in words
 };
 
 }  // namespace ralph

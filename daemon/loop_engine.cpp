@@ -6,28 +6,17 @@
 #include "daemon/iteration.h"
 #include "daemon/loop_active_run.h"
 #include "daemon/run_checks.h"
+#include "daemon/run_view.h"
 #include "daemon/tool_result.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-
-#include <sys/stat.h>
 
 namespace ralph {
 
 namespace json = boost::json;
 namespace asio = boost::asio;
 using SteadyClock = std::chrono::steady_clock;
-
-namespace {
-
-bool IsDirectory(const std::string& path)
-{
-    struct stat st {};
-    return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-}  // namespace
 
 void LoopEngine::Wake(ActiveRun& active)
 {
@@ -39,8 +28,9 @@ struct LoopEngine::IterationResult {
     std::string outcome{"continue"};
     std::string error;
     bool promise{false};
-    int64_t tokens_in{0}, tokens_out{0};
+    int64_t tokens_in{0}, tokens_out{0}, tokens_reasoning{0};
     double cost{0};
+    std::string budget;   ///< the budget that ended it, in words
     bool recorded{true};  ///< false when no iteration row was written (no session could be made)
 };
 
@@ -90,17 +80,6 @@ void LoopEngine::Event(int64_t run_id, int iteration, const std::string& kind, j
     activity_.Notify(run_id);
 }
 
-void LoopEngine::Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message)
-{
-    auto run = store_.GetRun(run_id);
-    if (!store_.FinishRun(run_id, status, reason, NowMillis())) return;
-    json::object data{{"status", status}, {"reason", reason}};
-    if (!message.empty()) data["message"] = message;
-    Event(run_id, run ? run->iteration : 0, "run.end", std::move(data));
-    Log(LogLevel::Info) << "run " << run_id << " " << status << " (" << reason << ")"
-                        << (message.empty() ? "" : ": " + message);
-}
-
 RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::string* error)
 {
     if (shutting_down_) throw RpcError(kInvalidState, "ralphd is shutting down; start the run again when it is back");
@@ -123,13 +102,18 @@ RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::str
     row.max_consecutive_failures = settings.max_consecutive_failures;
     row.max_idle_iterations = settings.max_idle_iterations;
     row.worktree_mode = settings.worktree;
+    row.budget = {settings.max_cost, settings.max_tokens, settings.max_time.count()};
+    row.verify = settings.verify;
+    row.verify_timeout_ms = settings.verify_timeout.count();
     row.started_at = NowMillis();
     auto id = store_.InsertRun(row);
     if (!id) throw RpcError(kAlreadyRunning, "task " + task.name + " already has a running run");
     Event(*id, 0, "run.start",
           {{"task", task.name}, {"task_dir", task.dir}, {"project", task.project_root},
            {"max_iterations", row.max_iterations}, {"model", row.model}, {"agent", row.agent},
-           {"promise", row.promise}, {"iteration_timeout_ms", row.iteration_timeout_ms}});
+           {"promise", row.promise}, {"iteration_timeout_ms", row.iteration_timeout_ms},
+           {"budget", BudgetJson(row.budget)}});
+    if (!row.verify.empty()) Event(*id, 0, "note", Obj("message", "completion is verified by: " + row.verify));
     Log(LogLevel::Info) << "run " << *id << " started: " << task.dir;
 
     PrdStatus prd = ReadPrd(task.dir + "/prd.json");
@@ -264,40 +248,7 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
             continue;
         }
         if (!run || run->status != "running" || shutting_down_) break;
-        if (!run->stop_requested.empty()) {
-            Finish(id, "stopped", "user");
-            break;
-        }
-        if (run->iteration >= run->max_iterations) {
-            Finish(id, "stopped", "max_iterations");
-            break;
-        }
-        // In its worktree, the task directory and prd.json are the worktree's (the agent's) copy;
-        // until the worktree is made (or made again after a kill), the project's.
-        std::string task_dir = run->task_dir, root = run->project_root;
-        if (active->checkpoints_prepared) {
-            task_dir = run->work_task_dir();
-            root = run->work_root();
-        }
-        PrdStatus prd = ReadPrd(task_dir + "/prd.json");
-        if (prd.present && !prd.valid()) {
-            Finish(id, "failed", "task_invalid", prd.error);
-            break;
-        }
-        if (prd.complete()) {
-            Finish(id, "completed", "prd_complete");
-            break;
-        }
-        if (!IsDirectory(task_dir) || !IsDirectory(root)) {
-            Finish(id, "failed", "task_invalid",
-                   "the task directory " + task_dir + " or its project " + root + " no longer exists");
-            break;
-        }
-        // The prompt may have been emptied or replaced by a directory since the run started.
-        if (auto problem = PromptProblem(Task{run->task_name, task_dir, root}); !problem.empty()) {
-            Finish(id, "failed", "task_invalid", problem);
-            break;
-        }
+        if (co_await EndedBeforeIteration(*active, *run)) break;
         if (!active->checkpoints_prepared) {
             // Before its first iteration: a worktree of its own if it needs one, then its base
             // snapshot (SPEC §9). A run that ends on the checks above needs neither.
@@ -375,62 +326,16 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         done.promise_seen = result.promise;
         done.tokens_in = result.tokens_in;
         done.tokens_out = result.tokens_out;
+        done.tokens_reasoning = result.tokens_reasoning;
         done.cost = result.cost;
         done.ended_at = NowMillis();
+        active->budget_crossed = result.budget;
         co_await CheckpointIteration(*active, done);
+        co_await VerifyIteration(*active, *run, done);
         active->unsettled = done;
         active->unsettled_recorded = false;
         if (Settle(*active, *run)) break;
     }
-}
-
-bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
-{
-    const IterationRow& done = *active.unsettled;
-    const int64_t id = run.id;
-    if (!active.unsettled_recorded) {
-        store_.FinishIteration(done);
-        json::object end = Obj("outcome", done.outcome, "promise", done.promise_seen, "tokens_in", done.tokens_in,
-                               "tokens_out", done.tokens_out, "cost", done.cost);
-        if (!done.error.empty()) end["error"] = done.error;
-        if (!done.checkpoint.empty()) {
-            end["checkpoint"] = done.checkpoint;
-            end["files_changed"] = done.files_changed;
-            end["insertions"] = done.insertions;
-            end["deletions"] = done.deletions;
-            end["commits"] = done.commits;
-            end["checkpoint_ms"] = done.checkpoint_ms;
-        }
-        Event(id, done.n, "iteration.end", std::move(end));
-        if (done.outcome == "error" || done.outcome == "timeout") {
-            AppendToFile(run.work_task_dir() + "/progress.txt",
-                         "\n## ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(id) + " failed (" +
-                             done.outcome + ")\n" + done.error + "\n");
-        }
-        active.unsettled_recorded = true;
-    }
-    // Decide.
-    bool ended = true;
-    if (shutting_down_ && done.outcome == "interrupted") {
-        // left running, to resume on the next start
-    } else if (done.outcome == "complete") {
-        Finish(id, "completed", "promise");
-    } else if (auto after = store_.GetRun(id); after && after->status == "running") {
-        if (after->consecutive_failures >= after->max_consecutive_failures) {
-            Finish(id, "failed", "consecutive_failures",
-                   std::to_string(after->consecutive_failures) + " iterations failed in a row; the last: " + done.error);
-        } else if (done.n < after->max_iterations && NoProgress(*after, done)) {
-            // At the iteration limit, max_iterations is the reason (SPEC §8): the loop's top says so.
-            Finish(id, "stopped", "no_progress",
-                   std::to_string(after->max_idle_iterations) + " iterations in a row changed nothing");
-        } else {
-            // prd.json, re-read (the agent may have completed the stories or broken the file) and
-            // stop requests are checked at the top of the loop, as is the iteration limit.
-            ended = false;
-        }
-    }
-    active.unsettled.reset();
-    return ended;
 }
 
 asio::awaitable<void> LoopEngine::Abort(const std::string& session_id, const std::string& directory)
@@ -458,7 +363,9 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
     Task task{run.task_name, run.work_task_dir(), root};
     PrdStatus prd = ReadPrd(task.dir + "/prd.json");
     std::string prompt = RenderPrompt(LoadPromptTemplate(task), PromptVars{task, run.id, n, run.max_iterations,
-                                                                           run.promise, prd.branch_name});
+                                                                           run.promise, prd.branch_name,
+                                                                           active.verify_output});
+    active.verify_output.clear();  // said once, in the prompt after the failed verification
 
     // 1. A fresh session in the project, with rules that can never block an unattended loop.
     json::object create = opencode_api::SessionBody("ralph: " + run.task_name + " run " + std::to_string(run.id) + " #" + std::to_string(n));
@@ -516,7 +423,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
     // logic and doing what it says (SPEC §8: stop --now, the timeouts, the stall rules).
     Clock& clock = clock_;
     IterationMachine machine({Millis(run.iteration_timeout_ms), StallTimeout(run_defaults_, task), root,
-                              run.promise},
+                              run.promise, run.budget, Spent(run)},
                              clock.Now());
     std::optional<IterationOutcome> finished;
     auto perform = [&](IterationActions actions) -> asio::awaitable<void> {
@@ -548,7 +455,9 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         result.promise = outcome.promise;
         result.tokens_in = outcome.tokens_in;
         result.tokens_out = outcome.tokens_out;
+        result.tokens_reasoning = outcome.tokens_reasoning;
         result.cost = outcome.cost;
+        result.budget = outcome.budget;
         return result;
     };
     for (;;) {

@@ -21,6 +21,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace ralph {
@@ -70,6 +71,23 @@ private:
     /// Records the end of `active.unsettled` and decides what follows; true when the loop must
     /// stop (the run ended, or ralphd is stopping). Throws StoreError; safe to call again then.
     bool Settle(ActiveRun& active, const RunRow& run);
+    // Between iterations (loop_decide.cpp).
+    /// The checks before an iteration (SPEC §2, §8): stop requests, limits, budgets, prd.json
+    /// (stories recorded; complete only when verified), the task's files. True when the run ended.
+    boost::asio::awaitable<bool> EndedBeforeIteration(ActiveRun& active, const RunRow& run);
+    /// With `verify` set, whether a complete prd.json has passed it (verifying now if it was not).
+    boost::asio::awaitable<bool> PrdCompletionVerified(ActiveRun& active, const RunRow& run, const std::string& root);
+    /// After an iteration that claims completion: the verification gate, into `done`.
+    boost::asio::awaitable<void> VerifyIteration(ActiveRun& active, const RunRow& run, IterationRow& done);
+    struct VerifyVerdict {
+        std::string verdict;      ///< passed, failed or timeout
+        std::optional<int> exit;  ///< none after a timeout
+    };
+    /// Runs the run's verify command in `root`; a failure's output becomes the next prompt's
+    /// {VERIFY_OUTPUT} and an entry in progress.txt.
+    boost::asio::awaitable<VerifyVerdict> RunVerify(ActiveRun& active, const RunRow& run, const std::string& root, int n);
+    /// What the run has spent against its budgets.
+    static BudgetSpent Spent(const RunRow& run);
     boost::asio::awaitable<void> StopIdleServer();
     boost::asio::awaitable<IterationResult> Iterate(ActiveRun& active, const RunRow& run, int n);
     boost::asio::awaitable<void> Abort(const std::string& session_id, const std::string& directory);

@@ -65,17 +65,29 @@ asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
         apply("iteration_timeout", "run.iteration_timeout",
               t->is_string() ? std::string(t->as_string()) : std::to_string(ParamInt(params, "iteration_timeout").value_or(0)));
     if (auto worktree = ParamString(params, "worktree"); !worktree.empty()) apply("worktree", "run.worktree", worktree);
-    if (!settings.model.empty() || !settings.agent.empty()) {
+    if (auto* cost = params.if_contains("max_cost"); cost && cost->is_number())
+        apply("max_cost", "run.max_cost", cost->to_number<double>() < 0 ? "-1" : json::serialize(*cost));
+    if (auto n = ParamInt(params, "max_tokens")) apply("max_tokens", "run.max_tokens", std::to_string(*n));
+    if (auto* t = params.if_contains("max_time"); t && !t->is_null())
+        apply("max_time", "run.max_time",
+              t->is_string() ? std::string(t->as_string()) : std::to_string(ParamInt(params, "max_time").value_or(0)));
+    if (auto* verify = params.if_contains("verify"); verify && verify->is_string())
+        apply("verify", "run.verify", std::string(verify->as_string()));
+    std::string cost_warning;
+    if (!settings.model.empty() || !settings.agent.empty() || settings.max_cost > 0) {
         // A typo must not give a run that waits in vain (SPEC §8): ask the server first.
         ServerEndpoint server = co_await d.supervisor().Ensure();
         std::unique_ptr<OpencodeClient> opencode = d.opencode_clients()(server);
         Status checked = co_await CheckModelAndAgent(*opencode, task.project_root, settings);
         ThrowIfError(checked);
+        cost_warning = co_await CheckMaxCost(*opencode, task.project_root, settings);
     }
     std::string error;
     RunRow run = d.loops().Start(task, settings, &error);
+    if (!cost_warning.empty()) d.loops().Event(run.id, 0, "note", Obj("message", "warning: " + cost_warning));
     json::object out = RunJson(run, d.supervisor().Live());
     if (!error.empty()) out["error"] = error;
+    if (!cost_warning.empty()) out["warning"] = cost_warning;
     co_return out;
 }
 
@@ -239,8 +251,16 @@ const std::vector<RpcMethod>& RunMethods()
            {"iteration_timeout", ParamType::StringOrInteger, false, "run.iteration_timeout",
             "a duration (\"30m\") or seconds"},
            {"worktree", ParamType::String, false, "run.worktree",
-            "auto, always or never: whether the run works in a git worktree of its own"}},
+            "auto, always or never: whether the run works in a git worktree of its own"},
+           {"max_cost", ParamType::Number, false, "run.max_cost", "budget: USD the run may cost (0: none)"},
+           {"max_tokens", ParamType::Integer, false, "run.max_tokens",
+            "budget: tokens (input + output + reasoning) the run may use (0: none)"},
+           {"max_time", ParamType::StringOrInteger, false, "run.max_time",
+            "budget: time the run may spend running, a duration (\"2h\") or seconds (0: none)"},
+           {"verify", ParamType::String, false, "run.verify",
+            "a shell command that must exit 0 before a promise or a complete prd.json completes the run"}},
           "the run (as in `run.list`); a task that cannot run gives a `failed` run (`task_invalid`) with `error`. "
+          "`warning` when `max_cost` cannot trip (the model has no cost configured). "
           "Errors: -32004 `TASK_NOT_FOUND`, -32005 `ALREADY_RUNNING` naming the running run, -32602 for a model or "
           "agent the server does not have (listing what it has; no run is made), -32010 when the server cannot "
           "be asked"},

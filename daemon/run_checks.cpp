@@ -48,6 +48,31 @@ std::string ModelProblem(const json::value& providers, const std::string& model)
     return Unknown("model", model, names, "Pick one with --model PROVIDER/MODEL or run.model.");
 }
 
+std::string MaxCostProblem(const json::value& providers, const std::string& model)
+{
+    std::string provider_id, model_id;
+    if (auto slash = model.find('/'); slash != std::string::npos) {
+        provider_id = model.substr(0, slash);
+        model_id = model.substr(slash + 1);
+    }
+    const json::value* list = At(providers, "providers");
+    if (!list || !list->is_array() || list->as_array().empty()) return "";
+    if (provider_id.empty()) {
+        provider_id = Str(At(list->as_array()[0], "id"));
+        model_id = Str(At(providers, "default", provider_id.c_str()));
+    }
+    for (const json::value& p : list->as_array()) {
+        if (Str(At(p, "id")) != provider_id) continue;
+        const json::value* m = At(p, "models", model_id.c_str());
+        if (!m) return "";
+        if (Real(At(*m, "cost", "input")) > 0 || Real(At(*m, "cost", "output")) > 0) return "";
+        return "max_cost is set, but the model " + provider_id + "/" + model_id +
+               " has no cost configured in opencode, so opencode reports $0 and this budget cannot stop the run; "
+               "set the model's \"cost\" in opencode.json or use max_tokens";
+    }
+    return "";
+}
+
 std::string AgentProblem(const json::value& agents, const std::string& agent)
 {
     std::vector<std::string> names;
@@ -82,6 +107,15 @@ asio::awaitable<Status> CheckModelAndAgent(OpencodeClient& opencode, const std::
             co_return Status(kInvalidParams, problem);
     }
     co_return Status::Ok();
+}
+
+asio::awaitable<std::string> CheckMaxCost(OpencodeClient& opencode, const std::string& project_root,
+                                          const RunSettings& settings)
+{
+    if (settings.max_cost <= 0) co_return "";
+    Result<json::value> providers = co_await opencode.Providers(project_root);
+    if (!providers) co_return "";
+    co_return MaxCostProblem(*providers, settings.model);
 }
 
 std::string PromptProblem(const Task& task)

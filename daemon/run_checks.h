@@ -22,11 +22,20 @@ std::string ModelProblem(const boost::json::value& providers, const std::string&
 /// left out) and the closest name; "" when it exists.
 std::string AgentProblem(const boost::json::value& agents, const std::string& agent);
 
+/// For a run with max_cost: why that budget can never trip because `model` (empty: the first
+/// provider's default) has no cost configured in a `GET /config/providers` answer; "" when it has.
+std::string MaxCostProblem(const boost::json::value& providers, const std::string& model);
+
 /// Asks the server, for the project's directory, whether the settings' model and agent exist.
 /// kInvalidParams naming what is unknown, or kServerUnavailable when the server cannot answer.
 /// Nothing is asked when neither is set.
 boost::asio::awaitable<Status> CheckModelAndAgent(OpencodeClient& opencode, const std::string& project_root,
                                                   const RunSettings& settings);
+
+/// For a run with max_cost: MaxCostProblem asked of the server; "" when there is none or the
+/// server cannot say (the budget is then kept, and counts whatever cost opencode reports).
+boost::asio::awaitable<std::string> CheckMaxCost(OpencodeClient& opencode, const std::string& project_root,
+                                                 const RunSettings& settings);
 
 /// Why the task's prompt template cannot be sent: the prompt.md that the lookup finds first is a
 /// directory, unreadable, or empty (whitespace only). "" when it is fine or the built-in default

@@ -26,7 +26,7 @@ constexpr Table<RunStatus, 4> kStatuses{{
     {RunStatus::kFailed, "failed"},
 }};
 
-constexpr Table<RunReason, 10> kReasons{{
+constexpr Table<RunReason, 11> kReasons{{
     {RunReason::kNone, ""},
     {RunReason::kPromise, "promise"},
     {RunReason::kPrdComplete, "prd_complete"},
@@ -37,6 +37,7 @@ constexpr Table<RunReason, 10> kReasons{{
     {RunReason::kServerUnavailable, "server_unavailable"},
     {RunReason::kTaskInvalid, "task_invalid"},
     {RunReason::kNoProgress, "no_progress"},
+    {RunReason::kBudget, "budget"},
 }};
 
 constexpr Table<OutcomeName, 7> kOutcomes{{
@@ -98,6 +99,7 @@ RunStatus StatusOf(RunReason reason)
     case RunReason::kUser:
     case RunReason::kLegacyWorkerGone:
     case RunReason::kNoProgress:
+    case RunReason::kBudget:
         return RunStatus::kStopped;
     case RunReason::kConsecutiveFailures:
     case RunReason::kServerUnavailable:

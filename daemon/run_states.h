@@ -22,6 +22,7 @@ enum class RunReason {
     kServerUnavailable,
     kTaskInvalid,
     kNoProgress,  ///< in git, max_idle_iterations iterations in a row changed nothing (SPEC §8)
+    kBudget,      ///< max_cost, max_tokens or max_time was crossed (SPEC §8)
 };
 
 enum class OutcomeName {

@@ -23,7 +23,7 @@ json::object RunJson(const RunRow& r, const std::optional<ServerEndpoint>& live)
         {"session_id", r.session_id.empty() ? json::value(nullptr) : json::value(r.session_id)},
         {"started_at", r.started_at},
         {"ended_at", r.ended_at ? json::value(r.ended_at) : json::value(nullptr)},
-        {"tokens", {{"input", r.tokens_in}, {"output", r.tokens_out}}},
+        {"tokens", {{"input", r.tokens_in}, {"output", r.tokens_out}, {"reasoning", r.tokens_reasoning}}},
         {"cost", r.cost},
         {"model", r.model.empty() ? json::value(nullptr) : json::value(r.model)},
         {"agent", r.agent.empty() ? json::value(nullptr) : json::value(r.agent)},
@@ -33,6 +33,15 @@ json::object RunJson(const RunRow& r, const std::optional<ServerEndpoint>& live)
         {"base", r.base.empty() ? json::value(nullptr) : json::value(r.base)},
         {"worktree", r.worktree.empty() ? json::value(nullptr) : json::value(r.worktree)},
         {"branch", r.branch.empty() ? json::value(nullptr) : json::value(r.branch)},
+        {"reason_detail", r.reason_detail.empty() ? json::value(nullptr) : json::value(r.reason_detail)},
+        // Pause and the queue are not built yet: a run is never queued, paused or backing off.
+        {"queued_at", nullptr},
+        {"pause_requested", false},
+        {"waiting_until", nullptr},
+        {"stories_passed", r.stories_total < 0 ? json::value(nullptr) : json::value(r.stories_passed)},
+        {"stories_total", r.stories_total < 0 ? json::value(nullptr) : json::value(r.stories_total)},
+        {"budget", BudgetJson(r.budget)},
+        {"verify", r.verify.empty() ? json::value(nullptr) : json::value(r.verify)},
     };
     // What the earlier Python ralph recorded of an imported loop; null for ralph's own runs.
     auto text_or_null = [](const std::string& s) { return s.empty() ? json::value(nullptr) : json::value(s); };
@@ -42,6 +51,13 @@ json::object RunJson(const RunRow& r, const std::optional<ServerEndpoint>& live)
                                                               {"current_story", text_or_null(r.legacy.current_story)},
                                                               {"workspace_dir", text_or_null(r.legacy.workspace_dir)}});
     return o;
+}
+
+json::object BudgetJson(const RunBudget& b)
+{
+    return {{"max_cost", b.max_cost > 0 ? json::value(b.max_cost) : json::value(nullptr)},
+            {"max_tokens", b.max_tokens > 0 ? json::value(b.max_tokens) : json::value(nullptr)},
+            {"max_time", b.max_time_ms > 0 ? json::value(b.max_time_ms) : json::value(nullptr)}};
 }
 
 json::object IterationJson(const IterationRow& it)
@@ -56,7 +72,7 @@ json::object IterationJson(const IterationRow& it)
         {"ended_at", it.ended_at ? json::value(it.ended_at) : json::value(nullptr)},
         {"error", it.error.empty() ? json::value(nullptr) : json::value(it.error)},
         {"promise_seen", it.promise_seen},
-        {"tokens", {{"input", it.tokens_in}, {"output", it.tokens_out}}},
+        {"tokens", {{"input", it.tokens_in}, {"output", it.tokens_out}, {"reasoning", it.tokens_reasoning}}},
         {"cost", it.cost},
         {"port", it.port ? json::value(it.port) : json::value(nullptr)},
         {"checkpoint", it.checkpoint.empty() ? json::value(nullptr) : json::value(it.checkpoint)},
@@ -64,6 +80,8 @@ json::object IterationJson(const IterationRow& it)
         {"insertions", counted(it.insertions)},
         {"deletions", counted(it.deletions)},
         {"commits", counted(it.commits)},
+        {"verify", it.verify.empty() ? json::value(nullptr) : json::value(it.verify)},
+        {"verify_exit", it.verify_exit ? json::value(*it.verify_exit) : json::value(nullptr)},
     };
 }
 

@@ -15,6 +15,8 @@ namespace ralph {
 /// a historical port is never shown as live.
 boost::json::object RunJson(const RunRow& run, const std::optional<ServerEndpoint>& live);
 boost::json::object IterationJson(const IterationRow& it);
+/// {"max_cost", "max_tokens", "max_time"}, each null when not set (SPEC §11).
+boost::json::object BudgetJson(const RunBudget& budget);
 
 /// A run reference: a run id (integer, or a string of digits), or a task reference resolved
 /// against cwd, meaning that task's running run, else its latest. Throws RpcError NOT_FOUND /

@@ -27,7 +27,9 @@ const char* kRunColumns =
     "id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, agent, promise, "
     "iteration_timeout_ms, max_consecutive_failures, consecutive_failures, stop_requested, started_at, "
     "COALESCE(ended_at, 0), session_id, COALESCE(last_port, 0), tokens_in, tokens_out, cost, legacy_agent, "
-    "legacy_session_type, legacy_current_story, legacy_workspace_dir, COALESCE(base, ''), max_idle_iterations, COALESCE(worktree, ''), COALESCE(branch, ''), worktree_mode";
+    "legacy_session_type, legacy_current_story, legacy_workspace_dir, COALESCE(base, ''), max_idle_iterations, COALESCE(worktree, ''), COALESCE(branch, ''), worktree_mode, "
+    "COALESCE(reason_detail, ''), max_cost, max_tokens, max_time_ms, COALESCE(verify, ''), tokens_reasoning, "
+    "COALESCE(stories_passed, -1), COALESCE(stories_total, -1), verify_timeout_ms";
 
 template <typename S>
 RunRow ReadRun(S& s)
@@ -64,6 +66,15 @@ RunRow ReadRun(S& s)
     r.worktree = s.Text(28);
     r.branch = s.Text(29);
     r.worktree_mode = s.Text(30);
+    r.reason_detail = s.Text(31);
+    r.budget.max_cost = s.Real(32);
+    r.budget.max_tokens = s.Int(33);
+    r.budget.max_time_ms = s.Int(34);
+    r.verify = s.Text(35);
+    r.tokens_reasoning = s.Int(36);
+    r.stories_passed = static_cast<int>(s.Int(37));
+    r.stories_total = static_cast<int>(s.Int(38));
+    r.verify_timeout_ms = s.Int(39);
     return r;
 }
 
@@ -76,7 +87,8 @@ RunEvent ReadEvent(const sqlite::Statement& s)
 const char* kIterationColumns =
     "run_id, n, session_id, outcome, started_at, COALESCE(ended_at, 0), error, promise_seen, tokens_in, "
     "tokens_out, cost, COALESCE(port, 0), COALESCE(checkpoint, ''), COALESCE(files_changed, 0), "
-    "COALESCE(insertions, 0), COALESCE(deletions, 0), COALESCE(commits, 0)";
+    "COALESCE(insertions, 0), COALESCE(deletions, 0), COALESCE(commits, 0), tokens_reasoning, COALESCE(verify, ''), "
+    "verify_exit";
 
 template <typename S>
 IterationRow ReadIteration(S& s)
@@ -99,6 +111,9 @@ IterationRow ReadIteration(S& s)
     it.insertions = static_cast<int>(s.Int(14));
     it.deletions = static_cast<int>(s.Int(15));
     it.commits = static_cast<int>(s.Int(16));
+    it.tokens_reasoning = s.Int(17);
+    it.verify = s.Text(18);
+    if (!s.IsNull(19)) it.verify_exit = static_cast<int>(s.Int(19));
     return it;
 }
 
@@ -184,11 +199,15 @@ std::optional<int64_t> RunStore::InsertRun(const RunRow& r)
         if (check.Step()) return std::nullopt;
     }
     auto s = db_.Cached("INSERT INTO runs (task_name, task_dir, project_root, status, max_iterations, model, agent, promise, "
-           "iteration_timeout_ms, max_consecutive_failures, started_at, max_idle_iterations, worktree_mode) "
-           "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+           "iteration_timeout_ms, max_consecutive_failures, started_at, max_idle_iterations, worktree_mode, max_cost, "
+           "max_tokens, max_time_ms, verify_timeout_ms, verify) "
+           "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(r.max_iterations).Bind(r.model).Bind(r.agent)
         .Bind(r.promise).Bind(r.iteration_timeout_ms).Bind(r.max_consecutive_failures).Bind(r.started_at)
-        .Bind(r.max_idle_iterations).Bind(r.worktree_mode);
+        .Bind(r.max_idle_iterations).Bind(r.worktree_mode).Bind(r.budget.max_cost).Bind(r.budget.max_tokens)
+        .Bind(r.budget.max_time_ms).Bind(r.verify_timeout_ms);
+    if (r.verify.empty()) s.BindNull();
+    else s.Bind(r.verify);
     s.Step();
     int64_t id = db_.LastInsertId();
     tx.Commit();
@@ -285,9 +304,15 @@ void RunStore::FinishIteration(const IterationRow& it)
     sqlite::Transaction tx(db_);
     {
         auto s = db_.Cached("UPDATE iterations SET outcome = ?, ended_at = ?, error = ?, promise_seen = ?, tokens_in = ?, "
-                      "tokens_out = ?, cost = ? WHERE run_id = ? AND n = ? AND outcome = ''");
+                      "tokens_out = ?, cost = ?, tokens_reasoning = ?, verify = ?, verify_exit = ? "
+                      "WHERE run_id = ? AND n = ? AND outcome = ''");
         s.Bind(it.outcome).Bind(it.ended_at).Bind(it.error).Bind(it.promise_seen ? 1 : 0).Bind(it.tokens_in)
-            .Bind(it.tokens_out).Bind(it.cost).Bind(it.run_id).Bind(it.n);
+            .Bind(it.tokens_out).Bind(it.cost).Bind(it.tokens_reasoning);
+        if (it.verify.empty()) s.BindNull();
+        else s.Bind(it.verify);
+        if (it.verify_exit) s.Bind(*it.verify_exit);
+        else s.BindNull();
+        s.Bind(it.run_id).Bind(it.n);
         s.Step();
         if (sqlite3_changes(db_.handle()) != 1) {
             // Already finished (e.g. recorded as interrupted): nothing more to add.
@@ -307,10 +332,10 @@ void RunStore::FinishIteration(const IterationRow& it)
                              : (it.outcome == "continue" || it.outcome == "complete") ? "0"
                                                                                        : "consecutive_failures";
         auto s = db_.Cached((std::string("UPDATE runs SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?, "
-                                   "cost = cost + ?, consecutive_failures = ") +
+                                   "cost = cost + ?, tokens_reasoning = tokens_reasoning + ?, consecutive_failures = ") +
                        streak + " WHERE id = ? AND status = 'running'")
                           );
-        s.Bind(it.tokens_in).Bind(it.tokens_out).Bind(it.cost).Bind(it.run_id);
+        s.Bind(it.tokens_in).Bind(it.tokens_out).Bind(it.cost).Bind(it.tokens_reasoning).Bind(it.run_id);
         s.Step();
     }
     tx.Commit();
@@ -320,6 +345,15 @@ void RunStore::SetRunBase(int64_t run_id, const std::string& commit)
 {
     auto s = db_.Cached("UPDATE runs SET base = ? WHERE id = ?");
     s.Bind(commit).Bind(run_id);
+    s.Step();
+}
+
+void RunStore::SetRunStories(int64_t run_id, int passed, int total)
+{
+    auto s = db_.Cached("UPDATE runs SET stories_passed = ?, stories_total = ? WHERE id = ? AND status = 'running'");
+    if (total < 0) s.BindNull().BindNull();
+    else s.Bind(passed).Bind(total);
+    s.Bind(run_id);
     s.Step();
 }
 
@@ -442,13 +476,18 @@ std::optional<RunRow> RunStore::RunForSession(const std::string& session_id)
     return ReadRun(s);
 }
 
-bool RunStore::FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at)
+bool RunStore::FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at,
+                         const std::string& reason_detail)
 {
     if (status != "completed" && status != "stopped" && status != "failed")
         throw StoreError("FinishRun: '" + status + "' is not a terminal status");
     sqlite::Transaction tx(db_);
-    auto s = db_.Cached("UPDATE runs SET status = ?, reason = ?, ended_at = ? WHERE id = ? AND status = 'running'");
-    s.Bind(status).Bind(reason).Bind(at).Bind(id);
+    auto s = db_.Cached("UPDATE runs SET status = ?, reason = ?, ended_at = ?, reason_detail = ? "
+                        "WHERE id = ? AND status = 'running'");
+    s.Bind(status).Bind(reason).Bind(at);
+    if (reason_detail.empty()) s.BindNull();
+    else s.Bind(reason_detail);
+    s.Bind(id);
     s.Step();
     bool changed = sqlite3_changes(db_.handle()) == 1;
     tx.Commit();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common/sqlite.h"
+#include "daemon/budget.h"
 #include "daemon/store_schema.h"
 
 #include <array>
@@ -50,6 +51,12 @@ struct RunRow {
     std::string worktree, branch; ///< the run's own git worktree and branch; empty when in place
     std::string worktree_mode{"never"};  ///< auto, always or never (SPEC §9)
     int max_idle_iterations{0};   ///< no_progress after this many idle iterations; 0 = off
+    std::string reason_detail;    ///< why it ended, in words (SPEC §7); empty for none
+    RunBudget budget;             ///< SPEC §8; zeros: none
+    std::string verify;           ///< the verification command (SPEC §8); empty: none
+    int64_t verify_timeout_ms{600000};
+    int64_t tokens_reasoning{0};
+    int stories_passed{-1}, stories_total{-1};  ///< of its prd.json when last read; -1 without one
     LegacyFields legacy;
 
     /// Where the run works: its worktree, else the project (SPEC §9).
@@ -77,6 +84,9 @@ struct IterationRow {
     std::string checkpoint;
     int files_changed{0}, insertions{0}, deletions{0}, commits{0};
     int64_t checkpoint_ms{0};  ///< how long its snapshot took; in its iteration.end event only, not stored
+    int64_t tokens_reasoning{0};
+    std::string verify;  ///< "passed", "failed" or "timeout" (SPEC §8); empty when not run
+    std::optional<int> verify_exit;  ///< the verify command's exit status; none after a timeout
 };
 
 struct RunEvent {
@@ -152,7 +162,10 @@ public:
 
     /// The only writer of a terminal status. Returns false (and changes nothing) when the run
     /// is not running.
-    bool FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at);
+    bool FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at,
+                   const std::string& reason_detail = "");
+    /// Its prd.json's stories as last read; -1, -1 without one.
+    void SetRunStories(int64_t run_id, int passed, int total);
     /// Marks a running run to stop; false when it is not running.
     bool RequestStop(int64_t id, bool now);
 

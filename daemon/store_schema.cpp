@@ -113,6 +113,23 @@ ALTER TABLE iterations ADD COLUMN insertions INTEGER;
 ALTER TABLE iterations ADD COLUMN deletions INTEGER;
 ALTER TABLE iterations ADD COLUMN commits INTEGER;
 )sql",
+    // 4 -> 5: runs you can leave overnight (SPEC §7, §8): why a run ended in words, its budgets (0 =
+    // none), its verify command (NULL: none), its reasoning tokens and its prd.json's stories (NULL
+    // without one); each iteration's reasoning tokens and verification (NULL when not run).
+    R"sql(
+ALTER TABLE runs ADD COLUMN reason_detail TEXT;
+ALTER TABLE runs ADD COLUMN max_cost REAL NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN max_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN max_time_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN verify TEXT;
+ALTER TABLE runs ADD COLUMN verify_timeout_ms INTEGER NOT NULL DEFAULT 600000;
+ALTER TABLE runs ADD COLUMN tokens_reasoning INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN stories_passed INTEGER;
+ALTER TABLE runs ADD COLUMN stories_total INTEGER;
+ALTER TABLE iterations ADD COLUMN tokens_reasoning INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE iterations ADD COLUMN verify TEXT;
+ALTER TABLE iterations ADD COLUMN verify_exit INTEGER;
+)sql",
 };
 
 static_assert(sizeof kSteps / sizeof kSteps[0] == kSchemaVersion);

@@ -235,7 +235,7 @@ so everything you need to remember must be written to files.
 
 Work on one story per iteration. When every story passes and nothing is left to do, reply with
 <promise>{COMPLETION_PROMISE}</promise> on a line of its own. Never print that tag otherwise.
-)";
+{VERIFY_OUTPUT})";
 
 std::string LoadPromptTemplate(const Task& task, std::string* source)
 {
@@ -265,6 +265,7 @@ std::string RenderPrompt(const std::string& tmpl, const PromptVars& v)
         {"ITERATION", std::to_string(v.iteration)},
         {"MAX_ITERATIONS", std::to_string(v.max_iterations)},
         {"COMPLETION_PROMISE", v.completion_promise},
+        {"VERIFY_OUTPUT", v.verify_output},
     };
     std::string out;
     out.reserve(tmpl.size() + 256);

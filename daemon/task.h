@@ -55,6 +55,7 @@ struct PromptVars {
     int max_iterations{0};
     std::string completion_promise;
     std::string branch_name;
+    std::string verify_output;  ///< why the last verification failed (SPEC §8); empty otherwise
 };
 
 /// The template: the task's prompt.md, <project>/.ralph/prompt.md, <user config>/ralph/prompt.md,

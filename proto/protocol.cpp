@@ -13,6 +13,7 @@ const char* ParamTypeName(ParamType t)
     switch (t) {
     case ParamType::String: return "string";
     case ParamType::Integer: return "integer";
+    case ParamType::Number: return "number";
     case ParamType::Boolean: return "boolean";
     case ParamType::StringOrInteger: return "string or integer";
     }
@@ -24,6 +25,7 @@ static bool Matches(ParamType t, const json::value& v)
     switch (t) {
     case ParamType::String: return v.is_string();
     case ParamType::Integer: return v.is_int64() || v.is_uint64();
+    case ParamType::Number: return v.is_number();
     case ParamType::Boolean: return v.is_bool();
     case ParamType::StringOrInteger: return v.is_string() || v.is_int64() || v.is_uint64();
     }

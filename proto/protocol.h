@@ -10,7 +10,7 @@
 
 namespace ralph {
 
-enum class ParamType { String, Integer, Boolean, StringOrInteger };
+enum class ParamType { String, Integer, Number, Boolean, StringOrInteger };
 
 struct ParamSpec {
     const char* name;

@@ -426,5 +426,92 @@ TEST(UnitIteration, ReadMessagesSumsTokensAndCostOfEveryAssistantMessage)
     EXPECT_FALSE(ReadMessages(json::value("not an array"), "COMPLETE", false).readable);
 }
 
+/// Index of the first step-finish part; events.size() if none.
+std::size_t FirstStepFinish(const std::vector<TimedEvent>& events)
+{
+    for (std::size_t i = 0; i < events.size(); ++i)
+        if (Str(At(json::value(events[i].event), "properties", "part", "type")) == "step-finish") return i;
+    return events.size();
+}
+
+TEST(UnitIteration, TokenBudgetAbortsAtTheFirstStepThatCrossesIt)
+{
+    Recording r = Load("tools");  // two steps of ~7,700 tokens each
+    ASSERT_TRUE(r.messages);
+    const std::size_t step = FirstStepFinish(r.events);
+    ASSERT_LT(step, r.events.size());
+    IterationMachine::Settings settings = Settings();
+    settings.budget.max_tokens = 10000;
+    settings.spent_before.tokens = 2500;  // earlier iterations' tokens count too
+    Replay replay(settings);
+    replay.Feed(r.events, 0, step);
+    EXPECT_TRUE(replay.Of(Kind::Abort).empty());  // nothing counted before the step finished
+    replay.Feed(r.events, step, step + 1);
+    ASSERT_EQ(replay.Of(Kind::Abort).size(), 1u);
+    replay.Feed(r.events, step + 1, r.events.size());
+    IterationOutcome out = replay.Conclude(*r.messages);
+    EXPECT_EQ(out.outcome, "aborted");
+    EXPECT_EQ(out.budget, "max_tokens: 10251 used of 10000");
+    ASSERT_FALSE(replay.Notes().empty());
+    EXPECT_EQ(replay.Notes().front(), "budget reached, max_tokens: 10251 used of 10000: the iteration was aborted");
+}
+
+TEST(UnitIteration, CostBudgetCountsEachStepOnce)
+{
+    IterationMachine::Settings settings = Settings();
+    settings.budget.max_cost = 0.50;
+    FakeClock clock;
+    IterationMachine m(settings, clock.Now());
+    auto step = [](const char* id, double cost) {
+        json::object part{{"type", "step-finish"}, {"id", id}, {"messageID", "msg_a"}, {"cost", cost},
+                          {"tokens", json::object{{"input", 10}, {"output", 2}}}};
+        json::object props{{"part", std::move(part)}};
+        return json::object{{"type", "message.part.updated"}, {"properties", std::move(props)}};
+    };
+    IterationMachine::Surroundings around;
+    m.OnEvent(step("prt_1", 0.30), clock.Now());
+    m.OnEvent(step("prt_1", 0.30), clock.Now());  // the same part again: not counted twice
+    EXPECT_TRUE(m.Check(around, clock.Now()).empty());
+    m.OnEvent(step("prt_2", 0.25), clock.Now());
+    IterationActions actions = m.Check(around, clock.Now());
+    ASSERT_EQ(actions.size(), 2u);
+    EXPECT_EQ(actions[1].kind, Kind::Abort);
+    EXPECT_EQ(Str(actions[0].data.if_contains("message")),
+              "budget reached, max_cost: $0.55 spent of $0.50: the iteration was aborted");
+}
+
+TEST(UnitIteration, TimeBudgetIsATimerThatNeedsNoEvents)
+{
+    Recording r = Load("abort");  // a tool that runs until aborted: quiet
+    ASSERT_TRUE(r.messages);
+    const std::size_t running = FirstRunningTool(r.events);
+    ASSERT_LT(running, r.events.size());
+    IterationMachine::Settings settings = Settings();
+    settings.budget.max_time_ms = 60000;
+    settings.spent_before.time = Millis(60000) - (r.events[running].t + 5s);  // 5 s left after the tool starts
+    Replay replay(settings);
+    replay.Feed(r.events, 0, running + 1);
+    EXPECT_TRUE(replay.Of(Kind::Abort).empty());
+    EXPECT_EQ(replay.machine.WakeAt(replay.clock.Now()), replay.start_ + r.events[running].t + 5s);
+    replay.AdvanceBy(5s);
+    ASSERT_EQ(replay.Of(Kind::Abort).size(), 1u);
+    replay.Feed(r.events, running + 1, r.events.size());
+    IterationOutcome out = replay.Conclude(*r.messages);
+    EXPECT_EQ(out.outcome, "aborted");
+    EXPECT_EQ(out.budget, "max_time: 1m running of 1m");
+}
+
+TEST(UnitBudget, TheFirstBudgetReachedIsNamedWithWhatWasSpent)
+{
+    RunBudget none;
+    EXPECT_EQ(BudgetCrossed(none, {1e9, 1000000000, Millis(1000000000)}), "");
+    RunBudget b{0.5, 1000, 60000};
+    EXPECT_EQ(BudgetCrossed(b, {0.49, 999, Millis(59999)}), "");
+    EXPECT_EQ(BudgetCrossed(b, {0.52, 0, Millis(0)}), "max_cost: $0.52 spent of $0.50");
+    EXPECT_EQ(BudgetCrossed(b, {0, 1000, Millis(0)}), "max_tokens: 1000 used of 1000");
+    EXPECT_EQ(BudgetCrossed(b, {0, 0, Millis(90000)}), "max_time: 1m30s running of 1m");
+    EXPECT_EQ(FormatUsd(0.004), "$0.0040");
+}
+
 }  // namespace
 }  // namespace ralph

@@ -1,0 +1,241 @@
+// What ends a run between its iterations (SPEC §2, §8): the checks before each iteration (stop
+// requests, limits, budgets, prd.json, the task's files), the verification gate, and the decision
+// after an iteration (Settle). Part of LoopEngine; the iteration itself is in loop_engine.cpp.
+#include "common/json_util.h"
+#include "common/log.h"
+#include "daemon/child_command.h"
+#include "daemon/loop_active_run.h"
+#include "daemon/run_checks.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace ralph {
+
+namespace json = boost::json;
+namespace asio = boost::asio;
+
+namespace {
+
+bool IsDirectory(const std::string& path)
+{
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/// The last `n` lines of `text`.
+std::string LastLines(const std::string& text, int n)
+{
+    std::size_t end = text.size();
+    while (end > 0 && text[end - 1] == '\n') --end;
+    std::size_t start = end;
+    for (int lines = 0; start > 0; --start)
+        if (text[start - 1] == '\n' && ++lines == n) break;
+    return text.substr(start, end - start);
+}
+
+constexpr int kVerifyOutputLines = 50;
+
+}  // namespace
+
+BudgetSpent LoopEngine::Spent(const RunRow& run)
+{
+    // Time spent running: a run is running from its start (SPEC §8).
+    return {run.cost, run.tokens_in + run.tokens_out + run.tokens_reasoning,
+            Millis(std::max<int64_t>(0, NowMillis() - run.started_at))};
+}
+
+void LoopEngine::Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message)
+{
+    auto run = store_.GetRun(run_id);
+    if (!store_.FinishRun(run_id, status, reason, NowMillis(), message)) return;
+    json::object data{{"status", status}, {"reason", reason}};
+    if (!message.empty()) data["message"] = message;
+    Event(run_id, run ? run->iteration : 0, "run.end", std::move(data));
+    Log(LogLevel::Info) << "run " << run_id << " " << status << " (" << reason << ")"
+                        << (message.empty() ? "" : ": " + message);
+}
+
+asio::awaitable<bool> LoopEngine::EndedBeforeIteration(ActiveRun& active, const RunRow& run)
+{
+    const int64_t id = run.id;
+    if (!run.stop_requested.empty()) {
+        Finish(id, "stopped", "user");
+        co_return true;
+    }
+    if (run.iteration >= run.max_iterations) {
+        Finish(id, "stopped", "max_iterations");
+        co_return true;
+    }
+    if (std::string crossed = BudgetCrossed(run.budget, Spent(run)); !crossed.empty()) {
+        Finish(id, "stopped", "budget", crossed);
+        co_return true;
+    }
+    // In its worktree, the task directory and prd.json are the worktree's (the agent's) copy;
+    // until the worktree is made (or made again after a kill), the project's.
+    std::string task_dir = run.task_dir, root = run.project_root;
+    if (active.checkpoints_prepared) {
+        task_dir = run.work_task_dir();
+        root = run.work_root();
+    }
+    PrdStatus prd = ReadPrd(task_dir + "/prd.json");
+    if (prd.present && !prd.valid()) {
+        Finish(id, "failed", "task_invalid", prd.error);
+        co_return true;
+    }
+    const int passed = prd.valid() ? prd.passing : -1, total = prd.valid() ? prd.total : -1;
+    if (passed != run.stories_passed || total != run.stories_total) {
+        store_.SetRunStories(id, passed, total);
+        activity_.Notify(id);
+    }
+    if (prd.complete() && co_await PrdCompletionVerified(active, run, root)) {
+        Finish(id, "completed", "prd_complete");
+        co_return true;
+    }
+    if (!IsDirectory(task_dir) || !IsDirectory(root)) {
+        Finish(id, "failed", "task_invalid", "the task directory " + task_dir + " or its project " + root + " no longer exists");
+        co_return true;
+    }
+    // The prompt may have been emptied or replaced by a directory since the run started.
+    if (auto problem = PromptProblem(Task{run.task_name, task_dir, root}); !problem.empty()) {
+        Finish(id, "failed", "task_invalid", problem);
+        co_return true;
+    }
+    co_return false;
+}
+
+asio::awaitable<bool> LoopEngine::PrdCompletionVerified(ActiveRun& active, const RunRow& run, const std::string& root)
+{
+    if (run.verify.empty()) co_return true;
+    // The iteration that completed prd.json was verified when it ended (VerifyIteration).
+    std::vector<IterationRow> iterations = store_.Iterations(run.id);
+    if (!iterations.empty() && !iterations.back().verify.empty()) co_return iterations.back().verify == "passed";
+    // Complete before any iteration (or the check was lost to a restart): verify now.
+    VerifyVerdict verdict = co_await RunVerify(active, run, root, run.iteration);
+    co_return verdict.verdict == "passed";
+}
+
+asio::awaitable<void> LoopEngine::VerifyIteration(ActiveRun& active, const RunRow& run, IterationRow& done)
+{
+    if (run.verify.empty() || shutting_down_) co_return;
+    // Only a claim of completion is verified: the promise, or every story of prd.json passing.
+    bool claims = done.outcome == "complete" ||
+                  (done.outcome == "continue" && ReadPrd(run.work_task_dir() + "/prd.json").complete());
+    if (!claims) co_return;
+    VerifyVerdict verdict = co_await RunVerify(active, run, run.work_root(), done.n);
+    done.verify = verdict.verdict;
+    done.verify_exit = verdict.exit;
+    if (verdict.verdict != "passed" && done.outcome == "complete") done.outcome = "continue";  // the run goes on
+}
+
+asio::awaitable<LoopEngine::VerifyVerdict> LoopEngine::RunVerify(ActiveRun& active, const RunRow& run,
+                                                                const std::string& root, int n)
+{
+    LaunchSpec spec;
+    spec.program = "/bin/sh";
+    spec.args = {"-c", "exec 2>&1\n" + run.verify};  // one stream, in the order written
+    for (char** e = environ; e && *e; ++e) spec.env.emplace_back(*e);
+    spec.env.push_back("RALPH_RUN_ID=" + std::to_string(run.id));
+    spec.env.push_back("RALPH_ITERATION=" + std::to_string(n));
+    spec.cwd = root;
+    const Millis timeout(run.verify_timeout_ms);
+    Event(run.id, n, "note", Obj("message", "verifying the claim of completion: " + run.verify));
+    Result<CommandOutput> ran = co_await RunChildCommand(git_.launcher(), std::move(spec), timeout);
+    VerifyVerdict v;
+    std::string what;
+    if (!ran) {
+        v.verdict = "failed";
+        what = "could not be started: " + ran.status().message();
+    } else if (ran->timed_out) {
+        v.verdict = "timeout";
+        what = "took longer than " + FormatDuration(timeout) + " and was killed";
+    } else {
+        v.exit = ran->exit.code >= 0 ? ran->exit.code : 128 + ran->exit.signal;
+        v.verdict = *v.exit == 0 ? "passed" : "failed";
+        what = ran->exit.Describe();
+    }
+    if (v.verdict == "passed") {
+        active.verify_output.clear();
+        Event(run.id, n, "note", Obj("message", "verification passed", "verify", v.verdict, "verify_exit", *v.exit));
+        co_return v;
+    }
+    // The agent learns why in its next prompt ({VERIFY_OUTPUT}) and in progress.txt (SPEC §8).
+    std::string output = ran ? LastLines(ran->out, kVerifyOutputLines) : "";
+    active.verify_output = "The verification command `" + run.verify + "` " + what +
+                           " after the claim of completion, so the task is not complete. The last lines of its output:\n" +
+                           output + "\n";
+    AppendToFile(run.work_task_dir() + "/progress.txt", "\n## ralph: verification failed after iteration " +
+                                                            std::to_string(n) + " of run " + std::to_string(run.id) +
+                                                            "\n" + active.verify_output);
+    json::object note = Obj("message", "verification " + v.verdict + ": `" + run.verify + "` " + what, "verify", v.verdict);
+    note["verify_exit"] = v.exit ? json::value(*v.exit) : json::value(nullptr);
+    note["output"] = output;
+    Event(run.id, n, "note", std::move(note));
+    co_return v;
+}
+
+bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
+{
+    const IterationRow& done = *active.unsettled;
+    const int64_t id = run.id;
+    if (!active.unsettled_recorded) {
+        store_.FinishIteration(done);
+        json::object end = Obj("outcome", done.outcome, "promise", done.promise_seen, "tokens_in", done.tokens_in,
+                               "tokens_out", done.tokens_out, "cost", done.cost);
+        if (done.tokens_reasoning) end["tokens_reasoning"] = done.tokens_reasoning;
+        if (!done.error.empty()) end["error"] = done.error;
+        if (!done.checkpoint.empty()) {
+            end["checkpoint"] = done.checkpoint;
+            end["files_changed"] = done.files_changed;
+            end["insertions"] = done.insertions;
+            end["deletions"] = done.deletions;
+            end["commits"] = done.commits;
+            end["checkpoint_ms"] = done.checkpoint_ms;
+        }
+        if (!done.verify.empty()) {
+            end["verify"] = done.verify;
+            end["verify_exit"] = done.verify_exit ? json::value(*done.verify_exit) : json::value(nullptr);
+        }
+        Event(id, done.n, "iteration.end", std::move(end));
+        if (done.outcome == "error" || done.outcome == "timeout") {
+            AppendToFile(run.work_task_dir() + "/progress.txt",
+                         "\n## ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(id) + " failed (" +
+                             done.outcome + ")\n" + done.error + "\n");
+        }
+        active.unsettled_recorded = true;
+    }
+    // Decide.
+    bool ended = true;
+    if (shutting_down_ && done.outcome == "interrupted") {
+        // left running, to resume on the next start
+    } else if (done.outcome == "complete") {
+        Finish(id, "completed", "promise");
+    } else if (auto after = store_.GetRun(id); after && after->status == "running") {
+        std::string crossed = BudgetCrossed(after->budget, Spent(*after));
+        if (crossed.empty()) crossed = active.budget_crossed;  // by the steps the iteration saw
+        // Work that is done wins over a budget crossed by the same iteration: the loop's top completes it.
+        const bool prd_done = done.verify == "passed" ||
+                              (after->verify.empty() && ReadPrd(after->work_task_dir() + "/prd.json").complete());
+        if (after->consecutive_failures >= after->max_consecutive_failures) {
+            Finish(id, "failed", "consecutive_failures",
+                   std::to_string(after->consecutive_failures) + " iterations failed in a row; the last: " + done.error);
+        } else if (!crossed.empty() && !prd_done) {
+            Finish(id, "stopped", "budget", crossed);
+        } else if (done.n < after->max_iterations && !prd_done && NoProgress(*after, done)) {
+            // At the iteration limit, max_iterations is the reason (SPEC §8): the loop's top says so.
+            Finish(id, "stopped", "no_progress",
+                   std::to_string(after->max_idle_iterations) + " iterations in a row changed nothing");
+        } else {
+            // prd.json, re-read (the agent may have completed the stories or broken the file) and
+            // stop requests are checked at the top of the loop, as is the iteration limit.
+            ended = false;
+        }
+    }
+    active.budget_crossed.clear();
+    active.unsettled.reset();
+    return ended;
+}
+
+}  // namespace ralph
