@@ -132,6 +132,15 @@ int Run(Client& client, const std::vector<std::string>& args)
 int ReportStart(Client& client, json::object run)
 {
     const int64_t id = run.at("id").as_int64();
+    if (Field(run, "status") == "queued") {
+        // It waits for a place ([daemon] max_running): true to say now, and nothing to wait for.
+        if (client.json_output) PrintJson(run);
+        else
+            std::cout << "run " << id << " queued: " << Field(run, "task") << " (" << Field(run, "task_dir")
+                      << "); it starts when a running run ends or pauses ([daemon] max_running)\n"
+                      << "follow it with: ralph logs " << id << " -f\n";
+        return kExitOk;
+    }
     std::string end_message;
     FollowOptions look;
     look.stop_at = [&](const json::object& event) {
@@ -306,11 +315,27 @@ int Stop(Client& client, const std::vector<std::string>& args)
         PrintJson(run);
         return kExitOk;
     }
-    if (!run.at("stopping").as_bool()) std::cout << Field(run, "message") << "\n";
+    if (!run.at("stopping").as_bool() || Field(run, "status") == "stopped") std::cout << Field(run, "message") << "\n";
     else if (now) std::cout << "run " << Field(run, "id") << ": aborting iteration " << Field(run, "iteration") << " now\n";
     else std::cout << "run " << Field(run, "id") << " stops after iteration " << Field(run, "iteration") << "\n";
     return kExitOk;
 }
+
+/// ralph pause and ralph resume: what changed, or why nothing did (exit 0 either way: the run is
+/// in the state asked for, or says why not).
+int Control(Client& client, const char* command, const std::vector<std::string>& args)
+{
+    CommandArgs vm(*FindCommand(command), args, "ref", 1);
+    json::object params{{"run", RunRef(Positional(vm, "task or run"))}, {"cwd", client.cwd}};
+    if (std::string(command) == "pause") params["now"] = vm.Switch("now");
+    json::value run = client.Call(std::string("run.") + command, params);
+    if (client.json_output) PrintJson(run);
+    else std::cout << Field(run, "message") << "\n";
+    return kExitOk;
+}
+
+int Pause(Client& client, const std::vector<std::string>& args) { return Control(client, "pause", args); }
+int Resume(Client& client, const std::vector<std::string>& args) { return Control(client, "resume", args); }
 
 int Tasks(Client& client, const std::vector<std::string>& args)
 {
@@ -374,8 +399,11 @@ const std::vector<Command>& RunCommands()
          {{"follow,f", nullptr, "follow until the run ends", "off"},
           {"iteration", "N", "only iteration N", "every iteration"},
           {"verbose,v", nullptr, "a tool's whole output, not only its last lines", "off"}}},
-        {"stop", "<task or run> [--now]", "stop after the current iteration (--now: abort it)", Stop, true,
-         {{"now", nullptr, "abort the current iteration instead of letting it finish", "off"}}},
+        {"stop", "<task or run> [--now]", "stop after the current iteration (--now: abort it); a queued or paused run at once",
+         Stop, true, {{"now", nullptr, "abort the current iteration instead of letting it finish", "off"}}},
+        {"pause", "<task or run> [--now]", "pause after the current iteration (--now: abort it); a queued run at once",
+         Pause, true, {{"now", nullptr, "abort the current iteration instead of letting it finish", "off"}}},
+        {"resume", "<task or run>", "go on with a paused run (queued when max_running runs are running)", Resume, true},
         {"tasks", "", "the tasks of the current project with their latest run", Tasks},
     };
     return commands;

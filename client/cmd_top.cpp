@@ -314,7 +314,8 @@ private:
             const top::RunInfo* run = model_.Find(*selected);
             bool paused = run && run->status == "paused";
             Control(paused ? "run.resume" : "run.pause", json::object{{"run", *selected}}, paused ? "resume" : "pause",
-                    [&](const json::object&) {
+                    [&](const json::object& r) {
+                        if (auto* m = r.if_contains("message"); m && m->is_string()) return std::string(m->as_string());
                         return paused ? "run " + id + " resumed" : "run " + id + " will pause after its iteration";
                     });
         } else if (ch == 'd') {

@@ -89,7 +89,7 @@ const char* const kKeysHelp =
     "  Enter            the selected run's whole log, following (Up/Down, PgUp/PgDn scroll; q or Esc back)\n"
     "  s                stop the selected run after its iteration\n"
     "  S                stop it now (aborts the iteration)\n"
-    "  p                pause or resume it (needs a ralphd with run.pause)\n"
+    "  p                pause the selected run after its iteration, or resume it when paused\n"
     "  d                its last ended iteration's diff (git projects), in $PAGER (default less -R)\n"
     "  a                attach: leaves the screen for `ralph attach <run>`, back when it quits\n"
     "  q                quit (Ctrl-C too)\n";

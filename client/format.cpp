@@ -81,7 +81,13 @@ std::string EventLine(const json::object& e, bool verbose)
         if (Field(data, "status") == "error") line += " (failed: " + Field(data, "error") + ")";
         return line + ToolOutcome(data, verbose, std::string(prefix.size() + 4, ' '));
     }
-    if (kind == "note") return prefix + "  note: " + Field(data, "message");
+    if (kind == "note") {
+        // A hook's or a verification's output, when it has some.
+        std::string line = prefix + "  note: " + Field(data, "message");
+        if (Field(data, "output") != "-" && !Field(data, "output").empty())
+            line += "\n" + std::string(prefix.size() + 4, ' ') + Indent(Field(data, "output"), std::string(prefix.size() + 4, ' '));
+        return line;
+    }
     if (kind == "error") return prefix + "  error: " + Field(data, "message");
     if (kind == "iteration.end") {
         std::string line = prefix + "iteration ended: " + Field(data, "outcome");

@@ -31,12 +31,13 @@ asio::awaitable<void> ReadAll(asio::posix::stream_descriptor& stream, std::strin
 }  // namespace
 
 asio::awaitable<Result<CommandOutput>> RunChildCommand(ProcessLauncher& launcher, LaunchSpec spec, Millis timeout,
-                                                       std::size_t max_output)
+                                                       std::size_t max_output, pid_t* started)
 {
     auto ex = co_await asio::this_coro::executor;
     auto launched = launcher.Launch(spec);
     if (auto* why = std::get_if<std::string>(&launched)) co_return Status(kInternalError, *why);
     const LaunchedProcess child = std::get<LaunchedProcess>(launched);
+    if (started) *started = child.pid;
 
     // The exit, reported by the launcher's reaper, wakes `exited_wait`.
     struct Exit {

@@ -22,8 +22,10 @@ struct CommandOutput {
 };
 
 /// Starts `spec` and waits until it has exited and both its pipes are closed; at `timeout` its
-/// process group gets SIGKILL. Fails only when it could not be started.
+/// process group gets SIGKILL. Fails only when it could not be started. `started`, when given,
+/// receives the child's pid (its process group) once it runs, so that the caller may end it sooner.
 boost::asio::awaitable<Result<CommandOutput>> RunChildCommand(ProcessLauncher& launcher, LaunchSpec spec,
-                                                              Millis timeout, std::size_t max_output = 1 << 20);
+                                                              Millis timeout, std::size_t max_output = 1 << 20,
+                                                              pid_t* started = nullptr);
 
 }  // namespace ralph

@@ -19,6 +19,7 @@ struct Key {
 };
 
 const Key kKeys[] = {
+    {"daemon.max_running", "0", "at most this many runs running at once; more are queued (0: no limit)"},
     {"server.mode", "managed", "managed (ralphd owns the opencode server) or external (use server.url)"},
     {"server.url", "", "external mode: the opencode server's base URL, e.g. http://127.0.0.1:4096"},
     {"server.password", "", "external mode: the server's OPENCODE_SERVER_PASSWORD, if it has one"},
@@ -47,6 +48,9 @@ const Key kKeys[] = {
     {"run.max_time", "0", "stop a run once it has been running this long (budget; 0: no limit)"},
     {"run.verify", "", "a shell command that must exit 0 before a run completes (empty: none)"},
     {"run.verify_timeout", "10m", "a verify command running longer is killed and counts as failed"},
+    {"hooks.on_iteration_end", "", "a shell command run (in the run's work tree, 60s at most) after each iteration"},
+    {"hooks.on_run_end", "", "a shell command run (in the run's work tree, 60s at most) when a run ends"},
+    {"hooks.notify", "none", "none, or desktop: notify-send when a run ends (in a graphical session)"},
 };
 
 po::options_description Describe(bool run_only)
@@ -54,7 +58,7 @@ po::options_description Describe(bool run_only)
     po::options_description desc;
     for (const Key& k : kKeys) {
         std::string name = k.name;
-        if (run_only && name.rfind("run.", 0) != 0) continue;
+        if (run_only && name.rfind("run.", 0) != 0 && name.rfind("hooks.", 0) != 0) continue;
         desc.add_options()(k.name, po::value<std::string>(), k.meaning);
     }
     return desc;
@@ -155,6 +159,12 @@ void ApplyRunSetting(RunSettings& run, const std::string& key, const std::string
     else if (key == "run.max_time") run.max_time = ToDuration(key, v, true);
     else if (key == "run.verify") run.verify = v;
     else if (key == "run.verify_timeout") run.verify_timeout = ToDuration(key, v, false);
+    else if (key == "hooks.on_iteration_end") run.on_iteration_end = v;
+    else if (key == "hooks.on_run_end") run.on_run_end = v;
+    else if (key == "hooks.notify") {
+        if (v != "none" && v != "desktop") Bad(key, v, "expected none or desktop");
+        run.notify = v;
+    }
     else throw ConfigError("unknown setting " + key);
 }
 
@@ -263,7 +273,8 @@ Config LoadConfig(const std::string& path, const std::map<std::string, std::stri
     po::store(po::parse_environment(desc,
                                     [&desc](const std::string& env) -> std::string {
                                         if (env == "RALPH_OPENCODE") return "server.opencode";
-                                        if (env.rfind("RALPH_SERVER_", 0) != 0 && env.rfind("RALPH_RUN_", 0) != 0)
+                                        if (env.rfind("RALPH_SERVER_", 0) != 0 && env.rfind("RALPH_RUN_", 0) != 0 &&
+                                            env.rfind("RALPH_DAEMON_", 0) != 0 && env.rfind("RALPH_HOOKS_", 0) != 0)
                                             return "";
                                         std::string key;
                                         for (char c : env.substr(6)) key += static_cast<char>(std::tolower(c));
@@ -277,7 +288,8 @@ Config LoadConfig(const std::string& path, const std::map<std::string, std::stri
     config.path = path;
     for (const auto& [key, value] : vm) {
         const std::string v = FileValue(value);
-        if (key.rfind("run.", 0) == 0) ApplyRunSetting(config.run, key, v);
+        if (key.rfind("run.", 0) == 0 || key.rfind("hooks.", 0) == 0) ApplyRunSetting(config.run, key, v);
+        else if (key == "daemon.max_running") config.daemon.max_running = ToInt(key, v, 0, 100000);
         else ApplyServerKey(config.server, key, v);
     }
     if (config.server.mode == "external" && config.server.url.empty())

@@ -59,9 +59,18 @@ struct RunSettings {
     /// run (SPEC §8); empty: none. Killed with its process group after verify_timeout.
     std::string verify;
     Millis verify_timeout{std::chrono::minutes(10)};
+    // Hooks (SPEC §10): [hooks] in ralphd.conf or a task's ralph.ini, read when they run.
+    std::string on_iteration_end, on_run_end;  ///< shell commands; empty: none
+    std::string notify{"none"};                ///< none or desktop
+};
+
+struct DaemonSettings {
+    /// At most this many runs `running` at once; a run started beyond it is `queued` (SPEC §8). 0: no limit.
+    int max_running{0};
 };
 
 struct Config {
+    DaemonSettings daemon;
     ServerSettings server;
     RunSettings run;
     std::string path;  ///< the config file read (it may not exist)
@@ -71,11 +80,11 @@ struct Config {
 /// Throws ConfigError naming the key, the value and what is allowed.
 Config LoadConfig(const std::string& path, const std::map<std::string, std::string>& overrides);
 
-/// Sets one `run.*` key from its text, with the checks every source shares (ralphd.conf, ralph.ini,
+/// Sets one `run.*` or `hooks.*` key from its text, with the checks every source shares (ralphd.conf, ralph.ini,
 /// the command line, run.start). Throws ConfigError naming the key, the value and what is allowed.
 void ApplyRunSetting(RunSettings& run, const std::string& key, const std::string& value);
 
-/// Applies a task's ralph.ini ([run] keys only) over `base`. Throws ConfigError.
+/// Applies a task's ralph.ini ([run] and [hooks] keys only) over `base`. Throws ConfigError.
 RunSettings ApplyTaskIni(const RunSettings& base, const std::string& ini_path);
 
 /// Every key with its default and meaning, for `ralphd --help`.

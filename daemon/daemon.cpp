@@ -261,6 +261,7 @@ asio::awaitable<void> Daemon::WarmUp()
         Log(LogLevel::Error) << "reconciling what a previous ralphd left: " << e.what();
     }
     if (shutting_down_) co_return;
+    loops_->SetMaxRunning(config_.daemon.max_running);
     loops_->ResumeLeftRuns();
     warming_up_ = false;
     Log(LogLevel::Info) << "ralphd " << RALPH_VERSION << " ready (pid " << getpid() << ", socket "

@@ -168,6 +168,7 @@ IterationActions IterationMachine::Check(const Surroundings& around, Clock::Time
     }
     if (aborted_by_us_) return {};
     if (around.stop_now) return StartAbort("aborted", "stopped at once by ralph stop --now", kAbortGrace);
+    if (around.pause_now) return StartAbort("aborted", "paused at once by ralph pause --now", kAbortGrace);
     if (std::string crossed = BudgetCrossed(settings_.budget, Spent(now)); !crossed.empty()) {
         result_.budget = crossed;
         return StartAbort("aborted", "budget reached, " + crossed + ": the iteration was aborted", kAbortGrace);

@@ -88,6 +88,7 @@ public:
         bool shutting_down{false}; ///< ralphd is stopping
         bool server_live{false};   ///< the supervisor has a live server (to abort at shutdown)
         bool stop_now{false};      ///< ralph stop --now
+        bool pause_now{false};     ///< ralph pause --now
     };
 
     /// The prompt was accepted at `now`.

@@ -17,6 +17,7 @@ struct LoopEngine::ActiveRun {
     ActiveRun(boost::asio::any_io_executor ex, Clock& clock) : wake(std::move(ex), clock) {}
     int64_t id{0};
     bool stop_now{false};
+    bool pause_now{false};
     bool server_lost{false};  ///< the server went away during the current iteration
     bool iterating{false};    ///< inside Iterate(): a session may be in flight
     /// An iteration that ended but whose end is not yet recorded and acted on (the store failed:

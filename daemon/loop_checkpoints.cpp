@@ -29,8 +29,9 @@ std::string BranchName(const RunRow& run)
 /// Does another active run work in `run`'s tree in place, or will it (an older one still deciding)?
 bool TreeTaken(RunStore& store, const RunRow& run)
 {
-    for (const RunRow& other : store.RunningRuns())
-        if (other.id != run.id && other.project_root == run.project_root && other.worktree.empty() &&
+    // A queued run has not chosen yet: it chooses when it starts (SPEC §8).
+    for (const RunRow& other : store.ActiveRuns())
+        if (other.id != run.id && other.status != "queued" && other.project_root == run.project_root && other.worktree.empty() &&
             (other.id < run.id || other.iteration > 0 || !other.base.empty()))
             return true;
     return false;

@@ -42,9 +42,11 @@ constexpr int kVerifyOutputLines = 50;
 
 BudgetSpent LoopEngine::Spent(const RunRow& run)
 {
-    // Time spent running: a run is running from its start (SPEC §8).
+    // Time spent running: not queued or paused (SPEC §8).
+    const int64_t now = NowMillis();
+    const int64_t not_running = run.paused_ms + (run.paused_at ? now - run.paused_at : 0);
     return {run.cost, run.tokens_in + run.tokens_out + run.tokens_reasoning,
-            Millis(std::max<int64_t>(0, NowMillis() - run.started_at))};
+            Millis(std::max<int64_t>(0, now - run.started_at - not_running))};
 }
 
 void LoopEngine::Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message)
@@ -56,6 +58,8 @@ void LoopEngine::Finish(int64_t run_id, const std::string& status, const std::st
     Event(run_id, run ? run->iteration : 0, "run.end", std::move(data));
     Log(LogLevel::Info) << "run " << run_id << " " << status << " (" << reason << ")"
                         << (message.empty() ? "" : ": " + message);
+    RunEndHooks(run_id);
+    StartQueued();  // its place is free
 }
 
 asio::awaitable<bool> LoopEngine::EndedBeforeIteration(ActiveRun& active, const RunRow& run)
@@ -101,6 +105,15 @@ asio::awaitable<bool> LoopEngine::EndedBeforeIteration(ActiveRun& active, const 
     // The prompt may have been emptied or replaced by a directory since the run started.
     if (auto problem = PromptProblem(Task{run.task_name, task_dir, root}); !problem.empty()) {
         Finish(id, "failed", "task_invalid", problem);
+        co_return true;
+    }
+    if (!run.pause_requested.empty() && store_.MoveActiveRun(id, "running", "paused", NowMillis())) {
+        // The loop ends; ralph resume starts a new one (SPEC §8).
+        Event(id, run.iteration, "note",
+              Obj("message", "paused after iteration " + std::to_string(run.iteration) + "; resume with: ralph resume " +
+                                 std::to_string(id)));
+        Log(LogLevel::Info) << "run " << id << " paused";
+        StartQueued();
         co_return true;
     }
     co_return false;
@@ -205,6 +218,7 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
                              done.outcome + ")\n" + done.error + "\n");
         }
         active.unsettled_recorded = true;
+        IterationEndHooks(run, done);
     }
     // Decide.
     bool ended = true;

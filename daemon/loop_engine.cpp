@@ -83,12 +83,12 @@ void LoopEngine::Event(int64_t run_id, int iteration, const std::string& kind, j
 RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::string* error)
 {
     if (shutting_down_) throw RpcError(kInvalidState, "ralphd is shutting down; start the run again when it is back");
-    if (auto running = store_.RunningRunForTask(task.dir)) {
-        throw RpcError(kAlreadyRunning, "task " + task.name + " already has a running run: run " +
-                                            std::to_string(running->id) + " (iteration " +
-                                            std::to_string(running->iteration) + "/" +
-                                            std::to_string(running->max_iterations) + "); stop it with: ralph stop " +
-                                            std::to_string(running->id));
+    if (auto active = store_.ActiveRunForTask(task.dir)) {
+        throw RpcError(kAlreadyRunning, "task " + task.name + " already has a " + active->status + " run: run " +
+                                            std::to_string(active->id) + " (iteration " +
+                                            std::to_string(active->iteration) + "/" +
+                                            std::to_string(active->max_iterations) + "); stop it with: ralph stop " +
+                                            std::to_string(active->id));
     }
     RunRow row;
     row.task_name = task.name;
@@ -106,15 +106,20 @@ RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::str
     row.verify = settings.verify;
     row.verify_timeout_ms = settings.verify_timeout.count();
     row.started_at = NowMillis();
-    auto id = store_.InsertRun(row);
-    if (!id) throw RpcError(kAlreadyRunning, "task " + task.name + " already has a running run");
+    // [daemon] max_running: beyond it, the run waits its turn (SPEC §8).
+    const bool queued = max_running_ > 0 && store_.CountRunning() >= max_running_;
+    auto id = store_.InsertRun(row, queued);
+    if (!id) throw RpcError(kAlreadyRunning, "task " + task.name + " already has an active run");
     Event(*id, 0, "run.start",
           {{"task", task.name}, {"task_dir", task.dir}, {"project", task.project_root},
            {"max_iterations", row.max_iterations}, {"model", row.model}, {"agent", row.agent},
            {"promise", row.promise}, {"iteration_timeout_ms", row.iteration_timeout_ms},
            {"budget", BudgetJson(row.budget)}});
     if (!row.verify.empty()) Event(*id, 0, "note", Obj("message", "completion is verified by: " + row.verify));
-    Log(LogLevel::Info) << "run " << *id << " started: " << task.dir;
+    Log(LogLevel::Info) << "run " << *id << (queued ? " queued: " : " started: ") << task.dir;
+    if (queued)
+        Event(*id, 0, "note", Obj("message", "queued: " + std::to_string(max_running_) +
+                                                 " runs are running ([daemon] max_running); it starts when one ends or pauses"));
 
     PrdStatus prd = ReadPrd(task.dir + "/prd.json");
     std::string prompt_problem = PromptProblem(task);
@@ -124,23 +129,10 @@ RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::str
     } else if (!prompt_problem.empty()) {
         *error = prompt_problem;
         Finish(*id, "failed", "task_invalid", prompt_problem);
-    } else {
+    } else if (!queued) {
         Spawn(*id);
     }
     return *store_.GetRun(*id);
-}
-
-bool LoopEngine::Stop(int64_t run_id, bool now)
-{
-    if (!store_.RequestStop(run_id, now)) return false;
-    Event(run_id, store_.GetRun(run_id)->iteration, "note",
-          {{"message", now ? "stop requested: aborting the current iteration"
-                           : "stop requested: the run stops after the current iteration"}});
-    if (auto it = active_.find(run_id); it != active_.end() && now) {
-        it->second->stop_now = true;
-        Wake(*it->second);
-    }
-    return true;
 }
 
 void LoopEngine::OnServerState(ServerState state)
@@ -173,6 +165,8 @@ void LoopEngine::ResumeLeftRuns()
         Event(run.id, run.iteration, "note", {{"message", "ralphd restarted: the run goes on"}});
         Spawn(run.id);
     }
+    resumed_ = true;
+    StartQueued();  // a higher max_running, or places freed while ralphd was away
 }
 
 void LoopEngine::Spawn(int64_t run_id)
@@ -202,8 +196,9 @@ asio::awaitable<void> LoopEngine::Shutdown()
 
 asio::awaitable<void> LoopEngine::WaitStopped()
 {
+    EndHooks();  // a hook that hangs must not hold ralphd's exit up
     auto deadline = clock_.Now() + std::chrono::seconds(10);
-    while (!active_.empty() && clock_.Now() < deadline) {
+    while ((!active_.empty() || hooks_running_ > 0) && clock_.Now() < deadline) {
         for (auto& [id, a] : active_) Wake(*a);
         co_await activity_.WaitFor(std::chrono::milliseconds(50));
     }
@@ -282,6 +277,7 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         co_await BeforeIteration(*active);
         const int n = run->iteration + 1;
         active->stop_now = run->stop_requested == "now";
+        active->pause_now = run->pause_requested == "now";
         IterationResult result;
         const uint64_t stops_before = supervisor.stops_begun();
         struct Iterating {
@@ -468,7 +464,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         }
         if (machine.idle()) break;
         IterationActions checked = machine.Check({active.server_lost, shutting_down_, server_.Live().has_value(),
-                                                  active.stop_now},
+                                                  active.stop_now, active.pause_now},
                                                  clock.Now());
         if (!checked.empty()) {
             co_await perform(std::move(checked));

@@ -22,7 +22,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 namespace ralph {
 
@@ -51,8 +53,24 @@ public:
     /// that cannot run (broken prd.json or ralph.ini) gives a run that failed at once
     /// (`task_invalid`), with the reason in `error`.
     RunRow Start(const Task& task, const RunSettings& settings, std::string* error);
-    /// Asks a running run to stop after its iteration, or at once (`now`). False when not running.
-    bool Stop(int64_t run_id, bool now);
+    /// What a control did: `changed` false when the run was not in a state it applies to, and
+    /// `message` says what happened or why nothing did.
+    struct ControlResult {
+        bool changed{false};
+        std::string message;
+    };
+    // Controls (loop_controls.cpp, SPEC §8).
+    /// Asks a running run to stop after its iteration, or at once (`now`); ends a queued or paused
+    /// run at once (`stopped`, `user`).
+    ControlResult Stop(int64_t run_id, bool now);
+    /// Asks a running run to pause after its iteration, or at once (`now`: the iteration is
+    /// aborted); pauses a queued run at once.
+    ControlResult Pause(int64_t run_id, bool now);
+    /// Goes on with a paused run (queued when max_running is reached), or withdraws a pause asked
+    /// of a running run.
+    ControlResult Resume(int64_t run_id);
+    /// [daemon] max_running (0: no limit); starts queued runs that now have a place.
+    void SetMaxRunning(int max_running);
 
     /// Appends an event to a run's log and wakes followers.
     void Event(int64_t run_id, int iteration, const std::string& kind, boost::json::object data);
@@ -73,7 +91,8 @@ private:
     bool Settle(ActiveRun& active, const RunRow& run);
     // Between iterations (loop_decide.cpp).
     /// The checks before an iteration (SPEC §2, §8): stop requests, limits, budgets, prd.json
-    /// (stories recorded; complete only when verified), the task's files. True when the run ended.
+    /// (stories recorded; complete only when verified), the task's files, and a pause asked. True
+    /// when the loop must end (the run ended or paused).
     boost::asio::awaitable<bool> EndedBeforeIteration(ActiveRun& active, const RunRow& run);
     /// With `verify` set, whether a complete prd.json has passed it (verifying now if it was not).
     boost::asio::awaitable<bool> PrdCompletionVerified(ActiveRun& active, const RunRow& run, const std::string& root);
@@ -88,6 +107,15 @@ private:
     boost::asio::awaitable<VerifyVerdict> RunVerify(ActiveRun& active, const RunRow& run, const std::string& root, int n);
     /// What the run has spent against its budgets.
     static BudgetSpent Spent(const RunRow& run);
+    // Hooks (loop_hooks.cpp, SPEC §10): started beside the loop, their output into the run's log.
+    RunSettings HookSettings(const RunRow& run) const;
+    void IterationEndHooks(const RunRow& run, const IterationRow& done);
+    void RunEndHooks(int64_t run_id);
+    void SpawnHook(const std::string& which, const std::string& command, const RunRow& run,
+                   const IterationRow* iteration, std::vector<std::string> extra_env = {});
+    boost::asio::awaitable<void> RunHook(std::string which, LaunchSpec spec, int64_t run_id, int n);
+    /// At shutdown: hooks still running are killed with their process groups.
+    void EndHooks();
     boost::asio::awaitable<void> StopIdleServer();
     boost::asio::awaitable<IterationResult> Iterate(ActiveRun& active, const RunRow& run, int n);
     boost::asio::awaitable<void> Abort(const std::string& session_id, const std::string& directory);
@@ -107,6 +135,8 @@ private:
     /// Ends the run (if still running) and logs why.
     void Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message = "");
     void OnServerState(ServerState state);
+    /// Starts queued runs, oldest first, while fewer than max_running run.
+    void StartQueued();
     static void Wake(ActiveRun& active);
 
     boost::asio::io_context& io_;
@@ -121,6 +151,10 @@ private:
     RunActivity activity_;
     std::map<int64_t, std::shared_ptr<ActiveRun>> active_;
     bool shutting_down_{false};  ///< set by Shutdown(): ralphd is stopping
+    int max_running_{0};
+    bool resumed_{false};  ///< ResumeLeftRuns has run: the queue may move
+    int hooks_running_{0};
+    std::set<std::shared_ptr<pid_t>> hook_pids_;  ///< of the hooks running (0 until started)
     Clock::TimePoint last_busy_;
 };
 

@@ -4,6 +4,7 @@
 // file, and ralphd's environment is fixed when it starts).
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "daemon/loop_engine.h"
 #include "daemon/sd_notify.h"
 #include "daemon/server_supervisor.h"
 
@@ -65,6 +66,7 @@ Daemon::ReloadReport Daemon::Reload()
     config_ = fresh;
     config_file_values_ = std::move(file_values);
     supervisor_->ApplySettings(config_.server);
+    loops_->SetMaxRunning(config_.daemon.max_running);
     return report;
 }
 

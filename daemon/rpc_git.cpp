@@ -88,7 +88,7 @@ asio::awaitable<json::value> Restore(CallContext& ctx, const json::object& param
     const int64_t n = ParamInt(params, "iteration").value_or(0);
     const std::string target = SnapshotAt(run, commits, n, 0);
     // Never under a loop's feet: not while this run, or another in the same tree, is active.
-    for (const RunRow& active : d.store().RunningRuns()) {
+    for (const RunRow& active : d.store().ActiveRuns()) {
         if (active.id == run.id || active.work_root() == run.work_root())
             throw RpcError(kInvalidState, "run " + std::to_string(active.id) + " (" + active.task_name +
                                               ") is active in " + run.work_root() + "; stop it first: ralph stop " +

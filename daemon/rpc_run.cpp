@@ -127,14 +127,37 @@ asio::awaitable<json::value> Stop(CallContext& ctx, const json::object& params)
     Daemon& d = ctx.daemon;
     RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
     bool now = ParamBool(params, "now");
-    bool stopping = d.loops().Stop(run.id, now);
+    LoopEngine::ControlResult stopped = d.loops().Stop(run.id, now);
     RunRow after = *d.store().GetRun(run.id);
     json::object out = RunJson(after, d.supervisor().Live());
-    out["stopping"] = stopping;
-    if (!stopping)
-        out["message"] = "run " + std::to_string(run.id) + " is not running (" + after.status +
-                         (after.reason.empty() ? "" : ", " + after.reason) + "); nothing changed";
+    out["stopping"] = stopped.changed;
+    out["message"] = stopped.changed ? stopped.message
+                                     : "run " + std::to_string(run.id) + " is not active (" + after.status +
+                                           (after.reason.empty() ? "" : ", " + after.reason) + "); nothing changed";
     co_return out;
+}
+
+/// run.pause and run.resume: the control's result with the run as it is after it.
+json::object ControlReply(Daemon& d, int64_t run_id, const LoopEngine::ControlResult& result)
+{
+    json::object out = RunJson(*d.store().GetRun(run_id), d.supervisor().Live());
+    out["changed"] = result.changed;
+    out["message"] = result.message;
+    return out;
+}
+
+asio::awaitable<json::value> Pause(CallContext& ctx, const json::object& params)
+{
+    Daemon& d = ctx.daemon;
+    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
+    co_return ControlReply(d, run.id, d.loops().Pause(run.id, ParamBool(params, "now")));
+}
+
+asio::awaitable<json::value> Resume(CallContext& ctx, const json::object& params)
+{
+    Daemon& d = ctx.daemon;
+    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
+    co_return ControlReply(d, run.id, d.loops().Resume(run.id));
 }
 
 /// run.events without `run`: every run's events and state changes, as `run.event {run, event}`
@@ -154,7 +177,7 @@ asio::awaitable<json::value> FollowAllRuns(CallContext& ctx, const json::object&
         }
         if (!IsActiveStatus(run.status)) last_state.erase(run.id);
     };
-    for (const RunRow& run : d.store().RunningRuns()) co_await send_state(run);
+    for (const RunRow& run : d.store().ActiveRuns()) co_await send_state(run);
     for (;;) {
         const uint64_t seen = d.loops().activity().count();
         std::set<int64_t> touched;
@@ -228,7 +251,7 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
             state["at"] = NowMillis();
             co_await ctx.notify(jsonrpc::MakeNotification("run.event", Obj("run", run.id, "event", std::move(state))));
         }
-        if (now.status != "running" || d.shutting_down()) {
+        if (!IsActiveStatus(now.status) || d.shutting_down()) {
             co_return Obj("run", RunJson(now, d.supervisor().Live()), "last_id", after, "daemon_stopping",
                           d.shutting_down());
         }
@@ -280,12 +303,26 @@ const std::vector<RpcMethod>& RunMethods()
           "the run with `iterations: [{n, session_id, outcome, started_at, ended_at, error, promise_seen, tokens, "
           "cost, port}]`"},
          Get},
-        {{"run.stop", "Stops a run after its current iteration, or at once; a run that is not running is left unchanged.",
+        {{"run.stop", "Stops a run after its current iteration, or at once; a queued or paused run is stopped at once; "
+                      "a run that has ended is left unchanged.",
           {{"run", ParamType::StringOrInteger, true, "", "run id or task reference"},
            {"now", ParamType::Boolean, false, "false", "abort the current iteration"},
            {"cwd", ParamType::String, false, "", "resolves a task reference"}},
-          "the run with `stopping` (false when it was not running) and `message`"},
+          "the run with `stopping` (false when it had ended) and `message`"},
          Stop},
+        {{"run.pause", "Pauses a running run after its current iteration (`pause_requested` meanwhile), or at once; "
+                       "pauses a queued run at once. A paused run stays paused across restarts of ralphd.",
+          {{"run", ParamType::StringOrInteger, true, "", "run id or task reference"},
+           {"now", ParamType::Boolean, false, "false", "abort the current iteration (outcome `aborted`)"},
+           {"cwd", ParamType::String, false, "", "resolves a task reference"}},
+          "the run with `changed` (false when it was paused already or has ended) and `message`"},
+         Pause},
+        {{"run.resume", "Goes on with a paused run (`queued` when `[daemon] max_running` runs are running), or "
+                        "withdraws the pause asked of a running run.",
+          {{"run", ParamType::StringOrInteger, true, "", "run id or task reference"},
+           {"cwd", ParamType::String, false, "", "resolves a task reference"}},
+          "the run with `changed` (false when it was not paused) and `message`"},
+         Resume},
         {{"run.events", "A run's event log; with `follow`, `run.event` notifications until the run ends, then the response. "
                         "Without `run`: every run's events and state changes as notifications, until the caller goes "
                         "or ralphd stops (`follow` implied).",

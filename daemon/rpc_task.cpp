@@ -34,7 +34,7 @@ asio::awaitable<json::value> List(CallContext& ctx, const json::object& params)
     json::array out;
     for (const Task& t : tasks) {
         json::object o = TaskJson(t);
-        auto latest = ctx.daemon.store().RunningRunForTask(t.dir);
+        auto latest = ctx.daemon.store().ActiveRunForTask(t.dir);
         if (!latest) latest = ctx.daemon.store().LatestRunForTask(t.dir);
         o["latest_run"] = latest ? json::value(RunJson(*latest, live)) : json::value(nullptr);
         out.push_back(std::move(o));

@@ -15,18 +15,22 @@ int SinceSchema(E)
 {
     return 1;
 }
+int SinceSchema(RunStatus s) { return s == RunStatus::kQueued || s == RunStatus::kPaused ? 6 : 1; }
+int SinceSchema(OutcomeName o) { return o == OutcomeName::kRateLimited ? 6 : 1; }
 
 template <typename E, std::size_t N>
 using Table = std::array<std::pair<E, std::string_view>, N>;
 
-constexpr Table<RunStatus, 4> kStatuses{{
+constexpr Table<RunStatus, 6> kStatuses{{
     {RunStatus::kRunning, "running"},
     {RunStatus::kCompleted, "completed"},
     {RunStatus::kStopped, "stopped"},
     {RunStatus::kFailed, "failed"},
+    {RunStatus::kQueued, "queued"},
+    {RunStatus::kPaused, "paused"},
 }};
 
-constexpr Table<RunReason, 11> kReasons{{
+constexpr Table<RunReason, 12> kReasons{{
     {RunReason::kNone, ""},
     {RunReason::kPromise, "promise"},
     {RunReason::kPrdComplete, "prd_complete"},
@@ -38,9 +42,10 @@ constexpr Table<RunReason, 11> kReasons{{
     {RunReason::kTaskInvalid, "task_invalid"},
     {RunReason::kNoProgress, "no_progress"},
     {RunReason::kBudget, "budget"},
+    {RunReason::kProviderUnavailable, "provider_unavailable"},
 }};
 
-constexpr Table<OutcomeName, 7> kOutcomes{{
+constexpr Table<OutcomeName, 8> kOutcomes{{
     {OutcomeName::kNone, ""},
     {OutcomeName::kContinue, "continue"},
     {OutcomeName::kComplete, "complete"},
@@ -48,6 +53,7 @@ constexpr Table<OutcomeName, 7> kOutcomes{{
     {OutcomeName::kTimeout, "timeout"},
     {OutcomeName::kAborted, "aborted"},
     {OutcomeName::kInterrupted, "interrupted"},
+    {OutcomeName::kRateLimited, "rate_limited"},
 }};
 
 template <typename E, std::size_t N>
@@ -85,7 +91,10 @@ std::optional<RunStatus> ParseRunStatus(std::string_view name) { return ParseIn(
 std::optional<RunReason> ParseRunReason(std::string_view name) { return ParseIn(kReasons, name); }
 std::optional<OutcomeName> ParseOutcomeName(std::string_view name) { return ParseIn(kOutcomes, name); }
 
-bool IsTerminal(RunStatus status) { return status != RunStatus::kRunning; }
+bool IsTerminal(RunStatus status)
+{
+    return status == RunStatus::kCompleted || status == RunStatus::kStopped || status == RunStatus::kFailed;
+}
 
 RunStatus StatusOf(RunReason reason)
 {
@@ -104,6 +113,7 @@ RunStatus StatusOf(RunReason reason)
     case RunReason::kConsecutiveFailures:
     case RunReason::kServerUnavailable:
     case RunReason::kTaskInvalid:
+    case RunReason::kProviderUnavailable:
         return RunStatus::kFailed;
     }
     return RunStatus::kFailed;

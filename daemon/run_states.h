@@ -9,7 +9,14 @@
 
 namespace ralph {
 
-enum class RunStatus { kRunning, kCompleted, kStopped, kFailed };
+enum class RunStatus {
+    kRunning,
+    kCompleted,
+    kStopped,
+    kFailed,
+    kQueued,  ///< waits for a place under [daemon] max_running (SPEC §8)
+    kPaused,  ///< held by ralph pause until ralph resume
+};
 
 enum class RunReason {
     kNone,  ///< "": the run has not ended
@@ -23,6 +30,7 @@ enum class RunReason {
     kTaskInvalid,
     kNoProgress,  ///< in git, max_idle_iterations iterations in a row changed nothing (SPEC §8)
     kBudget,      ///< max_cost, max_tokens or max_time was crossed (SPEC §8)
+    kProviderUnavailable,  ///< nothing but rate_limited iterations for rate_limit_give_up
 };
 
 enum class OutcomeName {
@@ -33,6 +41,7 @@ enum class OutcomeName {
     kTimeout,
     kAborted,
     kInterrupted,
+    kRateLimited,  ///< the provider's rate or usage limit, after opencode's own retries (SPEC §7)
 };
 
 std::string_view Name(RunStatus status);
@@ -44,7 +53,8 @@ std::optional<RunStatus> ParseRunStatus(std::string_view name);
 std::optional<RunReason> ParseRunReason(std::string_view name);
 std::optional<OutcomeName> ParseOutcomeName(std::string_view name);
 
-/// completed, stopped or failed: a status that never changes again.
+/// completed, stopped or failed: a status that never changes again (queued, running and paused
+/// are the active ones).
 bool IsTerminal(RunStatus status);
 /// Whether a status (by name) is active: running, and later queued and paused (SPEC §7).
 inline bool IsActiveStatus(std::string_view status)

@@ -34,10 +34,9 @@ json::object RunJson(const RunRow& r, const std::optional<ServerEndpoint>& live)
         {"worktree", r.worktree.empty() ? json::value(nullptr) : json::value(r.worktree)},
         {"branch", r.branch.empty() ? json::value(nullptr) : json::value(r.branch)},
         {"reason_detail", r.reason_detail.empty() ? json::value(nullptr) : json::value(r.reason_detail)},
-        // Pause and the queue are not built yet: a run is never queued, paused or backing off.
-        {"queued_at", nullptr},
-        {"pause_requested", false},
-        {"waiting_until", nullptr},
+        {"queued_at", r.queued_at ? json::value(r.queued_at) : json::value(nullptr)},
+        {"pause_requested", !r.pause_requested.empty()},
+        {"waiting_until", r.waiting_until ? json::value(r.waiting_until) : json::value(nullptr)},
         {"stories_passed", r.stories_total < 0 ? json::value(nullptr) : json::value(r.stories_passed)},
         {"stories_total", r.stories_total < 0 ? json::value(nullptr) : json::value(r.stories_total)},
         {"budget", BudgetJson(r.budget)},
@@ -101,7 +100,7 @@ RunRow ResolveRun(RunStore& store, const json::value& ref, const std::string& cw
     }
     if (!ref.is_string()) throw RpcError(kInvalidParams, "invalid params: 'run' must be a run id or a task reference");
     Task task = ResolveTask(std::string(ref.as_string()), cwd);
-    if (auto running = store.RunningRunForTask(task.dir)) return *running;
+    if (auto active = store.ActiveRunForTask(task.dir)) return *active;
     if (auto latest = store.LatestRunForTask(task.dir)) return *latest;
     throw RpcError(kNotFound, "task " + task.name + " has no runs yet; start one with: ralph run " + task.name);
 }

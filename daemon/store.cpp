@@ -1,6 +1,7 @@
 #include "daemon/store.h"
 
 #include "daemon/run_states.h"
+#include "daemon/store_rows.h"
 #include "daemon/store_schema.h"
 
 #include <boost/json.hpp>
@@ -23,98 +24,12 @@ int64_t NowMillis()
 
 namespace {
 
-const char* kRunColumns =
-    "id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, agent, promise, "
-    "iteration_timeout_ms, max_consecutive_failures, consecutive_failures, stop_requested, started_at, "
-    "COALESCE(ended_at, 0), session_id, COALESCE(last_port, 0), tokens_in, tokens_out, cost, legacy_agent, "
-    "legacy_session_type, legacy_current_story, legacy_workspace_dir, COALESCE(base, ''), max_idle_iterations, COALESCE(worktree, ''), COALESCE(branch, ''), worktree_mode, "
-    "COALESCE(reason_detail, ''), max_cost, max_tokens, max_time_ms, COALESCE(verify, ''), tokens_reasoning, "
-    "COALESCE(stories_passed, -1), COALESCE(stories_total, -1), verify_timeout_ms";
-
-template <typename S>
-RunRow ReadRun(S& s)
-{
-    RunRow r;
-    r.id = s.Int(0);
-    r.task_name = s.Text(1);
-    r.task_dir = s.Text(2);
-    r.project_root = s.Text(3);
-    r.status = s.Text(4);
-    r.reason = s.Text(5);
-    r.iteration = static_cast<int>(s.Int(6));
-    r.max_iterations = static_cast<int>(s.Int(7));
-    r.model = s.Text(8);
-    r.agent = s.Text(9);
-    r.promise = s.Text(10);
-    r.iteration_timeout_ms = s.Int(11);
-    r.max_consecutive_failures = static_cast<int>(s.Int(12));
-    r.consecutive_failures = static_cast<int>(s.Int(13));
-    r.stop_requested = s.Text(14);
-    r.started_at = s.Int(15);
-    r.ended_at = s.Int(16);
-    r.session_id = s.Text(17);
-    r.last_port = static_cast<int>(s.Int(18));
-    r.tokens_in = s.Int(19);
-    r.tokens_out = s.Int(20);
-    r.cost = s.Real(21);
-    r.legacy.agent = s.Text(22);
-    r.legacy.session_type = s.Text(23);
-    r.legacy.current_story = s.Text(24);
-    r.legacy.workspace_dir = s.Text(25);
-    r.base = s.Text(26);
-    r.max_idle_iterations = static_cast<int>(s.Int(27));
-    r.worktree = s.Text(28);
-    r.branch = s.Text(29);
-    r.worktree_mode = s.Text(30);
-    r.reason_detail = s.Text(31);
-    r.budget.max_cost = s.Real(32);
-    r.budget.max_tokens = s.Int(33);
-    r.budget.max_time_ms = s.Int(34);
-    r.verify = s.Text(35);
-    r.tokens_reasoning = s.Int(36);
-    r.stories_passed = static_cast<int>(s.Int(37));
-    r.stories_total = static_cast<int>(s.Int(38));
-    r.verify_timeout_ms = s.Int(39);
-    return r;
-}
+using namespace store_rows;
 
 /// A row of "SELECT id, run_id, at, iteration, kind, data FROM run_events".
 RunEvent ReadEvent(const sqlite::Statement& s)
 {
     return RunEvent{s.Int(0), s.Int(1), s.Int(2), static_cast<int>(s.Int(3)), s.Text(4), s.Text(5)};
-}
-
-const char* kIterationColumns =
-    "run_id, n, session_id, outcome, started_at, COALESCE(ended_at, 0), error, promise_seen, tokens_in, "
-    "tokens_out, cost, COALESCE(port, 0), COALESCE(checkpoint, ''), COALESCE(files_changed, 0), "
-    "COALESCE(insertions, 0), COALESCE(deletions, 0), COALESCE(commits, 0), tokens_reasoning, COALESCE(verify, ''), "
-    "verify_exit";
-
-template <typename S>
-IterationRow ReadIteration(S& s)
-{
-    IterationRow it;
-    it.run_id = s.Int(0);
-    it.n = static_cast<int>(s.Int(1));
-    it.session_id = s.Text(2);
-    it.outcome = s.Text(3);
-    it.started_at = s.Int(4);
-    it.ended_at = s.Int(5);
-    it.error = s.Text(6);
-    it.promise_seen = s.Int(7) != 0;
-    it.tokens_in = s.Int(8);
-    it.tokens_out = s.Int(9);
-    it.cost = s.Real(10);
-    it.port = static_cast<int>(s.Int(11));
-    it.checkpoint = s.Text(12);
-    it.files_changed = static_cast<int>(s.Int(13));
-    it.insertions = static_cast<int>(s.Int(14));
-    it.deletions = static_cast<int>(s.Int(15));
-    it.commits = static_cast<int>(s.Int(16));
-    it.tokens_reasoning = s.Int(17);
-    it.verify = s.Text(18);
-    if (!s.IsNull(19)) it.verify_exit = static_cast<int>(s.Int(19));
-    return it;
 }
 
 }  // namespace
@@ -176,6 +91,20 @@ int RunStore::SchemaVersion()
 
 void RunStore::Migrate()
 {
+    // A step that makes a table again drops the old one, which the other tables' foreign keys
+    // name: SQLite's own procedure turns foreign keys off meanwhile (only possible outside a
+    // transaction) and checks them before committing.
+    db_.Exec("PRAGMA foreign_keys = OFF");
+    struct ForeignKeysBackOn {
+        sqlite::Database& db;
+        ~ForeignKeysBackOn()
+        {
+            try {
+                db.Exec("PRAGMA foreign_keys = ON");
+            } catch (...) {
+            }
+        }
+    } back_on{db_};
     for (;;) {
         sqlite::Transaction tx(db_);
         int version = SchemaVersion();
@@ -185,29 +114,37 @@ void RunStore::Migrate()
                              "): upgrade ralph, or point RALPH_STATE_DIR elsewhere");
         if (version == kSchemaVersion) return;
         db_.Exec(SchemaStep(version));
+        {
+            auto check = db_.Cached("PRAGMA foreign_key_check");
+            if (check.Step()) throw StoreError("migrating " + path_ + " to schema " + std::to_string(version + 1) +
+                                               " broke a reference of table " + check.Text(0));
+        }
         db_.Exec("PRAGMA user_version = " + std::to_string(version + 1));
         tx.Commit();
     }
 }
 
-std::optional<int64_t> RunStore::InsertRun(const RunRow& r)
+std::optional<int64_t> RunStore::InsertRun(const RunRow& r, bool queued)
 {
     sqlite::Transaction tx(db_);
     {
-        auto check = db_.Cached("SELECT 1 FROM runs WHERE task_dir = ? AND status = 'running'");
+        auto check = db_.Cached(std::string("SELECT 1 FROM runs WHERE task_dir = ? AND ") + kActive);
         check.Bind(r.task_dir);
         if (check.Step()) return std::nullopt;
     }
     auto s = db_.Cached("INSERT INTO runs (task_name, task_dir, project_root, status, max_iterations, model, agent, promise, "
            "iteration_timeout_ms, max_consecutive_failures, started_at, max_idle_iterations, worktree_mode, max_cost, "
-           "max_tokens, max_time_ms, verify_timeout_ms, verify) "
-           "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(r.max_iterations).Bind(r.model).Bind(r.agent)
+           "max_tokens, max_time_ms, verify_timeout_ms, verify, queued_at, paused_at) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(std::string(queued ? "queued" : "running"))
+        .Bind(r.max_iterations).Bind(r.model).Bind(r.agent)
         .Bind(r.promise).Bind(r.iteration_timeout_ms).Bind(r.max_consecutive_failures).Bind(r.started_at)
         .Bind(r.max_idle_iterations).Bind(r.worktree_mode).Bind(r.budget.max_cost).Bind(r.budget.max_tokens)
         .Bind(r.budget.max_time_ms).Bind(r.verify_timeout_ms);
     if (r.verify.empty()) s.BindNull();
     else s.Bind(r.verify);
+    if (queued) s.Bind(r.started_at).Bind(r.started_at);  // queued since it was made
+    else s.BindNull().BindNull();
     s.Step();
     int64_t id = db_.LastInsertId();
     tx.Commit();
@@ -230,13 +167,6 @@ std::optional<RunRow> RunStore::LatestRunForTask(const std::string& task_dir)
     return ReadRun(s);
 }
 
-std::optional<RunRow> RunStore::RunningRunForTask(const std::string& task_dir)
-{
-    auto s = db_.Cached((std::string("SELECT ") + kRunColumns + " FROM runs WHERE task_dir = ? AND status = 'running'"));
-    s.Bind(task_dir);
-    if (!s.Step()) return std::nullopt;
-    return ReadRun(s);
-}
 
 std::vector<RunRow> RunStore::ListRuns(const std::string& task_dir, int limit)
 {
@@ -250,9 +180,9 @@ std::vector<RunRow> RunStore::ListRuns(const std::string& task_dir, int limit)
         if (!task_dir.empty()) s.Bind(task_dir);
         while (s.Step()) out.push_back(ReadRun(s));
     }
-    // Running runs are always listed, even when older than the limit.
+    // Active runs are always listed, even when older than the limit.
     if (limit > 0) {
-        for (RunRow& r : RunningRuns()) {
+        for (RunRow& r : ActiveRuns()) {
             if (!task_dir.empty() && r.task_dir != task_dir) continue;
             bool seen = false;
             for (const RunRow& o : out) seen = seen || o.id == r.id;
@@ -269,17 +199,12 @@ int64_t RunStore::CountRuns(const std::string& task_dir)
     return s.Step() ? s.Int(0) : 0;
 }
 
-std::vector<RunRow> RunStore::RunningRuns()
-{
-    // Without INDEXED BY, SQLite scans the whole table (every run ever) to find the few running
-    // ones; the partial index holds exactly the running runs. Every run.list calls this.
-    auto s = db_.Cached((std::string("SELECT ") + kRunColumns +
-                   " FROM runs INDEXED BY runs_one_running_per_task WHERE status = 'running' ORDER BY id")
-                      );
-    std::vector<RunRow> out;
-    while (s.Step()) out.push_back(ReadRun(s));
-    return out;
-}
+
+
+
+
+
+
 
 void RunStore::BeginIteration(int64_t run_id, int n, const std::string& session_id, int port, int64_t at)
 {
@@ -476,36 +401,7 @@ std::optional<RunRow> RunStore::RunForSession(const std::string& session_id)
     return ReadRun(s);
 }
 
-bool RunStore::FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at,
-                         const std::string& reason_detail)
-{
-    if (status != "completed" && status != "stopped" && status != "failed")
-        throw StoreError("FinishRun: '" + status + "' is not a terminal status");
-    sqlite::Transaction tx(db_);
-    auto s = db_.Cached("UPDATE runs SET status = ?, reason = ?, ended_at = ?, reason_detail = ? "
-                        "WHERE id = ? AND status = 'running'");
-    s.Bind(status).Bind(reason).Bind(at);
-    if (reason_detail.empty()) s.BindNull();
-    else s.Bind(reason_detail);
-    s.Bind(id);
-    s.Step();
-    bool changed = sqlite3_changes(db_.handle()) == 1;
-    tx.Commit();
-    return changed;
-}
 
-bool RunStore::RequestStop(int64_t id, bool now)
-{
-    sqlite::Transaction tx(db_);
-    auto s = db_.Cached("UPDATE runs SET stop_requested = ? WHERE id = ? AND status = 'running' AND stop_requested <> 'now'");
-    s.Bind(std::string(now ? "now" : "after_iteration")).Bind(id);
-    s.Step();
-    bool changed = sqlite3_changes(db_.handle()) == 1;
-    tx.Commit();
-    if (changed) return true;
-    auto run = GetRun(id);
-    return run && run->status == "running";
-}
 
 std::vector<RunEvent> RunStore::Events(int64_t run_id, int64_t after, int limit)
 {

@@ -57,6 +57,12 @@ struct RunRow {
     int64_t verify_timeout_ms{600000};
     int64_t tokens_reasoning{0};
     int stories_passed{-1}, stories_total{-1};  ///< of its prd.json when last read; -1 without one
+    // Pause and the queue (SPEC §8).
+    int64_t queued_at{0};         ///< when it was last queued; 0 if never
+    std::string pause_requested;  ///< "", "after_iteration" or "now"
+    int64_t paused_at{0};         ///< since when it has been queued or paused; 0 while running or ended
+    int64_t paused_ms{0};         ///< time spent queued or paused before paused_at
+    int64_t waiting_until{0};     ///< backing off until then (unix ms); 0 when not
     LegacyFields legacy;
 
     /// Where the run works: its worktree, else the project (SPEC §9).
@@ -134,14 +140,28 @@ public:
     int SchemaVersion();
     const std::string& path() const { return path_; }
 
-    /// Inserts a running run and returns its id; std::nullopt when the task already has a running run.
-    std::optional<int64_t> InsertRun(const RunRow& run);
+    /// Inserts a run (`running`, or `queued` when `queued`) and returns its id; std::nullopt when
+    /// the task already has an active run.
+    std::optional<int64_t> InsertRun(const RunRow& run, bool queued = false);
     std::optional<RunRow> GetRun(int64_t id);
     std::optional<RunRow> LatestRunForTask(const std::string& task_dir);
-    std::optional<RunRow> RunningRunForTask(const std::string& task_dir);
+    /// The task's queued, running or paused run.
+    std::optional<RunRow> ActiveRunForTask(const std::string& task_dir);
     /// Running runs first, then the newest; `limit` 0 means every run.
     std::vector<RunRow> ListRuns(const std::string& task_dir, int limit);
+    /// Queued, running and paused runs, oldest first.
+    std::vector<RunRow> ActiveRuns();
     std::vector<RunRow> RunningRuns();
+    int64_t CountRunning();
+    /// The queued run that waited longest.
+    std::optional<RunRow> NextQueued();
+    /// Moves an active run from status `from` to `to` (queued, running, paused), keeping the time
+    /// it spent not running (for max_time) and clearing a pause request; false when it was not `from`.
+    bool MoveActiveRun(int64_t id, const std::string& from, const std::string& to, int64_t at);
+    /// Asks a running run to pause after its iteration, or at once (`now`); false when not running.
+    bool RequestPause(int64_t id, bool now);
+    /// Withdraws a pause asked of a running run; false when none was asked.
+    bool CancelPause(int64_t id);
     /// How many runs there are (of one task when `task_dir` is not empty).
     int64_t CountRuns(const std::string& task_dir);
 
@@ -161,12 +181,13 @@ public:
     std::optional<IterationRow> UnfinishedIteration(int64_t run_id);
 
     /// The only writer of a terminal status. Returns false (and changes nothing) when the run
-    /// is not running.
+    /// is not active.
     bool FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at,
                    const std::string& reason_detail = "");
     /// Its prd.json's stories as last read; -1, -1 without one.
     void SetRunStories(int64_t run_id, int passed, int total);
-    /// Marks a running run to stop; false when it is not running.
+    /// Marks a running run to stop; false when it is not running (a queued or paused run is
+    /// ended at once by FinishRun instead).
     bool RequestStop(int64_t id, bool now);
 
     /// Appends to a run's log and returns the event's id. When the database cannot be written

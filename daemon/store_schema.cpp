@@ -130,6 +130,111 @@ ALTER TABLE iterations ADD COLUMN tokens_reasoning INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE iterations ADD COLUMN verify TEXT;
 ALTER TABLE iterations ADD COLUMN verify_exit INTEGER;
 )sql",
+    // 5 -> 6: pause and the queue (SPEC §7, §8): the statuses `queued` and `paused` (active, like
+    // `running`: one active run per task, and only a terminal run is frozen), the outcome
+    // `rate_limited`, and when a run was queued, whether a pause is asked, since when it has not
+    // been running and how long it was not, and until when it waits. SQLite cannot change a CHECK:
+    // the two tables are made again (with foreign keys off, RunStore::Migrate) and copied.
+    R"sql(
+CREATE TABLE runs_new (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_name TEXT NOT NULL,
+    task_dir TEXT NOT NULL,
+    project_root TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN (@STATUSES@)),
+    reason TEXT NOT NULL DEFAULT '',
+    iteration INTEGER NOT NULL DEFAULT 0,
+    max_iterations INTEGER NOT NULL,
+    model TEXT NOT NULL DEFAULT '',
+    agent TEXT NOT NULL DEFAULT '',
+    promise TEXT NOT NULL,
+    iteration_timeout_ms INTEGER NOT NULL,
+    max_consecutive_failures INTEGER NOT NULL,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    stop_requested TEXT NOT NULL DEFAULT '',
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    session_id TEXT NOT NULL DEFAULT '',
+    last_port INTEGER,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    legacy_id TEXT,
+    legacy_agent TEXT NOT NULL DEFAULT '',
+    legacy_session_type TEXT NOT NULL DEFAULT '',
+    legacy_current_story TEXT NOT NULL DEFAULT '',
+    legacy_workspace_dir TEXT NOT NULL DEFAULT '',
+    base TEXT,
+    worktree TEXT,
+    branch TEXT,
+    worktree_mode TEXT NOT NULL DEFAULT 'never',
+    max_idle_iterations INTEGER NOT NULL DEFAULT 0,
+    reason_detail TEXT,
+    max_cost REAL NOT NULL DEFAULT 0,
+    max_tokens INTEGER NOT NULL DEFAULT 0,
+    max_time_ms INTEGER NOT NULL DEFAULT 0,
+    verify TEXT,
+    verify_timeout_ms INTEGER NOT NULL DEFAULT 600000,
+    tokens_reasoning INTEGER NOT NULL DEFAULT 0,
+    stories_passed INTEGER,
+    stories_total INTEGER,
+    queued_at INTEGER,
+    pause_requested TEXT NOT NULL DEFAULT '',
+    paused_at INTEGER,
+    paused_ms INTEGER NOT NULL DEFAULT 0,
+    waiting_until INTEGER
+);
+INSERT INTO runs_new (id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, agent,
+    promise, iteration_timeout_ms, max_consecutive_failures, consecutive_failures, stop_requested, started_at, ended_at,
+    session_id, last_port, tokens_in, tokens_out, cost, legacy_id, legacy_agent, legacy_session_type,
+    legacy_current_story, legacy_workspace_dir, base, worktree, branch, worktree_mode, max_idle_iterations,
+    reason_detail, max_cost, max_tokens, max_time_ms, verify, verify_timeout_ms, tokens_reasoning, stories_passed,
+    stories_total)
+SELECT id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, agent,
+    promise, iteration_timeout_ms, max_consecutive_failures, consecutive_failures, stop_requested, started_at, ended_at,
+    session_id, last_port, tokens_in, tokens_out, cost, legacy_id, legacy_agent, legacy_session_type,
+    legacy_current_story, legacy_workspace_dir, base, worktree, branch, worktree_mode, max_idle_iterations,
+    reason_detail, max_cost, max_tokens, max_time_ms, verify, verify_timeout_ms, tokens_reasoning, stories_passed,
+    stories_total FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_new RENAME TO runs;
+CREATE UNIQUE INDEX runs_one_active_per_task ON runs (task_dir) WHERE status IN ('queued', 'running', 'paused');
+CREATE INDEX runs_by_task ON runs (task_dir, id);
+CREATE UNIQUE INDEX runs_by_legacy_id ON runs (legacy_id);
+CREATE TRIGGER runs_terminal_final BEFORE UPDATE ON runs WHEN OLD.status NOT IN ('queued', 'running', 'paused')
+BEGIN SELECT RAISE(ABORT, 'run has ended: a terminal run never changes'); END;
+CREATE TRIGGER runs_terminal_not_deleted BEFORE DELETE ON runs
+BEGIN SELECT RAISE(ABORT, 'runs are history: never deleted'); END;
+CREATE TABLE iterations_new (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    n INTEGER NOT NULL,
+    session_id TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL DEFAULT ''
+        CHECK (outcome IN (@OUTCOMES@)),
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    error TEXT NOT NULL DEFAULT '',
+    promise_seen INTEGER NOT NULL DEFAULT 0,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    port INTEGER,
+    checkpoint TEXT,
+    files_changed INTEGER,
+    insertions INTEGER,
+    deletions INTEGER,
+    commits INTEGER,
+    tokens_reasoning INTEGER NOT NULL DEFAULT 0,
+    verify TEXT,
+    verify_exit INTEGER,
+    PRIMARY KEY (run_id, n)
+);
+INSERT INTO iterations_new SELECT run_id, n, session_id, outcome, started_at, ended_at, error, promise_seen, tokens_in,
+    tokens_out, cost, port, checkpoint, files_changed, insertions, deletions, commits, tokens_reasoning, verify,
+    verify_exit FROM iterations;
+DROP TABLE iterations;
+ALTER TABLE iterations_new RENAME TO iterations;
+)sql",
 };
 
 static_assert(sizeof kSteps / sizeof kSteps[0] == kSchemaVersion);

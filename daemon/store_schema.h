@@ -6,7 +6,7 @@
 namespace ralph {
 
 /// The schema version this ralph writes (SQLite's user_version).
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 
 /// The SQL that migrates a database of `version` to `version + 1`. Never edit a released step;
 /// append one.

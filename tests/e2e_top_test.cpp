@@ -162,13 +162,40 @@ TEST(E2ETop, SStopsTheSelectedRun)
         },
         120s));
     ASSERT_TRUE(term.WaitText("stopped")) << term.Screen();
-    // p needs run.pause: without it top says so instead of pretending; with it, a stopped run
-    // cannot be paused, and top says what ralphd answered.
+    // A stopped run cannot be paused: top says what ralphd answered.
     term.Keys({"p"});
-    EXPECT_TRUE(term.WaitScreen([](const std::string& s) {
-        return s.find("pause needs ralphd support: not in this version") != std::string::npos ||
-               s.find("pause: ") != std::string::npos;
-    })) << term.Screen();
+    EXPECT_TRUE(term.WaitText("is not active (stopped)")) << term.Screen();
+    term.Keys({"q"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+}
+
+TEST(E2ETop, PPausesTheSelectedRunAndPResumesIt)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "endless", "SLOW:2000 TEXTONLY\n");
+    json::value run = env.RalphJson({"run", "endless", "-n", "100"}, project);
+    int64_t id = run.at("id").as_int64();
+    auto status_of = [&] {
+        json::value status = env.RalphJson({"status", "--json"});
+        for (const auto& r : status.at("runs").as_array())
+            if (r.at("id").as_int64() == id) return std::string(r.at("status").as_string());
+        return std::string();
+    };
+    Terminal term(env);
+    ASSERT_TRUE(term.started());
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    ASSERT_TRUE(term.WaitText("/100", 120s)) << term.Screen();
+    term.Keys({"p"});
+    ASSERT_TRUE(term.WaitText("pauses after its current iteration")) << term.Screen();
+    ASSERT_TRUE(WaitFor([&] { return status_of() == "paused"; }, 120s));
+    ASSERT_TRUE(term.WaitText("paused")) << term.Screen();
+    term.Keys({"p"});
+    ASSERT_TRUE(term.WaitText("goes on")) << term.Screen();
+    ASSERT_TRUE(WaitFor([&] { return status_of() == "running"; }, 60s));
+    term.Keys({"S"});
+    ASSERT_TRUE(WaitFor([&] { return status_of() == "stopped"; }, 120s));
     term.Keys({"q"});
     EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
 }

@@ -328,6 +328,75 @@ TEST(UnitRunStates, EveryNameParsesBackToItsValue)
     EXPECT_EQ(StatusOf(RunReason::kUser), RunStatus::kStopped);
     EXPECT_EQ(StatusOf(RunReason::kTaskInvalid), RunStatus::kFailed);
     EXPECT_EQ(StatusOf(RunReason::kNoProgress), RunStatus::kStopped);
+    EXPECT_EQ(StatusOf(RunReason::kBudget), RunStatus::kStopped);
+    EXPECT_EQ(StatusOf(RunReason::kProviderUnavailable), RunStatus::kFailed);
+    EXPECT_FALSE(IsTerminal(RunStatus::kQueued));
+    EXPECT_FALSE(IsTerminal(RunStatus::kPaused));
+    // Step 5 (to version 6) made the tables again with the new names allowed.
+    EXPECT_NE(SchemaStep(5).find("CHECK (status IN ('running', 'completed', 'stopped', 'failed', 'queued', 'paused'))"),
+              std::string::npos);
+    EXPECT_NE(SchemaStep(5).find("'interrupted', 'rate_limited'))"), std::string::npos);
+    EXPECT_EQ(SchemaStep(4).find("queued"), std::string::npos);
+}
+
+// Step 5 makes the runs and iterations tables again: an active run, its iterations and events, and
+// the guards (one active run per task, a terminal run frozen) all survive it.
+TEST_F(UnitStore, RebuildingTheTablesKeepsRowsAndGuards)
+{
+    RunStore::CreateAtVersionForTest(path_, 5);
+    RawExec("INSERT INTO runs (task_name, task_dir, project_root, status, max_iterations, promise, "
+            "iteration_timeout_ms, max_consecutive_failures, started_at, max_cost, verify) "
+            "VALUES ('t', '/p/tasks/t', '/p', 'running', 3, 'COMPLETE', 1000, 3, 1, 0.5, 'make test');"
+            "INSERT INTO iterations (run_id, n, session_id, outcome, started_at, verify, verify_exit) "
+            "VALUES (1, 1, 'ses_1', 'continue', 2, 'failed', 2);"
+            "INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (1, 3, 1, 'note', '{}');");
+    RunStore store(path_);
+    auto run = store.GetRun(1);
+    ASSERT_TRUE(run);
+    EXPECT_EQ(run->status, "running");
+    EXPECT_EQ(run->budget.max_cost, 0.5);
+    EXPECT_EQ(run->verify, "make test");
+    auto its = store.Iterations(1);
+    ASSERT_EQ(its.size(), 1u);
+    EXPECT_EQ(its[0].verify, "failed");
+    EXPECT_EQ(its[0].verify_exit, 2);
+    EXPECT_EQ(store.Events(1, 0, 10).size(), 1u);
+    EXPECT_FALSE(store.InsertRun(NewRun("/p/tasks/t"), true));  // still one active run per task
+    ASSERT_TRUE(store.FinishRun(1, "stopped", "user", 10));
+    EXPECT_THROW(store.ExecForTest("UPDATE runs SET status = 'running' WHERE id = 1"), std::exception);
+    EXPECT_THROW(store.ExecForTest("INSERT INTO iterations (run_id, n, started_at) VALUES (99, 1, 1)"), std::exception)
+        << "the iterations' reference to runs is checked";
+}
+
+// Queued and paused runs are active; the time they spend so does not count as running.
+TEST_F(UnitStore, QueueAndPauseMoveBetweenActiveStatusesAndKeepTheTimeNotRunning)
+{
+    RunStore store(path_);
+    RunRow row = NewRun("/p/tasks/a");
+    row.started_at = 1000;
+    auto a = store.InsertRun(row, true);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(store.GetRun(*a)->status, "queued");
+    EXPECT_EQ(store.GetRun(*a)->queued_at, 1000);
+    EXPECT_EQ(store.CountRunning(), 0);
+    ASSERT_TRUE(store.NextQueued());
+    EXPECT_FALSE(store.MoveActiveRun(*a, "running", "paused", 1500));  // it is not running
+    ASSERT_TRUE(store.MoveActiveRun(*a, "queued", "running", 4000));
+    EXPECT_EQ(store.GetRun(*a)->paused_ms, 3000);
+    EXPECT_EQ(store.GetRun(*a)->paused_at, 0);
+    EXPECT_EQ(store.CountRunning(), 1);
+    EXPECT_FALSE(store.NextQueued());
+    ASSERT_TRUE(store.RequestPause(*a, false));
+    EXPECT_EQ(store.GetRun(*a)->pause_requested, "after_iteration");
+    ASSERT_TRUE(store.MoveActiveRun(*a, "running", "paused", 5000));
+    EXPECT_EQ(store.GetRun(*a)->pause_requested, "");
+    EXPECT_EQ(store.ActiveRunForTask("/p/tasks/a")->status, "paused");
+    EXPECT_FALSE(store.InsertRun(NewRun("/p/tasks/a")));  // a paused run holds its task
+    EXPECT_FALSE(store.RequestStop(*a, false));           // no loop to ask: it is ended at once
+    ASSERT_TRUE(store.FinishRun(*a, "stopped", "user", 7000));
+    EXPECT_EQ(store.GetRun(*a)->paused_ms, 5000);  // 3 s queued, 2 s paused
+    EXPECT_FALSE(store.MoveActiveRun(*a, "paused", "running", 8000));
+    EXPECT_TRUE(store.ActiveRuns().empty());
 }
 
 // Runs without a legacy_id (the benchmark's generated history) are inserted with their log.
