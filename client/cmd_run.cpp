@@ -2,6 +2,7 @@
 #include "client/commands.h"
 #include "client/follow.h"
 #include "client/format.h"
+#include "common/duration.h"
 #include "common/text.h"
 
 #include <iostream>
@@ -29,6 +30,18 @@ void SayWhenTheServerMustStart(Client& client)
     if (state == "stopped" || state == "starting" || state == "backoff")
         std::cout << "starting the opencode server (" << state << "); the first iteration begins when it is ready"
                   << std::endl;
+}
+
+/// "running", "running (waiting until 14:05)" while it waits out a rate limit (SPEC §8), or
+/// "running (pausing)" between `ralph pause` and the pause.
+std::string StatusText(const json::value& run)
+{
+    std::string status = Field(run, "status");
+    if (const json::value* w = run.as_object().if_contains("waiting_until"); w && w->is_int64())
+        status += " (waiting until " + FormatLocalTime(w->as_int64(), "%H:%M") + ")";
+    else if (const json::value* p = run.as_object().if_contains("pause_requested"); p && p->is_bool() && p->as_bool())
+        status += " (pausing)";
+    return status;
 }
 
 std::string Iter(const json::value& run) { return Field(run, "iteration") + "/" + Field(run, "max_iterations"); }
@@ -211,7 +224,7 @@ int Status(Client& client, const std::vector<std::string>& args)
         bool project_column = projects.size() > 1;
         std::vector<std::vector<std::string>> rows;
         for (const json::value& r : runs) {
-            rows.push_back({Field(r, "id"), Field(r, "task"), Field(r, "status"), Iter(r), Stories(r), FormatCost(r),
+            rows.push_back({Field(r, "id"), Field(r, "task"), StatusText(r), Iter(r), Stories(r), FormatCost(r),
                             ServerColumn(r), HumanTime(r.at("started_at").as_int64()), Duration(r), Field(r, "reason")});
             if (project_column) rows.back().insert(rows.back().begin() + 1, HomeRelative(Field(r, "project")));
         }

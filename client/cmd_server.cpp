@@ -1,6 +1,8 @@
 // ralph server start|stop|restart|status
 #include "client/commands.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <iostream>
 
 namespace ralph {
@@ -52,6 +54,12 @@ void PrintStatus(const json::object& o)
     field("version:    ", Str(o, "version"));
     if (double up = Num(o, "uptime"); up >= 0) field("uptime:     ", HumanDuration(static_cast<long long>(up * 1000)));
     if (Str(o, "mode") == "managed") field("restarts:   ", Str(o, "restarts"));
+    if (double memory = Num(o, "memory"); memory > 0) {
+        char text[96];
+        std::snprintf(text, sizeof text, "%.0f MB (peak %.0f MB; the server and its tool processes)", memory / (1 << 20),
+                      std::max(memory, Num(o, "memory_peak")) / (1 << 20));
+        field("memory:     ", text);
+    }
     if (double next = Num(o, "next_restart_in"); next >= 0)
         field("restart in: ", HumanDuration(static_cast<long long>(next * 1000)));
     field("last error: ", Str(o, "last_error"));

@@ -33,6 +33,8 @@ const Key kKeys[] = {
     {"server.start_limit_interval", "5m", "window of start_limit_burst"},
     {"server.stop_timeout", "10s", "wait after SIGTERM before SIGKILL"},
     {"server.idle_stop", "0", "stop the server after this long with no run (0: never)"},
+    {"server.max_memory", "2G", "restart the server between iterations when it uses more memory (0: never)"},
+    {"server.instance_idle", "10m", "dispose a project's instance in the server after this long without a run (0: never)"},
     {"run.max_iterations", "10", "iterations before a run stops (max_iterations)"},
     {"run.iteration_timeout", "30m", "an iteration taking longer is aborted"},
     {"run.max_consecutive_failures", "3", "failed iterations in a row before a run fails"},
@@ -48,6 +50,8 @@ const Key kKeys[] = {
     {"run.max_time", "0", "stop a run once it has been running this long (budget; 0: no limit)"},
     {"run.verify", "", "a shell command that must exit 0 before a run completes (empty: none)"},
     {"run.verify_timeout", "10m", "a verify command running longer is killed and counts as failed"},
+    {"run.rate_limit_backoff_max", "30m", "longest wait after a rate-limited iteration (from 1m, doubling)"},
+    {"run.rate_limit_give_up", "6h", "a run with nothing but rate-limited iterations this long fails (provider_unavailable)"},
     {"hooks.on_iteration_end", "", "a shell command run (in the run's work tree, 60s at most) after each iteration"},
     {"hooks.on_run_end", "", "a shell command run (in the run's work tree, 60s at most) when a run ends"},
     {"hooks.notify", "none", "none, or desktop: notify-send when a run ends (in a graphical session)"},
@@ -159,6 +163,8 @@ void ApplyRunSetting(RunSettings& run, const std::string& key, const std::string
     else if (key == "run.max_time") run.max_time = ToDuration(key, v, true);
     else if (key == "run.verify") run.verify = v;
     else if (key == "run.verify_timeout") run.verify_timeout = ToDuration(key, v, false);
+    else if (key == "run.rate_limit_backoff_max") run.rate_limit_backoff_max = ToDuration(key, v, false);
+    else if (key == "run.rate_limit_give_up") run.rate_limit_give_up = ToDuration(key, v, false);
     else if (key == "hooks.on_iteration_end") run.on_iteration_end = v;
     else if (key == "hooks.on_run_end") run.on_run_end = v;
     else if (key == "hooks.notify") {
@@ -194,6 +200,8 @@ void ApplyServerKey(ServerSettings& s, const std::string& key, const std::string
     else if (key == "server.start_limit_interval") s.start_limit_interval = ToDuration(key, v, false);
     else if (key == "server.stop_timeout") s.stop_timeout = ToDuration(key, v, false);
     else if (key == "server.idle_stop") s.idle_stop = ToDuration(key, v, true);
+    else if (key == "server.max_memory") s.max_memory = ToSize(key, v);
+    else if (key == "server.instance_idle") s.instance_idle = ToDuration(key, v, true);
 }
 
 // Boost.Program_options builds its error messages by replacing placeholders such as

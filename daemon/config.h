@@ -31,6 +31,11 @@ struct ServerSettings {
     Millis start_limit_interval{std::chrono::minutes(5)};
     Millis stop_timeout{std::chrono::seconds(10)};
     Millis idle_stop{0};  ///< 0: never stop an idle server
+    /// Above this resident memory (bytes, the server's process group) the managed server is
+    /// restarted at a moment no iteration is in flight (SPEC §8); 0: never.
+    int64_t max_memory{int64_t(2) << 30};
+    /// A project's instance in the server is disposed after this long without an active run; 0: never.
+    Millis instance_idle{std::chrono::minutes(10)};
 };
 
 struct RunSettings {
@@ -59,6 +64,10 @@ struct RunSettings {
     /// run (SPEC §8); empty: none. Killed with its process group after verify_timeout.
     std::string verify;
     Millis verify_timeout{std::chrono::minutes(10)};
+    /// Waiting out a provider's rate limit (SPEC §8): back-off from 1m doubling up to this...
+    Millis rate_limit_backoff_max{std::chrono::minutes(30)};
+    /// ...and `failed` (provider_unavailable) after this long of nothing but rate_limited iterations.
+    Millis rate_limit_give_up{std::chrono::hours(6)};
     // Hooks (SPEC §10): [hooks] in ralphd.conf or a task's ralph.ini, read when they run.
     std::string on_iteration_end, on_run_end;  ///< shell commands; empty: none
     std::string notify{"none"};                ///< none or desktop

@@ -262,6 +262,7 @@ asio::awaitable<void> Daemon::WarmUp()
     }
     if (shutting_down_) co_return;
     loops_->SetMaxRunning(config_.daemon.max_running);
+    ApplyServerLimits();
     loops_->ResumeLeftRuns();
     warming_up_ = false;
     Log(LogLevel::Info) << "ralphd " << RALPH_VERSION << " ready (pid " << getpid() << ", socket "

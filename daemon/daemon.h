@@ -82,6 +82,9 @@ public:
     bool warming_up() const { return warming_up_; }
 
 private:
+    /// server.max_memory and server.instance_idle to the loop engine (managed mode only: an
+    /// external server is not ralph's to restart or to dispose instances of).
+    void ApplyServerLimits();
     bool TakeInstanceLock();
     /// Reconciles what a previous daemon left (its server, its runs), then reports ready.
     asio::awaitable<void> WarmUp();

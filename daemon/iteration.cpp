@@ -4,6 +4,8 @@
 #include "daemon/run_checks.h"
 #include "daemon/tool_result.h"
 
+#include <cctype>
+
 namespace ralph {
 
 namespace json = boost::json;
@@ -42,6 +44,17 @@ std::string DescribeOpencodeError(const json::value& error)
     return message.empty() ? name : name + ": " + message;
 }
 
+bool IsRateLimit(const json::value& error)
+{
+    const int64_t status = Int(At(error, "data", "statusCode"));
+    if (status == 429 || status == 529) return true;
+    std::string message = Str(At(error, "data", "message"));
+    for (char& c : message) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* words : {"rate limit", "rate_limit", "ratelimit", "usage limit", "quota", "overloaded", "too many requests"})
+        if (message.find(words) != std::string::npos) return true;
+    return false;
+}
+
 MessagesSummary ReadMessages(const json::value& messages, const std::string& promise, bool aborted_by_us)
 {
     MessagesSummary s;
@@ -57,7 +70,10 @@ MessagesSummary ReadMessages(const json::value& messages, const std::string& pro
         s.tokens_reasoning += Int(At(*info, "tokens", "reasoning"));
         s.cost += Real(At(*info, "cost"));
         if (auto* err = At(*info, "error"); err && !err->is_null()) {
-            if (!(aborted_by_us && Str(At(*err, "name")) == "MessageAbortedError")) s.error = DescribeOpencodeError(*err);
+            if (!(aborted_by_us && Str(At(*err, "name")) == "MessageAbortedError")) {
+                s.error = DescribeOpencodeError(*err);
+                s.rate_limited = IsRateLimit(*err);
+            }
         }
         if (auto* parts = At(m, "parts"); parts && parts->is_array()) {
             for (const json::value& part : parts->as_array()) {
@@ -115,8 +131,10 @@ IterationActions IterationMachine::OnEvent(const json::object& ev, Clock::TimePo
         if (auto* err = At(props, "error")) {
             std::string name = Str(At(*err, "name"));
             // The first error says most ("Agent not found: ..."); opencode may add a stack trace.
-            if (!(aborted_by_us_ && name == "MessageAbortedError") && session_error_.empty())
+            if (!(aborted_by_us_ && name == "MessageAbortedError") && session_error_.empty()) {
                 session_error_ = DescribeOpencodeError(*err);
+                session_error_rate_limited_ = IsRateLimit(*err);
+            }
             if (!error_deadline_) error_deadline_ = now + settings_.stall_timeout;
         }
     } else if (type == "permission.asked") {
@@ -235,7 +253,9 @@ IterationActions IterationMachine::Conclude(const json::value& messages)
     r.cost = read.cost;
     if (!aborted_by_us_) {  // otherwise timeout or stop --now, decided before
         if (!session_error_.empty() || !read.error.empty()) {
-            r.outcome = "error";
+            // After opencode's own retries: a provider limit is waited out, anything else fails.
+            const bool limited = !read.error.empty() ? read.rate_limited : session_error_rate_limited_;
+            r.outcome = limited ? "rate_limited" : "error";
             r.error = !read.error.empty() ? read.error : session_error_;
             r.promise = false;
         } else if (!read.any_assistant) {

@@ -55,6 +55,11 @@ extern const char* const kRejectMessage;
 /// "APIError: Incorrect API key provided" from opencode's error object.
 std::string DescribeOpencodeError(const boost::json::value& error);
 
+/// Whether opencode's error object is the provider's rate or usage limit, a quota or overloading
+/// (HTTP 429 or 529, or a message naming one), which waiting cures (SPEC §7). Connection refused,
+/// other 5xx and authentication errors are not.
+bool IsRateLimit(const boost::json::value& error);
+
 /// What the session's messages say (GET /session/{id}/message), read without judging.
 struct MessagesSummary {
     bool readable{false};        ///< an array
@@ -62,6 +67,7 @@ struct MessagesSummary {
     bool last_completed{false};  ///< the last assistant message has time.completed
     bool promise{false};         ///< a text part of an assistant message holds the promise
     std::string error;           ///< the last assistant error (but MessageAbortedError after our own abort)
+    bool rate_limited{false};    ///< that error is the provider's rate or usage limit (IsRateLimit)
     int64_t tokens_in{0}, tokens_out{0}, tokens_reasoning{0};
     double cost{0};
     /// The text and tool parts of the assistant messages, in order, as JSON.
@@ -135,6 +141,7 @@ private:
     double step_cost_{0};    ///< of this iteration's finished steps (step-finish parts)
     int64_t step_tokens_{0};
     std::string session_error_;
+    bool session_error_rate_limited_{false};
     IterationOutcome result_;  ///< outcome and error once aborted by us
 };
 

@@ -27,9 +27,9 @@ LoopEngine::ControlResult LoopEngine::Stop(int64_t run_id, bool now)
     Event(run_id, run->iteration, "note",
           Obj("message", now ? "stop requested: aborting the current iteration"
                              : "stop requested: the run stops after the current iteration"));
-    if (auto it = active_.find(run_id); it != active_.end() && now) {
-        it->second->stop_now = true;
-        Wake(*it->second);
+    if (auto it = active_.find(run_id); it != active_.end()) {
+        if (now) it->second->stop_now = true;
+        Wake(*it->second);  // also ends a back-off
     }
     return {true, now ? "run " + Id(run_id) + " is stopping now" : "run " + Id(run_id) + " stops after its current iteration"};
 }

@@ -69,7 +69,9 @@ asio::awaitable<bool> LoopEngine::EndedBeforeIteration(ActiveRun& active, const 
         Finish(id, "stopped", "user");
         co_return true;
     }
-    if (run.iteration >= run.max_iterations) {
+    // A rate-limited iteration does not count towards the limit (SPEC §8).
+    const int limited = run.iteration > 0 ? store_.RateLimitedIterations(id).total : 0;
+    if (run.iteration - limited >= run.max_iterations) {
         Finish(id, "stopped", "max_iterations");
         co_return true;
     }
@@ -189,6 +191,53 @@ asio::awaitable<LoopEngine::VerifyVerdict> LoopEngine::RunVerify(ActiveRun& acti
     co_return v;
 }
 
+asio::awaitable<bool> LoopEngine::BackOff(ActiveRun& active, const IterationRow& done)
+{
+    const int64_t id = done.run_id;
+    std::optional<RunRow> run = store_.GetRun(id);
+    if (!run || run->status != "running") co_return false;
+    Millis wait{0};
+    const bool limited = done.outcome == "rate_limited";
+    if (limited) {
+        const RunSettings settings = SettingsNow(*run);
+        const RunStore::RateLimited streak = store_.RateLimitedIterations(id);
+        const Millis for_how_long(NowMillis() - streak.since);
+        if (for_how_long >= settings.rate_limit_give_up) {
+            Finish(id, "failed", "provider_unavailable",
+                   "nothing but rate-limited iterations for " + FormatDuration(Millis(for_how_long.count() / 1000 * 1000)) +
+                       " (run.rate_limit_give_up " + FormatDuration(settings.rate_limit_give_up) + "); the last: " + done.error);
+            co_return true;
+        }
+        wait = std::min<Millis>(std::chrono::minutes(1) * (int64_t(1) << std::min(streak.streak - 1, 10)),
+                                settings.rate_limit_backoff_max);
+    } else if (done.outcome == "error" || done.outcome == "timeout") {
+        wait = std::min<Millis>(std::chrono::seconds(5) * (int64_t(1) << std::min(run->consecutive_failures - 1, 10)),
+                                std::chrono::minutes(2));
+    }
+    if (wait <= Millis(0)) co_return false;
+    const int64_t until = NowMillis() + wait.count();
+    if (limited) {
+        store_.SetWaitingUntil(id, until);
+        Event(id, done.n, "note",
+              Obj("message", "the provider's rate limit: waiting " + FormatDuration(wait) + " (until " +
+                                 FormatLocalTime(until, "%H:%M:%S") + ") before the next iteration",
+                  "waiting_until", until));
+    } else {
+        Event(id, done.n, "note", Obj("message", "waiting " + FormatDuration(wait) + " before the next iteration"));
+    }
+    const auto deadline = clock_.Now() + wait;
+    while (clock_.Now() < deadline && !shutting_down_) {
+        std::optional<RunRow> now = store_.GetRun(id);
+        if (!now || now->status != "running" || !now->stop_requested.empty() || !now->pause_requested.empty()) break;
+        co_await active.wake.WaitUntil(deadline);
+    }
+    if (limited) {
+        store_.SetWaitingUntil(id, 0);
+        activity_.Notify(id);
+    }
+    co_return false;
+}
+
 bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
 {
     const IterationRow& done = *active.unsettled;
@@ -218,6 +267,7 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
                              done.outcome + ")\n" + done.error + "\n");
         }
         active.unsettled_recorded = true;
+        ++iterations_since_restart_;
         IterationEndHooks(run, done);
     }
     // Decide.

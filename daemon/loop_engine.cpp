@@ -38,10 +38,11 @@ LoopEngine::LoopEngine(asio::io_context& io, RunStore& store, ServerAccess& serv
                        Clock& clock, OpencodeClientFactory clients, Millis idle_stop, GitRunner& git)
     : io_(io), store_(store), server_(server), run_defaults_(run_defaults), clock_(clock), idle_stop_(idle_stop),
       clients_(std::move(clients)), git_(git), hub_(io, server, clients_), activity_(io.get_executor(), clock),
-      last_busy_(clock.Now())
+      last_busy_(clock.Now()), watch_wake_(io.get_executor(), clock)
 {
     server_.Subscribe([this](ServerState s) { OnServerState(s); });
     if (idle_stop_.count() > 0) asio::co_spawn(io_, StopIdleServer(), asio::detached);
+    asio::co_spawn(io_, WatchServer(), asio::detached);
 }
 
 asio::awaitable<void> LoopEngine::StopIdleServer()
@@ -161,6 +162,7 @@ void LoopEngine::ResumeLeftRuns()
             store_.FinishIteration(done);
             Event(run.id, it->n, "iteration.end", {{"outcome", "interrupted"}, {"error", done.error}});
         }
+        if (run.waiting_until) store_.SetWaitingUntil(run.id, 0);  // the wait ended with that ralphd
         Log(LogLevel::Info) << "resuming run " << run.id << " (" << run.task_name << ") after iteration " << run.iteration;
         Event(run.id, run.iteration, "note", {{"message", "ralphd restarted: the run goes on"}});
         Spawn(run.id);
@@ -171,6 +173,10 @@ void LoopEngine::ResumeLeftRuns()
 
 void LoopEngine::Spawn(int64_t run_id)
 {
+    if (active_.count(run_id)) {  // one loop per run, always
+        Log(LogLevel::Error) << "run " << run_id << " already has a loop; not starting a second";
+        return;
+    }
     auto active = std::make_shared<ActiveRun>(io_.get_executor(), clock_);
     active->id = run_id;
     active_[run_id] = active;
@@ -180,6 +186,7 @@ void LoopEngine::Spawn(int64_t run_id)
 asio::awaitable<void> LoopEngine::Shutdown()
 {
     shutting_down_ = true;
+    watch_wake_.Notify();
     for (auto& [id, a] : active_) Wake(*a);
     activity_.Notify();
     // Only iterations hold sessions to abort; a loop still waiting for the server to start must
@@ -271,6 +278,11 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         }
 
         if (shutting_down_) break;  // the server came up while ralphd was stopping: no new iteration
+        if (draining_) {
+            // The server restarts for its memory once the iterations in flight end (SPEC §8).
+            co_await active->wake.WaitFor(std::chrono::seconds(1));
+            continue;
+        }
         // A stop asked while the server was starting ends the run now, not after one more iteration.
         if (auto fresh = store_.GetRun(id); fresh && !fresh->stop_requested.empty()) continue;
 
@@ -331,6 +343,7 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         active->unsettled = done;
         active->unsettled_recorded = false;
         if (Settle(*active, *run)) break;
+        if (co_await BackOff(*active, done)) break;
     }
 }
 

@@ -71,6 +71,8 @@ public:
     ControlResult Resume(int64_t run_id);
     /// [daemon] max_running (0: no limit); starts queued runs that now have a place.
     void SetMaxRunning(int max_running);
+    /// server.max_memory (bytes) and server.instance_idle (0: off each); see loop_server_watch.cpp.
+    void SetServerLimits(int64_t max_memory, Millis instance_idle);
 
     /// Appends an event to a run's log and wakes followers.
     void Event(int64_t run_id, int iteration, const std::string& kind, boost::json::object data);
@@ -107,8 +109,14 @@ private:
     boost::asio::awaitable<VerifyVerdict> RunVerify(ActiveRun& active, const RunRow& run, const std::string& root, int n);
     /// What the run has spent against its budgets.
     static BudgetSpent Spent(const RunRow& run);
+    /// After an iteration that did not end the run: the back-off (SPEC §8) of a rate-limited one
+    /// (from 1m, doubling to rate_limit_backoff_max, `failed` after rate_limit_give_up) or of a
+    /// failed one (5s doubling to 2m), waking early for stop, pause and shutdown. True when the
+    /// run ended.
+    boost::asio::awaitable<bool> BackOff(ActiveRun& active, const IterationRow& done);
+    /// ralphd.conf's settings under the task's ralph.ini, as they are now (a broken ini: the conf's).
+    RunSettings SettingsNow(const RunRow& run) const;
     // Hooks (loop_hooks.cpp, SPEC §10): started beside the loop, their output into the run's log.
-    RunSettings HookSettings(const RunRow& run) const;
     void IterationEndHooks(const RunRow& run, const IterationRow& done);
     void RunEndHooks(int64_t run_id);
     void SpawnHook(const std::string& which, const std::string& command, const RunRow& run,
@@ -137,6 +145,9 @@ private:
     void OnServerState(ServerState state);
     /// Starts queued runs, oldest first, while fewer than max_running run.
     void StartQueued();
+    /// The server's memory and idle projects' instances (loop_server_watch.cpp).
+    boost::asio::awaitable<void> WatchServer();
+    bool IterationInFlight() const;
     static void Wake(ActiveRun& active);
 
     boost::asio::io_context& io_;
@@ -154,8 +165,13 @@ private:
     int max_running_{0};
     bool resumed_{false};  ///< ResumeLeftRuns has run: the queue may move
     int hooks_running_{0};
+    int64_t max_memory_{0};
+    Millis instance_idle_{0};
+    bool draining_{false};  ///< the server is to restart for its memory: no new iteration starts
+    int iterations_since_restart_{0};  ///< iterations ended since the last restart for memory
     std::set<std::shared_ptr<pid_t>> hook_pids_;  ///< of the hooks running (0 until started)
     Clock::TimePoint last_busy_;
+    Notifier watch_wake_;  ///< wakes WatchServer early (new limits, shutdown)
 };
 
 }  // namespace ralph

@@ -45,9 +45,8 @@ std::string Usd(double cost)
 
 }  // namespace
 
-RunSettings LoopEngine::HookSettings(const RunRow& run) const
+RunSettings LoopEngine::SettingsNow(const RunRow& run) const
 {
-    // ralphd.conf as it is now, under the task's ralph.ini as it is now (a broken one: the conf's).
     try {
         return TaskRunSettings(run_defaults_, Task{run.task_name, run.task_dir, run.project_root});
     } catch (const std::exception&) {
@@ -57,7 +56,7 @@ RunSettings LoopEngine::HookSettings(const RunRow& run) const
 
 void LoopEngine::IterationEndHooks(const RunRow& run, const IterationRow& done)
 {
-    RunSettings settings = HookSettings(run);
+    RunSettings settings = SettingsNow(run);
     if (settings.on_iteration_end.empty()) return;
     // The run as it is now (its session is this iteration's), and the iteration with its session.
     RunRow now = store_.GetRun(run.id).value_or(run);
@@ -70,7 +69,7 @@ void LoopEngine::RunEndHooks(int64_t run_id)
 {
     std::optional<RunRow> run = store_.GetRun(run_id);
     if (!run) return;
-    RunSettings settings = HookSettings(*run);
+    RunSettings settings = SettingsNow(*run);
     if (!settings.on_run_end.empty()) SpawnHook("on_run_end", settings.on_run_end, *run, nullptr);
     // A desktop notification only where there is a desktop to show it.
     const bool graphical = std::getenv("DISPLAY") || std::getenv("WAYLAND_DISPLAY");

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <dirent.h>
 #include <fcntl.h>
@@ -186,6 +187,72 @@ void ProcFs::ParseTcpTable(std::string_view text, uid_t uid, std::map<uint64_t, 
             continue;
         if (owner == uid && inode != 0) out[inode] = port;
     }
+}
+
+void ProcFs::ParseTcpConnections(std::string_view text, std::vector<TcpConnection>& out)
+{
+    std::size_t start = text.find('\n');  // skip the header
+    while (start != std::string_view::npos && start < text.size()) {
+        std::size_t end = text.find('\n', start + 1);
+        std::string_view line = text.substr(start + 1, end == std::string_view::npos ? std::string_view::npos : end - start - 1);
+        start = end;
+        auto f = Fields(line);
+        if (f.size() < 10 || f[3] != "01") continue;  // 01: TCP_ESTABLISHED
+        auto local = f[1].rfind(':'), remote = f[2].rfind(':');
+        TcpConnection c;
+        if (local == std::string_view::npos || remote == std::string_view::npos ||
+            !ToNumber(f[1].substr(local + 1), c.local_port, 16) || !ToNumber(f[2].substr(remote + 1), c.remote_port, 16) ||
+            !ToNumber(f[9], c.inode))
+            continue;
+        out.push_back(c);
+    }
+}
+
+int64_t ProcFs::GroupRss(int pgid) const
+{
+    if (pgid <= 0) return 0;
+    const int64_t page = sysconf(_SC_PAGESIZE);
+    int64_t total = 0;
+    for (int pid : Pids()) {
+        auto st = Stat(pid);
+        if (!st || st->pgid != pgid || st->state == 'Z') continue;
+        // statm: size resident shared text lib data dt, in pages.
+        std::string statm = Slurp(root_ + "/" + std::to_string(pid) + "/statm", 4096);
+        auto f = Fields(statm);
+        int64_t resident = 0;
+        if (f.size() >= 2 && ToNumber(f[1], resident)) total += resident * page;
+    }
+    return total;
+}
+
+int ProcFs::ForeignConnections(int port, int own_pid) const
+{
+    std::vector<TcpConnection> all;
+    ParseTcpConnections(Slurp(root_ + "/net/tcp", 64 << 20), all);
+    ParseTcpConnections(Slurp(root_ + "/net/tcp6", 64 << 20), all);
+    // The sockets the own process holds, by inode.
+    std::set<uint64_t> own;
+    std::string fd_dir = root_ + "/" + std::to_string(own_pid) + "/fd";
+    if (DIR* dir = opendir(fd_dir.c_str())) {
+        while (dirent* e = readdir(dir)) {
+            char target[64];
+            ssize_t n = readlink((fd_dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+            if (n <= 0) continue;
+            target[n] = 0;
+            uint64_t inode = 0;
+            if (std::sscanf(target, "socket:[%lu]", &inode) == 1) own.insert(inode);
+        }
+        closedir(dir);
+    }
+    // The local ports of our own connections to the server; a server-side connection from any
+    // other port is someone else's.
+    std::set<int> our_ports;
+    for (const TcpConnection& c : all)
+        if (c.remote_port == port && own.count(c.inode)) our_ports.insert(c.local_port);
+    int foreign = 0;
+    for (const TcpConnection& server_side : all)
+        if (server_side.local_port == port && !our_ports.count(server_side.remote_port)) ++foreign;
+    return foreign;
 }
 
 namespace {

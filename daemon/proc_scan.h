@@ -50,6 +50,12 @@ public:
     std::map<uint64_t, int> ListeningSockets(uid_t uid) const;
     /// The ports among `listening` whose sockets the process holds open (from /proc/PID/fd).
     std::vector<int> PortsOf(int pid, const std::map<uint64_t, int>& listening) const;
+    /// Resident memory (bytes) of every process in process group `pgid`: a server and the tool
+    /// processes it started (SPEC §8 server memory). 0 when none is found.
+    int64_t GroupRss(int pgid) const;
+    /// Established TCP connections to local `port` whose other end is not a socket that process
+    /// `own_pid` holds: another client of the server (an `opencode attach` TUI).
+    int ForeignConnections(int port, int own_pid) const;
     /// `opencode serve` processes of the uid with the port each listens on. When a launcher and the
     /// program it starts both match (the npm bin as a node script), only the one listening is kept.
     std::vector<OpencodeServerProcess> FindOpencodeServers(uid_t uid) const;
@@ -58,6 +64,12 @@ public:
     static std::optional<ProcStat> ParseStat(std::string_view text);
     /// Parses /proc/net/tcp or tcp6: listening sockets of the uid, inode -> port.
     static void ParseTcpTable(std::string_view text, uid_t uid, std::map<uint64_t, int>& out);
+    /// An established connection of /proc/net/tcp or tcp6 (st 01), by its local and remote port.
+    struct TcpConnection {
+        int local_port{0}, remote_port{0};
+        uint64_t inode{0};
+    };
+    static void ParseTcpConnections(std::string_view text, std::vector<TcpConnection>& out);
     /// True for the argv of `opencode serve ...`: some argument naming an opencode binary
     /// (basename starting with "opencode") directly followed by "serve".
     static bool IsOpencodeServe(const std::vector<std::string>& argv);

@@ -67,7 +67,14 @@ Daemon::ReloadReport Daemon::Reload()
     config_file_values_ = std::move(file_values);
     supervisor_->ApplySettings(config_.server);
     loops_->SetMaxRunning(config_.daemon.max_running);
+    ApplyServerLimits();
     return report;
+}
+
+void Daemon::ApplyServerLimits()
+{
+    const bool managed = config_.server.mode == "managed";
+    loops_->SetServerLimits(managed ? config_.server.max_memory : 0, managed ? config_.server.instance_idle : Millis(0));
 }
 
 Daemon::ReloadReport Daemon::ReloadAndLog(const std::string& why)

@@ -132,7 +132,7 @@ asio::awaitable<json::value> Stop(CallContext& ctx, const json::object& params)
     json::object out = RunJson(after, d.supervisor().Live());
     out["stopping"] = stopped.changed;
     out["message"] = stopped.changed ? stopped.message
-                                     : "run " + std::to_string(run.id) + " is not active (" + after.status +
+                                     : "run " + std::to_string(run.id) + " is not running (" + after.status +
                                            (after.reason.empty() ? "" : ", " + after.reason) + "); nothing changed";
     co_return out;
 }

@@ -53,7 +53,8 @@ const std::vector<RpcMethod>& ServerMethods()
           {},
           "`{mode (managed|external), state (stopped|starting|running|unhealthy|backoff|fatal|external), pid, url, "
           "port, version, uptime (seconds), restarts, last_error, healthy, log, next_restart_in (seconds), "
-          "untracked_servers: [{pid, port}]}`; null where unknown"},
+          "memory, memory_peak (bytes: the managed server's process group at the last health check, and the most "
+          "since ralphd started), untracked_servers: [{pid, port}]}`; null where unknown"},
          Status},
         {{"server.start",
           "Starts the managed server unless it runs, and waits until it is healthy. Clears `fatal` and cuts a "

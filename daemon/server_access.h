@@ -34,6 +34,14 @@ public:
     virtual const std::string& last_stop_why() const = 0;
     /// Called after every state change (the loop engine reacts to loss and to `fatal`).
     virtual void Subscribe(std::function<void(ServerState)> listener) = 0;
+    /// Resident memory of the managed server's process group at the last health check (bytes);
+    /// 0 when unknown or not managed (SPEC §8).
+    virtual int64_t memory() const = 0;
+    /// Clients of the server other than ralphd (an `opencode attach` TUI): established
+    /// connections to its port that are not ralphd's.
+    virtual int ForeignClients() const = 0;
+    /// Stops the managed server and starts it again, recording `why` in the server's history.
+    virtual boost::asio::awaitable<void> Restart(const std::string& why) = 0;
 };
 
 }  // namespace ralph

@@ -177,6 +177,8 @@ asio::awaitable<ServerSupervisor::StartOutcome> ServerSupervisor::StartOnce()
         }
         version_ = health.version;
         healthy_ = true;
+        memory_ = proc_->GroupRss(inst->pid);
+        memory_peak_ = std::max(memory_peak_, memory_);
         RecordManaged(ManagedServerRecord{inst->pid, inst->start_time, inst->port, NowMillis()});
         Event("started", inst->pid, inst->port,
               "version " + version_ + ", healthy after " +
@@ -267,6 +269,9 @@ asio::awaitable<ServerSupervisor::RunOutcome> ServerSupervisor::Monitor(std::sha
         if (check.healthy) {
             failures = 0;
             if (!check.version.empty()) version_ = check.version;
+            // Its memory, with each health check (SPEC §8): the server and its tool processes.
+            memory_ = proc_->GroupRss(inst->pid);
+            memory_peak_ = std::max(memory_peak_, memory_);
             if (!healthy_) {
                 healthy_ = true;
                 Log(LogLevel::Info) << "opencode server is healthy again";

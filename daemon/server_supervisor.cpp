@@ -272,6 +272,8 @@ json::object ServerSupervisor::Status() const
         o["port"] = current_->port;
         if (current_->listening) o["url"] = current_->Endpoint().url();
     }
+    o["memory"] = memory_ ? json::value(memory_) : json::value(nullptr);
+    o["memory_peak"] = memory_peak_ ? json::value(memory_peak_) : json::value(nullptr);
     if (shown_ == ServerState::Running) {
         o["healthy"] = healthy_;
         o["uptime"] = SecondsBetween(running_since_, clock_.Now());
@@ -368,13 +370,21 @@ asio::awaitable<void> ServerSupervisor::Stop()
     co_await StopManaged("stop requested");
 }
 
-asio::awaitable<void> ServerSupervisor::Restart()
+asio::awaitable<void> ServerSupervisor::Restart() { co_await Restart("restart requested"); }
+
+asio::awaitable<void> ServerSupervisor::Restart(const std::string& why)
 {
     if (external_)
         throw RpcError(kInvalidState, "server.mode is external: ralph does not restart the server at " + settings_.url +
                                           "; restart it where it was started");
-    co_await StopManaged("restart requested");
+    co_await StopManaged(why);
     co_await Start();
+}
+
+int ServerSupervisor::ForeignClients() const
+{
+    if (external_ || !current_ || current_->exited || !current_->listening) return 0;
+    return proc_->ForeignConnections(current_->port, getpid());
 }
 
 void ServerSupervisor::ApplySettings(const ServerSettings& settings)
@@ -453,6 +463,7 @@ asio::awaitable<void> ServerSupervisor::EndServer(const std::string& why)
         if (!LoopbackPortFree(p)) Log(LogLevel::Warning) << "port " << p << " still listens after the opencode server stopped";
     }
     healthy_ = false;
+    memory_ = 0;  // of the server that was; the next one is sampled anew
     RecordManaged(std::nullopt);
     policy_.Reset();
     fatal_reason_.clear();

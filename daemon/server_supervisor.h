@@ -92,6 +92,9 @@ public:
     boost::asio::awaitable<void> Start();
     boost::asio::awaitable<void> Stop() override;
     boost::asio::awaitable<void> Restart();
+    boost::asio::awaitable<void> Restart(const std::string& why) override;
+    int64_t memory() const override { return memory_; }
+    int ForeignClients() const override;
     /// Stops the managed server at daemon shutdown and cancels every timer; idempotent.
     /// Ensure() fails afterwards.
     boost::asio::awaitable<void> Shutdown();
@@ -101,7 +104,8 @@ public:
     /// The endpoint only while the server is running and healthy: what may be shown as live.
     std::optional<ServerEndpoint> Live() const override;
     /// mode, state, pid, url, port, version, uptime, restarts, last_error, healthy, log,
-    /// next_restart_in and untracked_servers [{pid, port}] (server.status; never the password).
+    /// next_restart_in, memory, memory_peak and untracked_servers [{pid, port}] (server.status;
+    /// never the password).
     /// Reads /proc for the untracked servers: a few milliseconds.
     boost::json::object Status() const;
     /// The pid of the managed server process while it exists, else 0.
@@ -211,6 +215,7 @@ private:
     std::string last_error_;
     std::string fatal_reason_;  ///< set when fatal for a reason other than the start limit
     int restarts_{0};
+    int64_t memory_{0}, memory_peak_{0};  ///< of the current server's process group, bytes
     std::shared_ptr<ServerInstance> current_;
     Clock::TimePoint running_since_{};
     Clock::TimePoint next_restart_at_{};

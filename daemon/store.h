@@ -162,6 +162,14 @@ public:
     bool RequestPause(int64_t id, bool now);
     /// Withdraws a pause asked of a running run; false when none was asked.
     bool CancelPause(int64_t id);
+    /// Until when a running run backs off (unix ms); 0: it does not.
+    void SetWaitingUntil(int64_t id, int64_t until);
+    struct RateLimited {
+        int total{0};        ///< rate_limited iterations of the run (they do not count towards max_iterations)
+        int streak{0};       ///< of them, how many end the run's iterations in a row
+        int64_t since{0};    ///< when the first of the streak started (unix ms); 0 without a streak
+    };
+    RateLimited RateLimitedIterations(int64_t run_id);
     /// How many runs there are (of one task when `task_dir` is not empty).
     int64_t CountRuns(const std::string& task_dir);
 

@@ -126,4 +126,29 @@ std::optional<RunRow> RunStore::ActiveRunForTask(const std::string& task_dir)
     return ReadRun(s);
 }
 
+void RunStore::SetWaitingUntil(int64_t id, int64_t until)
+{
+    auto s = db_.Cached("UPDATE runs SET waiting_until = ? WHERE id = ? AND status = 'running'");
+    s.BindNullableInt(until).Bind(id);
+    s.Step();
+}
+
+RunStore::RateLimited RunStore::RateLimitedIterations(int64_t run_id)
+{
+    RateLimited r;
+    auto s = db_.Cached("SELECT outcome, started_at FROM iterations WHERE run_id = ? AND outcome <> '' ORDER BY n DESC");
+    s.Bind(run_id);
+    bool in_streak = true;
+    while (s.Step()) {
+        const bool limited = s.Text(0) == "rate_limited";
+        if (limited) ++r.total;
+        if (in_streak && limited) {
+            ++r.streak;
+            r.since = s.Int(1);
+        } else {
+            in_streak = false;
+        }
+    }
+    return r;
+}
 }  // namespace ralph

@@ -52,7 +52,7 @@ Recording Load(const std::string& name)
 
 IterationMachine::Settings Settings(Millis iteration_timeout = 30min, Millis stall_timeout = 60s)
 {
-    return {iteration_timeout, stall_timeout, "/tmp/project", "COMPLETE"};
+    return {iteration_timeout, stall_timeout, "/tmp/project", "COMPLETE", {}, {}};
 }
 
 /// What LoopEngine::Iterate does around the machine, with the fake clock instead of waiting.
@@ -499,6 +499,46 @@ TEST(UnitIteration, TimeBudgetIsATimerThatNeedsNoEvents)
     IterationOutcome out = replay.Conclude(*r.messages);
     EXPECT_EQ(out.outcome, "aborted");
     EXPECT_EQ(out.budget, "max_time: 1m running of 1m");
+}
+
+TEST(UnitIteration, ProviderLimitsAreRateLimitedAndOtherFailuresErrors)
+{
+    auto err = [](int status, const char* message) {
+        json::object data{{"message", message}};
+        if (status) data["statusCode"] = status;
+        return json::value(json::object{{"name", "APIError"}, {"data", std::move(data)}});
+    };
+    EXPECT_TRUE(IsRateLimit(err(429, "Too Many Requests")));
+    EXPECT_TRUE(IsRateLimit(err(529, "x")));
+    EXPECT_TRUE(IsRateLimit(err(0, "Rate limit reached for requests")));
+    EXPECT_TRUE(IsRateLimit(err(400, "You exceeded your current quota")));
+    EXPECT_TRUE(IsRateLimit(err(400, "Usage limit reached for this month")));
+    EXPECT_TRUE(IsRateLimit(err(503, "The model is overloaded")));
+    EXPECT_FALSE(IsRateLimit(err(0, "Cannot connect to API: Unable to connect. Is the computer able to access the url?")));
+    EXPECT_FALSE(IsRateLimit(err(500, "fake upstream exploded")));
+    EXPECT_FALSE(IsRateLimit(err(401, "Incorrect API key provided")));
+}
+
+TEST(UnitIteration, ARateLimitAfterOpencodesRetriesIsRateLimitedNotAnError)
+{
+    Recording r = Load("http401");
+    ASSERT_TRUE(r.messages);
+    // The same end with the provider's 429 instead of its 401.
+    bool changed = false;
+    for (json::value& m : r.messages->as_array()) {
+        json::value* data = m.as_object().contains("info") ? m.at("info").as_object().if_contains("error") : nullptr;
+        if (!data || !data->is_object()) continue;
+        json::object& d = data->as_object()["data"].as_object();
+        d["statusCode"] = 429;
+        d["message"] = "Rate limit reached for requests";
+        changed = true;
+    }
+    ASSERT_TRUE(changed);
+    Replay replay;
+    replay.FeedAll(r);
+    IterationOutcome out = replay.Conclude(*r.messages);
+    EXPECT_EQ(out.outcome, "rate_limited");
+    EXPECT_EQ(out.error, "APIError: Rate limit reached for requests");
 }
 
 TEST(UnitBudget, TheFirstBudgetReachedIsNamedWithWhatWasSpent)

@@ -31,6 +31,9 @@ public:
     uint64_t stops_begun() const override { return 0; }
     const std::string& last_stop_why() const override { return why_; }
     void Subscribe(std::function<void(ServerState)> listener) override { listeners.push_back(std::move(listener)); }
+    int64_t memory() const override { return 0; }
+    int ForeignClients() const override { return 0; }
+    asio::awaitable<void> Restart(const std::string&) override { co_return; }
 
     ServerEndpoint endpoint;
     std::vector<std::function<void(ServerState)>> listeners;

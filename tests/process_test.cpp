@@ -43,6 +43,63 @@ TEST(UnitProcFs, ListeningSocketsFromTcpTables)
     EXPECT_EQ(out, (std::map<uint64_t, int>{{55501, 0x3B1C}}));  // listening, our uid only
 }
 
+TEST(UnitProcFs, EstablishedConnectionsFromTcpTables)
+{
+    std::string tcp =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 0100007F:3B1C 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 55501 1 0 100 0 0 10 0\n"
+        "   1: 0100007F:3B1C 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 55502 1 0 100 0 0 10 0\n"
+        "   2: 0100007F:9C40 0100007F:3B1C 01 00000000:00000000 00:00000000 00000000  1000        0 55503 1 0 100 0 0 10 0\n";
+    std::vector<ProcFs::TcpConnection> out;
+    ProcFs::ParseTcpConnections(tcp, out);
+    ASSERT_EQ(out.size(), 2u);  // the listening socket is no connection
+    EXPECT_EQ(out[0].local_port, 0x3B1C);
+    EXPECT_EQ(out[0].remote_port, 0x9C40);
+    EXPECT_EQ(out[1].inode, 55503u);
+}
+
+// A connection of this process to a listening port is its own; one from a child is foreign.
+TEST(UnitProcFs, ForeignConnectionsAreThoseOfOtherProcesses)
+{
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(listen(listener, 4), 0);
+    socklen_t len = sizeof addr;
+    getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    const int port = ntohs(addr.sin_port);
+    ProcFs proc;
+    EXPECT_EQ(proc.ForeignConnections(port, getpid()), 0);
+    int own = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(connect(own, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    int accepted = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    ASSERT_GE(accepted, 0);
+    EXPECT_EQ(proc.ForeignConnections(port, getpid()), 0);
+    // Another process connects and holds the connection.
+    pid_t child = fork();
+    if (child == 0) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(1);
+        pause();
+        _exit(0);
+    }
+    int foreign = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    ASSERT_GE(foreign, 0);
+    EXPECT_EQ(proc.ForeignConnections(port, getpid()), 1);
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    for (int fd : {foreign, accepted, own, listener}) close(fd);
+}
+
+TEST(UnitProcFs, GroupRssAddsUpTheProcessGroup)
+{
+    const int64_t own = ProcFs().GroupRss(getpgrp());
+    EXPECT_GT(own, 1 << 20);  // at least this test binary
+    EXPECT_EQ(ProcFs().GroupRss(0), 0);
+}
+
 TEST(UnitProcFs, RecognisesOpencodeServeCommandLines)
 {
     EXPECT_TRUE(ProcFs::IsOpencodeServe({"/x/node_modules/.bin/opencode", "serve", "--port", "4096"}));

@@ -41,6 +41,8 @@ struct FileWrite {
 
 struct Directives {
     bool textonly = false, question = false, fail401 = false, fail500 = false, promise = false;
+    bool fail429 = false;
+    long fail429_until = 0;  // FAIL429:N: main requests 1..N of the key get 429; 0: every one
     std::string promise_word = "COMPLETE";
     std::vector<FileWrite> writes;
     std::vector<std::string> bash;
@@ -136,6 +138,11 @@ void parse_directives(std::string_view text, Directives& d) {
             d.fail401 = true, pos += 7;
         } else if (flag(pos, "FAIL500")) {
             d.fail500 = true, pos += 7;
+        } else if (starts(pos, "FAIL429:")) {
+            pos += 8;
+            d.fail429 = true, d.fail429_until = to_long(read_arg(text, pos));
+        } else if (flag(pos, "FAIL429")) {
+            d.fail429 = true, pos += 7;
         } else if (starts(pos, "SLOW:")) {
             pos += 5;
             d.slow_ms = to_long(read_arg(text, pos));
@@ -269,6 +276,8 @@ Answer decide(const ChatRequest& rq, State& st) {
         a.behaviour = "fail401", a.status = http::status::unauthorized;
     } else if (d.fail500) {
         a.behaviour = "fail500", a.status = http::status::internal_server_error;
+    } else if (d.fail429 && (d.fail429_until == 0 || a.n <= d.fail429_until)) {
+        a.behaviour = "fail429", a.status = http::status::too_many_requests;
     } else if (!main_request) {
         a.behaviour = promise_due ? "done-promise" : "done";
         a.text = promise_due ? "Done." + promise : "Done.";
@@ -325,9 +334,10 @@ struct Reply {
     std::string body;                 // a JSON document, unless `events` is used
     std::vector<std::string> events;  // non-empty: an SSE stream; the delay comes after the first event
     long slow_ms = 0;
+    long retry_after = 0;  // seconds; a Retry-After header when set
 };
 
-Reply json_reply(http::status status, const json::value& body) { return {status, json::serialize(body), {}, 0}; }
+Reply json_reply(http::status status, const json::value& body) { return {status, json::serialize(body), {}, 0, 0}; }
 
 Reply error_reply(http::status status, const std::string& message, std::string_view type) {
     return json_reply(status, {{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}}}});
@@ -423,6 +433,10 @@ Reply chat_reply(const Request& req, State& st) {
     if (a.status == http::status::unauthorized) {
         r = json_reply(a.status, {{"error", {{"message", "Incorrect API key provided"}, {"type", "invalid_request_error"},
                                              {"param", nullptr}, {"code", "invalid_api_key"}}}});
+    } else if (a.status == http::status::too_many_requests) {
+        r = json_reply(a.status, {{"error", {{"message", "Rate limit reached for requests"}, {"type", "requests"},
+                                             {"param", nullptr}, {"code", "rate_limit_exceeded"}}}});
+        r.retry_after = 1;  // opencode honours it: its five retries take seconds, not a minute
     } else if (failed) {
         r = error_reply(a.status, "fake upstream exploded", "server_error");
     } else if (rq.stream) {
@@ -462,6 +476,7 @@ awaitable<void> send(tcp::socket& sock, const Request& req, const Reply& r) {
         if (r.slow_ms > 0) co_await sleep_ms(r.slow_ms);
         http::response<http::string_body> res{r.status, req.version()};
         res.set(http::field::content_type, "application/json");
+        if (r.retry_after > 0) res.set(http::field::retry_after, std::to_string(r.retry_after));
         res.keep_alive(req.keep_alive());
         res.body() = r.body;
         res.prepare_payload();

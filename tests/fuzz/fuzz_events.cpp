@@ -68,7 +68,7 @@ std::vector<std::string> Parse(std::string_view bytes, std::size_t chunk)
 void Iterate(std::deque<json::object>& events, const json::value& messages, std::size_t seed)
 {
     FakeClock clock;
-    IterationMachine machine({std::chrono::minutes(30), std::chrono::seconds(5), "/tmp/project", "COMPLETE"}, clock.Now());
+    IterationMachine machine({std::chrono::minutes(30), std::chrono::seconds(5), "/tmp/project", "COMPLETE", {}, {}}, clock.Now());
     IterationMachine::Surroundings around;
     around.stop_now = seed % 5 == 1;
     auto perform = [&](const IterationActions& actions) {

@@ -139,7 +139,7 @@ int Task(const uint8_t* data, std::size_t size)
         std::string source;
         std::string loaded = LoadPromptTemplate(w.task, &source);
         if (loaded != tmpl) Fail("prompt.md read back differently");
-        PromptVars vars{w.task, 7, 2, 5, promise, std::string(tmpl.substr(0, 8))};
+        PromptVars vars{w.task, 7, 2, 5, promise, std::string(tmpl.substr(0, 8)), std::string(tmpl.substr(0, 4))};
         std::string out = RenderPrompt(loaded, vars);
         if (loaded.find('{') == std::string::npos && out != loaded) Fail("a template without variables changed");
         (void)ContainsPromise(out, promise);
