@@ -65,8 +65,9 @@ std::string RandomWord()
 std::string ManagedConfig(World& world, const std::string& extra)
 {
     int port = world.FreePort();
-    return "[server]\nport = " + std::to_string(port) + "\nport_range = " + std::to_string(port) + "-" +
-           std::to_string(port + 20) + "\n" + extra;
+    // The benchmark's loops change nothing on purpose: no_progress must not end them early.
+    return "[run]\nmax_idle_iterations = 0\n[server]\nport = " + std::to_string(port) + "\nport_range = " +
+           std::to_string(port) + "-" + std::to_string(port + 20) + "\n" + extra;
 }
 
 int64_t Int(const json::value& v) { return v.is_int64() ? v.as_int64() : v.is_uint64() ? static_cast<int64_t>(v.as_uint64()) : 0; }

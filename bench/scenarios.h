@@ -24,6 +24,9 @@ struct Options {
     int checkpoint_mb{100};       ///< 7: their total size
     int checkpoint_rounds{30};    ///< 7: snapshots (and `git status` runs) measured
     int checkpoint_loop_iterations{10};  ///< 7: iterations per run, with checkpoints on and off (3 runs each)
+    int memory_iterations{100};   ///< 8: iterations of the one loop at each server.max_memory
+    int soak_loops{10};           ///< 8: loops of the soak
+    int soak_iterations{2000};    ///< 8: iterations of the soak in all
     std::string baseline;         ///< 2: a directory with another build's ralph and ralphd to compare with
 };
 
@@ -34,6 +37,7 @@ void ScenarioSocket(World& world, const Options& options, Report& report);
 void ScenarioLoopsAndIdle(World& world, const Options& options, Report& report);
 void ScenarioDetection(World& world, const Options& options, Report& report);
 void ScenarioCheckpoint(World& world, const Options& options, Report& report);
+void ScenarioMemory(World& world, const Options& options, Report& report);
 
 /// Set by SIGINT/SIGTERM; long waits give up when it is set.
 bool Interrupted();

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 namespace ralph::test {
@@ -103,6 +105,27 @@ TEST(E2EHooks, FailingAndHangingHooksChangeNothingAndDoNotOutliveRalphd)
     auto stop = env.Ralph({"daemon", "stop"});
     EXPECT_EQ(stop.exit_code, 0) << stop.out << stop.err;
     for (pid_t p : hanging) EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(p); }, 10s)) << "hook shell " << p;
+}
+
+TEST(E2EHooks, NotifyDesktopSendsANotificationWhenARunEndsInAGraphicalSession)
+{
+    E2EEnv env;
+    // A graphical session, and a notify-send that writes down what it was asked to show.
+    const std::string bin = env.dir + "/bin", shown = env.dir + "/notified";
+    std::filesystem::create_directories(bin);
+    WriteFile(bin + "/notify-send", "#!/bin/sh\nprintf '%s\\n' \"$@\" > " + shown + "\n");
+    std::filesystem::permissions(bin + "/notify-send", std::filesystem::perms::owner_all);
+    env.env["PATH"] = bin + ":" + std::string(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    env.env["DISPLAY"] = ":99";
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    std::string task_dir = env.AddTask(project, "t", "TEXTONLY\n");
+    WriteFile(task_dir + "/ralph.ini", "[run]\nmax_iterations = 1\n[hooks]\nnotify = desktop\n");
+    json::value started = env.RalphJson({"run", "t"}, project);
+    env.WaitRunEnd(started.at("id").as_int64());
+    ASSERT_TRUE(WaitFor([&] { return !ReadFile(shown).empty(); }, 30s));
+    EXPECT_NE(ReadFile(shown).find("ralph: t stopped"), std::string::npos) << ReadFile(shown);
+    EXPECT_NE(ReadFile(shown).find("(max_iterations) after 1 iterations"), std::string::npos) << ReadFile(shown);
 }
 
 }  // namespace

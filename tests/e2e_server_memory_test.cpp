@@ -61,5 +61,25 @@ TEST(E2EServerMemory, MemoryIsShownAndAboveMaxMemoryTheServerRestartsBetweenIter
     EXPECT_LE(for_memory, 3);  // at most once per iteration: a fresh server is not restarted before it worked
 }
 
+TEST(E2EServerMemory, AnIdleProjectsInstanceIsDisposedAndANewRunBringsItBack)
+{
+    E2EEnv env(true, "[server]\ninstance_idle = 1s\n");
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "t", "TEXTONLY\n");
+    json::value first = env.RalphJson({"run", "t", "-n", "1"}, project);
+    EXPECT_EQ(env.WaitRunEnd(first.at("id").as_int64()).at("reason"), "max_iterations");
+    ASSERT_TRUE(WaitFor([&] { return env.DaemonStderr().find("disposed the opencode instance of " + project) !=
+                                     std::string::npos; },
+                        60s))
+        << env.DaemonStderr();
+    // The next run of the project works as before: opencode makes the instance again.
+    json::value second = env.RalphJson({"run", "t", "-n", "1"}, project);
+    json::object run = env.WaitRunEnd(second.at("id").as_int64());
+    EXPECT_EQ(run.at("reason"), "max_iterations");
+    ASSERT_EQ(run.at("iterations").as_array().size(), 1u);
+    EXPECT_EQ(run.at("iterations").as_array()[0].at("outcome"), "continue");
+}
+
 }  // namespace
 }  // namespace ralph::test
