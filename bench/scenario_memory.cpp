@@ -169,7 +169,7 @@ void ScenarioMemory(World& world, const Options& o, Report& report)
     // The soak: many loops, one server, default settings; memory over time.
     Progress("soak: " + std::to_string(o.soak_loops) + " loops, " + std::to_string(o.soak_iterations) + " iterations");
     Ralphd ralphd(world, "s8-soak", ManagedConfig(world));
-    const int server = ralphd.StartServer();
+    ralphd.StartServer();
     std::vector<std::pair<std::string, std::string>> tasks;
     const std::string soak_projects[] = {world.MakeProject("soak0"), world.MakeProject("soak1")};
     for (int i = 0; i < o.soak_loops; ++i) {
@@ -182,12 +182,15 @@ void ScenarioMemory(World& world, const Options& o, Report& report)
     csv << "seconds,server_mb,ralphd_mb\n";
     std::mutex mu;
     std::vector<double> server_mb, ralphd_mb;
+    std::vector<int> servers;  // every server pid seen: a restart (server.max_memory, 2G by default) adds one
     auto t0 = steady_clock::now();
     std::vector<int64_t> ids;
     {
         Ticker ticker(seconds(2), [&] {
+            const int server = ServerOf(ralphd.pid());
             double s = Mb(ProcFs().GroupRss(server) / 1024), d = Mb(StatusKb(ralphd.pid(), "VmRSS"));
             std::lock_guard<std::mutex> lock(mu);
+            if (server && std::find(servers.begin(), servers.end(), server) == servers.end()) servers.push_back(server);
             server_mb.push_back(s);
             ralphd_mb.push_back(d);
             csv << duration<double>(steady_clock::now() - t0).count() << "," << s << "," << d << "\n" << std::flush;
@@ -205,7 +208,6 @@ void ScenarioMemory(World& world, const Options& o, Report& report)
         }
     }
     csv.close();
-    if (ralphd.ServerPid() != server) throw std::runtime_error("the soak's server was restarted or died");
     const double minutes_taken = duration<double>(steady_clock::now() - t0).count() / 60;
     auto quarter_mean = [](const std::vector<double>& v, bool last) {
         std::size_t n = std::max<std::size_t>(1, v.size() / 4);
@@ -218,13 +220,15 @@ void ScenarioMemory(World& world, const Options& o, Report& report)
                 Single(*std::max_element(server_mb.begin(), server_mb.end())), false, {}, ""});
     report.Add({"memory.soak_server_growth_mb", S8, "soak: the server's RSS, last quarter's mean minus the first's", "MB",
                 Single(quarter_mean(server_mb, true) - quarter_mean(server_mb, false)), false, {}, ""});
+    report.Add({"memory.soak_server_restarts", S8, "soak: server restarts (server.max_memory at its default, 2G)", "",
+                Single(std::max<int>(0, static_cast<int>(servers.size()) - 1)), false, {}, ""});
     report.Add({"memory.soak_ralphd_peak_mb", S8, "soak: `ralphd` peak RSS", "MB",
                 Single(*std::max_element(ralphd_mb.begin(), ralphd_mb.end())), false, {}, ""});
     report.Add({"memory.soak_ralphd_growth_mb", S8, "soak: `ralphd` RSS, last quarter's mean minus the first's", "MB",
                 Single(quarter_mean(ralphd_mb, true) - quarter_mean(ralphd_mb, false)), false, {}, ""});
     // The plot, when gnuplot is there (scripts/install-deps --bench installs it).
     const std::string png = world.root() + "/soak-memory.png";
-    std::string script = "set terminal png size 900,450; set output '" + png +
+    std::string script = "set terminal png size 900,450 noenhanced; set output '" + png +
                          "'; set datafile separator ','; set key autotitle columnhead; set xlabel 'seconds'; "
                          "set ylabel 'MB'; set title 'ralph soak: " + std::to_string(o.soak_loops) + " loops, " +
                          std::to_string(o.soak_iterations) + " iterations, one opencode server'; "

@@ -90,4 +90,14 @@ std::string Printable(std::string_view s)
     return out;
 }
 
+std::string LastLines(std::string_view text, int n)
+{
+    std::size_t end = text.size();
+    while (end > 0 && text[end - 1] == '\n') --end;
+    std::size_t start = end;
+    for (int lines = 0; start > 0; --start)
+        if (text[start - 1] == '\n' && ++lines == n) break;
+    return std::string(text.substr(start, end - start));
+}
+
 }  // namespace ralph

@@ -20,4 +20,7 @@ std::string ToValidUtf8(std::string_view s);
 /// C1 controls and DEL as \xHH, and a backslash as \\. Bytes that are not UTF-8 become \xHH too.
 std::string Printable(std::string_view s);
 
+/// The last `n` lines of `text`, without its trailing newlines (all of it when it has fewer).
+std::string LastLines(std::string_view text, int n);
+
 }  // namespace ralph

@@ -3,14 +3,12 @@
 // after an iteration (Settle). Part of LoopEngine; the iteration itself is in loop_engine.cpp.
 #include "common/json_util.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "daemon/child_command.h"
 #include "daemon/loop_active_run.h"
 #include "daemon/run_checks.h"
 
 #include <sys/stat.h>
-#include <unistd.h>
-
-extern char** environ;
 
 namespace ralph {
 
@@ -23,17 +21,6 @@ bool IsDirectory(const std::string& path)
 {
     struct stat st {};
     return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/// The last `n` lines of `text`.
-std::string LastLines(const std::string& text, int n)
-{
-    std::size_t end = text.size();
-    while (end > 0 && text[end - 1] == '\n') --end;
-    std::size_t start = end;
-    for (int lines = 0; start > 0; --start)
-        if (text[start - 1] == '\n' && ++lines == n) break;
-    return text.substr(start, end - start);
 }
 
 constexpr int kVerifyOutputLines = 50;
@@ -128,7 +115,7 @@ asio::awaitable<bool> LoopEngine::PrdCompletionVerified(ActiveRun& active, const
     std::vector<IterationRow> iterations = store_.Iterations(run.id);
     if (!iterations.empty() && !iterations.back().verify.empty()) co_return iterations.back().verify == "passed";
     // Complete before any iteration (or the check was lost to a restart): verify now.
-    VerifyVerdict verdict = co_await RunVerify(active, run, root, run.iteration);
+    VerifyVerdict verdict = co_await RunVerify(active, run, root, nullptr);
     co_return verdict.verdict == "passed";
 }
 
@@ -139,21 +126,20 @@ asio::awaitable<void> LoopEngine::VerifyIteration(ActiveRun& active, const RunRo
     bool claims = done.outcome == "complete" ||
                   (done.outcome == "continue" && ReadPrd(run.work_task_dir() + "/prd.json").complete());
     if (!claims) co_return;
-    VerifyVerdict verdict = co_await RunVerify(active, run, run.work_root(), done.n);
+    VerifyVerdict verdict = co_await RunVerify(active, run, run.work_root(), &done);
     done.verify = verdict.verdict;
     done.verify_exit = verdict.exit;
     if (verdict.verdict != "passed" && done.outcome == "complete") done.outcome = "continue";  // the run goes on
 }
 
 asio::awaitable<LoopEngine::VerifyVerdict> LoopEngine::RunVerify(ActiveRun& active, const RunRow& run,
-                                                                const std::string& root, int n)
+                                                                const std::string& root, const IterationRow* iteration)
 {
+    const int n = iteration ? iteration->n : run.iteration;
     LaunchSpec spec;
     spec.program = "/bin/sh";
     spec.args = {"-c", "exec 2>&1\n" + run.verify};  // one stream, in the order written
-    for (char** e = environ; e && *e; ++e) spec.env.emplace_back(*e);
-    spec.env.push_back("RALPH_RUN_ID=" + std::to_string(run.id));
-    spec.env.push_back("RALPH_ITERATION=" + std::to_string(n));
+    spec.env = ChildEnvironment(run, iteration);
     spec.cwd = root;
     const Millis timeout(run.verify_timeout_ms);
     Event(run.id, n, "note", Obj("message", "verifying the claim of completion: " + run.verify));
@@ -177,7 +163,7 @@ asio::awaitable<LoopEngine::VerifyVerdict> LoopEngine::RunVerify(ActiveRun& acti
         co_return v;
     }
     // The agent learns why in its next prompt ({VERIFY_OUTPUT}) and in progress.txt (SPEC §8).
-    std::string output = ran ? LastLines(ran->out, kVerifyOutputLines) : "";
+    std::string output = ran ? ToValidUtf8(LastLines(ran->out, kVerifyOutputLines)) : "";
     active.verify_output = "The verification command `" + run.verify + "` " + what +
                            " after the claim of completion, so the task is not complete. The last lines of its output:\n" +
                            output + "\n";

@@ -106,7 +106,8 @@ private:
     };
     /// Runs the run's verify command in `root`; a failure's output becomes the next prompt's
     /// {VERIFY_OUTPUT} and an entry in progress.txt.
-    boost::asio::awaitable<VerifyVerdict> RunVerify(ActiveRun& active, const RunRow& run, const std::string& root, int n);
+    boost::asio::awaitable<VerifyVerdict> RunVerify(ActiveRun& active, const RunRow& run, const std::string& root,
+                                                    const IterationRow* iteration);
     /// What the run has spent against its budgets.
     static BudgetSpent Spent(const RunRow& run);
     /// After an iteration that did not end the run: the back-off (SPEC §8) of a rate-limited one
@@ -119,6 +120,8 @@ private:
     // Hooks (loop_hooks.cpp, SPEC §10): started beside the loop, their output into the run's log.
     void IterationEndHooks(const RunRow& run, const IterationRow& done);
     void RunEndHooks(int64_t run_id);
+    /// ralphd's environment with the run's facts (SPEC §10), for hooks and verify.
+    static std::vector<std::string> ChildEnvironment(const RunRow& run, const IterationRow* iteration);
     void SpawnHook(const std::string& which, const std::string& command, const RunRow& run,
                    const IterationRow* iteration, std::vector<std::string> extra_env = {});
     boost::asio::awaitable<void> RunHook(std::string which, LaunchSpec spec, int64_t run_id, int n);

@@ -4,6 +4,7 @@
 // failing or hanging one changes nothing in the run. Part of LoopEngine.
 #include "common/json_util.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "daemon/child_command.h"
 #include "daemon/loop_active_run.h"
 
@@ -25,16 +26,6 @@ namespace {
 
 constexpr auto kHookTimeout = std::chrono::seconds(60);
 constexpr int kHookOutputLines = 20;
-
-std::string Tail(const std::string& text, int lines)
-{
-    std::size_t end = text.size();
-    while (end > 0 && text[end - 1] == '\n') --end;
-    std::size_t start = end;
-    for (int n = 0; start > 0; --start)
-        if (text[start - 1] == '\n' && ++n == lines) break;
-    return text.substr(start, end - start);
-}
 
 std::string Usd(double cost)
 {
@@ -83,13 +74,10 @@ void LoopEngine::RunEndHooks(int64_t run_id)
     }
 }
 
-void LoopEngine::SpawnHook(const std::string& which, const std::string& command, const RunRow& run,
-                           const IterationRow* iteration, std::vector<std::string> extra_env)
+std::vector<std::string> LoopEngine::ChildEnvironment(const RunRow& run, const IterationRow* iteration)
 {
-    LaunchSpec spec;
-    spec.program = "/bin/sh";
-    spec.args = {"-c", "exec 2>&1\n" + command};
-    for (char** e = environ; e && *e; ++e) spec.env.emplace_back(*e);
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
     const IterationRow none;
     const IterationRow& it = iteration ? *iteration : none;
     for (const auto& [key, value] : std::initializer_list<std::pair<const char*, std::string>>{
@@ -107,11 +95,21 @@ void LoopEngine::SpawnHook(const std::string& which, const std::string& command,
                                                        : run.tokens_in + run.tokens_out + run.tokens_reasoning)},
              {"RALPH_COST", Usd(iteration ? it.cost : run.cost)},
          })
-        spec.env.push_back(std::string(key) + "=" + value);
+        env.push_back(std::string(key) + "=" + value);
+    return env;
+}
+
+void LoopEngine::SpawnHook(const std::string& which, const std::string& command, const RunRow& run,
+                           const IterationRow* iteration, std::vector<std::string> extra_env)
+{
+    LaunchSpec spec;
+    spec.program = "/bin/sh";
+    spec.args = {"-c", "exec 2>&1\n" + command};
+    spec.env = ChildEnvironment(run, iteration);
     spec.env.insert(spec.env.end(), extra_env.begin(), extra_env.end());
     spec.cwd = run.work_root();
     ++hooks_running_;
-    asio::co_spawn(io_, RunHook(which, std::move(spec), run.id, iteration ? it.n : run.iteration), asio::detached);
+    asio::co_spawn(io_, RunHook(which, std::move(spec), run.id, iteration ? iteration->n : run.iteration), asio::detached);
 }
 
 asio::awaitable<void> LoopEngine::RunHook(std::string which, LaunchSpec spec, int64_t run_id, int n)
@@ -137,7 +135,7 @@ asio::awaitable<void> LoopEngine::RunHook(std::string which, LaunchSpec spec, in
         std::string how = ran->timed_out ? "was killed after " + FormatDuration(kHookTimeout) : ran->exit.Describe();
         note["message"] = "hook " + which + " " + how;
         note["exit"] = !ran->timed_out && ran->exit.code >= 0 ? json::value(ran->exit.code) : json::value(nullptr);
-        note["output"] = Tail(ran->out, kHookOutputLines);
+        note["output"] = ToValidUtf8(LastLines(ran->out, kHookOutputLines));
     }
     Event(run_id, n, "note", std::move(note));
 }

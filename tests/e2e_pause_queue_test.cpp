@@ -178,5 +178,28 @@ TEST(E2EQueue, APausedRunGivesItsPlaceAndResumesIntoTheQueue)
     EXPECT_EQ(ended.at("iterations").as_array().size(), 2u);
 }
 
+TEST(E2EQueue, AQueuedRunStaysQueuedAcrossAKilledDaemonAndStartsWhenAPlaceFrees)
+{
+    E2EEnv env(true, "[daemon]\nmax_running = 1\n");
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "a", "BASH:\"sleep 300\"\n");
+    env.AddTask(project, "b", "TEXTONLY\n");
+    int64_t a = env.RalphJson({"run", "a", "-n", "5", "--no-worktree"}, project).at("id").as_int64();
+    int64_t b = env.RalphJson({"run", "b", "-n", "1", "--no-worktree"}, project).at("id").as_int64();
+    ASSERT_EQ(Status(env, b), "queued");
+    env.KillDaemon();
+    env.StartDaemon();
+    ASSERT_TRUE(WaitFor([&] { return env.Call("run.list").contains("result"); }, 60s));
+    EXPECT_EQ(Status(env, b), "queued");  // a is running again and holds the one place
+    ASSERT_TRUE(WaitFor([&] { return Status(env, a) == "running"; }, 30s)) << Status(env, a);
+    EXPECT_EQ(Status(env, b), "queued");
+    auto stopped = env.Ralph({"stop", std::to_string(a), "--now"}, project);
+    EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+    json::object ended = env.WaitRunEnd(b, 120s);
+    EXPECT_EQ(ended.at("reason"), "max_iterations") << json::serialize(ended);
+    EXPECT_EQ(ended.at("iterations").as_array().size(), 1u);
+}
+
 }  // namespace
 }  // namespace ralph::test

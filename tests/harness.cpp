@@ -423,10 +423,11 @@ boost::json::object E2EEnv::WaitRunEnd(int64_t id, std::chrono::seconds timeout)
             auto reply = Call("run.get", boost::json::object{{"run", id}});
             if (!reply.contains("result")) return false;
             run = reply["result"].as_object();
-            return run["status"] != "running";
+            // Ended: neither running nor waiting to (queued) nor held (paused).
+            return run["status"] != "running" && run["status"] != "queued" && run["status"] != "paused";
         },
         timeout);
-    if (!ended) ADD_FAILURE() << "run " << id << " still running after " << timeout.count() << "s";
+    if (!ended) ADD_FAILURE() << "run " << id << " still active after " << timeout.count() << "s";
     return run;
 }
 

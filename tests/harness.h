@@ -127,7 +127,7 @@ public:
     /// tasks/<task>/ in a project with prompt.md (and prd.json when given); returns its path.
     std::string AddTask(const std::string& project, const std::string& task, const std::string& prompt_md,
                         const std::string& prd_json = "");
-    /// Waits until run `id` is no longer running; returns run.get's result.
+    /// Waits until run `id` has ended (no longer running, queued or paused); returns run.get's result.
     boost::json::object WaitRunEnd(int64_t id, std::chrono::seconds timeout = std::chrono::seconds(120));
     /// `ralph --json ARGS...` parsed; fails the test unless it exits 0.
     boost::json::value RalphJson(const std::vector<std::string>& args, const std::string& cwd = "");
