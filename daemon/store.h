@@ -268,6 +268,9 @@ private:
     /// Queues an event behind the kept ones; false when over the limits (then only counted as lost).
     bool Keep(RunEvent event);
     void Migrate();
+    /// Sets `column` (stop_requested or pause_requested) of a running run to "now" or
+    /// "after_iteration"; false when the run is not running.
+    bool RequestOfRunning(const char* column, int64_t id, bool now);
 
     std::string path_;
     sqlite::Database db_;

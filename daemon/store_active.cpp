@@ -61,18 +61,22 @@ bool RunStore::MoveActiveRun(int64_t id, const std::string& from, const std::str
     return changed;
 }
 
-bool RunStore::RequestPause(int64_t id, bool now)
+bool RunStore::RequestOfRunning(const char* column, int64_t id, bool now)
 {
     sqlite::Transaction tx(db_);
-    auto s = db_.Cached("UPDATE runs SET pause_requested = ? WHERE id = ? AND status = 'running' AND pause_requested <> 'now'");
+    // Never from "now" back to "after_iteration": asked at once stays at once.
+    auto s = db_.Cached(std::string("UPDATE runs SET ") + column + " = ? WHERE id = ? AND status = 'running' AND " + column +
+                        " <> 'now'");
     s.Bind(std::string(now ? "now" : "after_iteration")).Bind(id);
     s.Step();
     bool changed = sqlite3_changes(db_.handle()) == 1;
     tx.Commit();
     if (changed) return true;
     auto run = GetRun(id);
-    return run && run->status == "running";  // already asked to pause at once
+    return run && run->status == "running";  // asked at once already
 }
+
+bool RunStore::RequestPause(int64_t id, bool now) { return RequestOfRunning("pause_requested", id, now); }
 
 bool RunStore::CancelPause(int64_t id)
 {
@@ -105,18 +109,7 @@ bool RunStore::FinishRun(int64_t id, const std::string& status, const std::strin
     return changed;
 }
 
-bool RunStore::RequestStop(int64_t id, bool now)
-{
-    sqlite::Transaction tx(db_);
-    auto s = db_.Cached("UPDATE runs SET stop_requested = ? WHERE id = ? AND status = 'running' AND stop_requested <> 'now'");
-    s.Bind(std::string(now ? "now" : "after_iteration")).Bind(id);
-    s.Step();
-    bool changed = sqlite3_changes(db_.handle()) == 1;
-    tx.Commit();
-    if (changed) return true;
-    auto run = GetRun(id);
-    return run && run->status == "running";
-}
+bool RunStore::RequestStop(int64_t id, bool now) { return RequestOfRunning("stop_requested", id, now); }
 
 std::optional<RunRow> RunStore::ActiveRunForTask(const std::string& task_dir)
 {
