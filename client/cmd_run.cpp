@@ -49,10 +49,7 @@ std::string Iter(const json::value& run) { return Field(run, "iteration") + "/" 
 std::string Duration(const json::value& run)
 {
     long long start = run.at("started_at").as_int64();
-    long long end = run.at("ended_at").is_int64() ? run.at("ended_at").as_int64()
-                                                  : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                        std::chrono::system_clock::now().time_since_epoch())
-                                                        .count();
+    long long end = run.at("ended_at").is_int64() ? run.at("ended_at").as_int64() : NowMillis();
     return HumanDuration(end - start);
 }
 

@@ -4,6 +4,7 @@
 // second), the selected run's log and the controls.
 #include "client/cmd_top_model.h"
 #include "client/commands.h"
+#include "common/duration.h"
 #include "common/jsonrpc.h"
 #include "common/rpc_client.h"
 
@@ -47,11 +48,6 @@ void OnInterrupt(int)
         _exit(kExitInterrupted);
     }
     g_interrupted = 1;
-}
-
-int64_t NowMs()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::string SelfPath()
@@ -159,7 +155,7 @@ public:
             LoadSelectedLog();
             // Events can come by the hundred: the screen is painted at most ten times a second.
             if (dirty && now - last_paint >= std::chrono::milliseconds(100)) {
-                screen.Paint(top::Layout(model_, view_, COLS, LINES, NowMs()));
+                screen.Paint(top::Layout(model_, view_, COLS, LINES, NowMillis()));
                 last_paint = now;
                 dirty = false;
             }

@@ -2,6 +2,7 @@
 
 #include "client/client.h"
 #include "client/format.h"
+#include "common/duration.h"
 #include "common/jsonrpc.h"
 #include "common/rpc_client.h"
 
@@ -52,12 +53,6 @@ private:
     struct sigaction previous_ {};
 };
 
-long long NowMs()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 void PrintJsonLine(const json::value& v) { std::cout << json::serialize(v) << "\n" << std::flush; }
 
 }  // namespace
@@ -98,7 +93,7 @@ FollowResult FollowRun(Client& client, int64_t run_id, const FollowOptions& opti
         if (!tty) return;
         long long ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
         std::cout << "\r\033[K" << "iteration " << iteration << "/" << max_iterations << "  " << HumanDuration(ms)
-                  << StoriesAndBudgetLeft(state, budget, run_started_at, NowMs()) << "  last tool: " << last_tool << std::flush;
+                  << StoriesAndBudgetLeft(state, budget, run_started_at, NowMillis()) << "  last tool: " << last_tool << std::flush;
         status_shown = true;
     };
     auto daemon_stopped = [&](json::object run) {

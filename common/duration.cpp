@@ -79,4 +79,10 @@ std::string FormatLocalTime(int64_t unix_ms, const char* format)
     return std::string(buf, n);
 }
 
+int64_t NowMillis()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 }  // namespace ralph

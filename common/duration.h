@@ -25,4 +25,7 @@ std::string FormatDuration(Millis d);
 /// Unix milliseconds as local time in a strftime format, e.g. "%Y-%m-%d %H:%M".
 std::string FormatLocalTime(int64_t unix_ms, const char* format);
 
+/// Unix time now, in milliseconds (what runs and events record).
+int64_t NowMillis();
+
 }  // namespace ralph

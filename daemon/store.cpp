@@ -16,11 +16,6 @@
 
 namespace ralph {
 
-int64_t NowMillis()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 namespace {
 

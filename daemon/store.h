@@ -4,6 +4,7 @@
 // Owned by the daemon's io_context thread; not thread-safe.
 #pragma once
 
+#include "common/duration.h"
 #include "common/sqlite.h"
 #include "daemon/budget.h"
 #include "daemon/store_schema.h"
@@ -284,7 +285,5 @@ private:
     std::string kept_reason_;
 };
 
-/// Unix time in milliseconds.
-int64_t NowMillis();
 
 }  // namespace ralph
