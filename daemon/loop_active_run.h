@@ -34,6 +34,9 @@ struct LoopEngine::ActiveRun {
     std::string branch;       ///< the run's own branch in its worktree; empty when in place
     std::string last_snapshot;  ///< where this loop left refs/ralph/runs/<id>; "" to ask git
     std::string verify_output;  ///< a failed verification, for the next prompt's {VERIFY_OUTPUT}
+    /// A complete prd.json verified at the loop's top after iteration `.first` (no iteration had
+    /// verified it), and whether it passed: asked once, not again while the loop waits there.
+    std::optional<std::pair<int, bool>> prd_verified;
     std::string budget_crossed; ///< the budget the last iteration's steps crossed, in words
 };
 

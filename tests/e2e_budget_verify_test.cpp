@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <signal.h>
 
 namespace ralph::test {
@@ -170,6 +171,23 @@ TEST(E2EVerify, AHangingVerifyIsKilledWithItsProcessGroupAtTheTimeout)
     ASSERT_TRUE(WaitFor([&] { return !ReadFile(pidfile).empty(); }, std::chrono::seconds(10)));
     pid_t child = std::stoi(ReadFile(pidfile));
     EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(child); }, std::chrono::seconds(10))) << "verify's child " << child;
+}
+
+TEST(E2EVerify, APrdCompleteAtTheStartIsVerifiedOnceBeforeTheFirstIteration)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "t", "TEXTONLY\n", R"({"userStories": [{"id": "S1", "passes": true}]})");
+    const std::string calls = env.dir + "/verify-calls";
+    json::value started = env.RalphJson({"run", "t", "-n", "1", "--verify", "echo called >> " + calls + "; exit 1"}, project);
+    json::object run = env.WaitRunEnd(started.at("id").as_int64());
+    EXPECT_EQ(run.at("reason"), "max_iterations") << json::serialize(run);
+    ASSERT_EQ(run.at("iterations").as_array().size(), 1u);
+    EXPECT_EQ(run.at("iterations").as_array()[0].at("verify"), "failed");
+    // Once before iteration 1 (the loop passes its checks more than once on the way), once after it.
+    std::string text = ReadFile(calls);
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;
 }
 
 TEST(E2EStories, StoryProgressIsInTheRunAndInStatus)
