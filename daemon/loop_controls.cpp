@@ -48,11 +48,9 @@ LoopEngine::ControlResult LoopEngine::Pause(int64_t run_id, bool now)
     Event(run_id, run->iteration, "note",
           Obj("message", now ? "pause requested: aborting the current iteration"
                              : "pause requested: the run pauses after the current iteration"));
-    if (auto it = active_.find(run_id); it != active_.end() && now) {
-        it->second->pause_now = true;
-        Wake(*it->second);
-    } else if (it != active_.end()) {
-        Wake(*it->second);  // a loop waiting for the server pauses now
+    if (auto it = active_.find(run_id); it != active_.end()) {
+        if (now) it->second->pause_now = true;
+        Wake(*it->second);  // also a loop waiting for the server or backing off: it pauses now
     }
     return {true, now ? "run " + Id(run_id) + " is pausing now" : "run " + Id(run_id) + " pauses after its current iteration"};
 }

@@ -7,6 +7,7 @@
 #include "daemon/loop_active_run.h"
 
 #include <cstdio>
+#include <optional>
 #include <set>
 
 namespace ralph {
@@ -43,13 +44,18 @@ asio::awaitable<void> LoopEngine::WatchServer()
     std::map<std::string, Clock::TimePoint> last_active;  // project (work tree) -> when it last had an active run
     bool said_attached = false;
     while (!shutting_down_) {
-        co_await watch_wake_.WaitFor(std::chrono::seconds(2));
+        // Both off (an external server, or set so): nothing to watch until SetServerLimits says.
+        const bool watching = max_memory_ > 0 || instance_idle_.count() > 0;
+        co_await watch_wake_.WaitFor(watching ? std::chrono::seconds(2) : std::chrono::seconds(3600));
         if (shutting_down_) break;
+        if (!watching) continue;
         const auto now = clock_.Now();
         std::set<std::string> busy;
-        for (const auto& [id, a] : active_)
-            if (auto run = store_.GetRun(id)) busy.insert(run->work_root());
-        for (const std::string& root : busy) last_active[root] = now;
+        if (instance_idle_.count() > 0) {
+            for (const auto& [id, a] : active_)
+                if (auto run = store_.GetRun(id)) busy.insert(run->work_root());
+            for (const std::string& root : busy) last_active[root] = now;
+        }
         const bool live = server_.state() == ServerState::Running && server_.Live().has_value();
         if (!live) {
             draining_ = false;
@@ -86,13 +92,16 @@ asio::awaitable<void> LoopEngine::WatchServer()
         }
         draining_ = false;
 
-        // Idle projects' instances, on the same condition.
+        // Idle projects' instances, on the same condition (other clients asked once: it reads /proc/net).
         if (instance_idle_.count() <= 0 || IterationInFlight()) continue;
+        std::optional<bool> attached;
         for (auto it = last_active.begin(); it != last_active.end();) {
-            if (busy.count(it->first) || now - it->second < instance_idle_ || server_.ForeignClients() > 0) {
+            if (busy.count(it->first) || now - it->second < instance_idle_) {
                 ++it;
                 continue;
             }
+            if (!attached) attached = server_.ForeignClients() > 0;
+            if (*attached) break;
             auto endpoint = server_.Live();
             if (!endpoint) break;
             std::unique_ptr<OpencodeClient> opencode = clients_(*endpoint);

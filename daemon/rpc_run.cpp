@@ -61,16 +61,17 @@ asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
     if (auto agent = ParamString(params, "agent"); !agent.empty()) apply("agent", "run.agent", agent);
     if (auto promise = ParamString(params, "promise"); !promise.empty())
         apply("promise", "run.completion_promise", promise);
-    if (auto* t = params.if_contains("iteration_timeout"); t && !t->is_null())
-        apply("iteration_timeout", "run.iteration_timeout",
-              t->is_string() ? std::string(t->as_string()) : std::to_string(ParamInt(params, "iteration_timeout").value_or(0)));
+    // A duration is a string ("30m") or whole seconds, as in the config files.
+    auto apply_duration = [&](const char* param, const std::string& key) {
+        if (auto* t = params.if_contains(param); t && !t->is_null())
+            apply(param, key, t->is_string() ? std::string(t->as_string()) : std::to_string(ParamInt(params, param).value_or(0)));
+    };
+    apply_duration("iteration_timeout", "run.iteration_timeout");
     if (auto worktree = ParamString(params, "worktree"); !worktree.empty()) apply("worktree", "run.worktree", worktree);
     if (auto* cost = params.if_contains("max_cost"); cost && cost->is_number())
         apply("max_cost", "run.max_cost", cost->to_number<double>() < 0 ? "-1" : json::serialize(*cost));
     if (auto n = ParamInt(params, "max_tokens")) apply("max_tokens", "run.max_tokens", std::to_string(*n));
-    if (auto* t = params.if_contains("max_time"); t && !t->is_null())
-        apply("max_time", "run.max_time",
-              t->is_string() ? std::string(t->as_string()) : std::to_string(ParamInt(params, "max_time").value_or(0)));
+    apply_duration("max_time", "run.max_time");
     if (auto* verify = params.if_contains("verify"); verify && verify->is_string())
         apply("verify", "run.verify", std::string(verify->as_string()));
     std::string cost_warning;

@@ -177,8 +177,7 @@ asio::awaitable<ServerSupervisor::StartOutcome> ServerSupervisor::StartOnce()
         }
         version_ = health.version;
         healthy_ = true;
-        memory_ = proc_->GroupRss(inst->pid);
-        memory_peak_ = std::max(memory_peak_, memory_);
+        SampleMemory(*inst);
         RecordManaged(ManagedServerRecord{inst->pid, inst->start_time, inst->port, NowMillis()});
         Event("started", inst->pid, inst->port,
               "version " + version_ + ", healthy after " +
@@ -269,9 +268,7 @@ asio::awaitable<ServerSupervisor::RunOutcome> ServerSupervisor::Monitor(std::sha
         if (check.healthy) {
             failures = 0;
             if (!check.version.empty()) version_ = check.version;
-            // Its memory, with each health check (SPEC §8): the server and its tool processes.
-            memory_ = proc_->GroupRss(inst->pid);
-            memory_peak_ = std::max(memory_peak_, memory_);
+            SampleMemory(*inst);
             if (!healthy_) {
                 healthy_ = true;
                 Log(LogLevel::Info) << "opencode server is healthy again";
@@ -287,6 +284,13 @@ asio::awaitable<ServerSupervisor::RunOutcome> ServerSupervisor::Monitor(std::sha
         Wake();
         if (failures >= settings_.health_failures) co_return RunOutcome::Unhealthy;
     }
+}
+
+void ServerSupervisor::SampleMemory(const ServerInstance& inst)
+{
+    // With each health check (SPEC §8): the server and the tool processes in its process group.
+    memory_ = proc_->GroupRss(inst.pid);
+    memory_peak_ = std::max(memory_peak_, memory_);
 }
 
 }  // namespace ralph

@@ -159,6 +159,8 @@ private:
     boost::asio::awaitable<void> Supervise();
     boost::asio::awaitable<StartOutcome> StartOnce();
     boost::asio::awaitable<RunOutcome> Monitor(std::shared_ptr<ServerInstance> inst);
+    /// memory_ and memory_peak_ from the instance's process group.
+    void SampleMemory(const ServerInstance& inst);
     std::shared_ptr<ServerInstance> Launch(const std::string& binary, int port, std::string& error);
     int ChoosePort(const std::set<int>& excluded) const;
     std::string ResolveOpencode(std::string& error) const;
