@@ -168,44 +168,50 @@ std::vector<ProcStat> ProcFs::Descendants(int ancestor) const
     return out;
 }
 
-void ProcFs::ParseTcpTable(std::string_view text, uid_t uid, std::map<uint64_t, int>& out)
+namespace {
+
+/// Calls `row` with the fields of each socket of /proc/net/tcp or tcp6 in `state` ("0A" listen,
+/// "01" established) that has all ten: "sl local_address rem_address st tx:rx tr:when retrnsmt uid
+/// timeout inode".
+template <typename Row>
+void ForEachTcpRow(std::string_view text, std::string_view state, Row row)
 {
-    // "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt   uid  timeout inode"
     std::size_t start = text.find('\n');  // skip the header
     while (start != std::string_view::npos && start < text.size()) {
         std::size_t end = text.find('\n', start + 1);
         std::string_view line = text.substr(start + 1, end == std::string_view::npos ? std::string_view::npos : end - start - 1);
         start = end;
         auto f = Fields(line);
-        if (f.size() < 10 || f[3] != "0A") continue;  // 0A: TCP_LISTEN
-        auto colon = f[1].rfind(':');
+        if (f.size() >= 10 && f[3] == state) row(f);
+    }
+}
+
+/// The port of an "ADDRESS:PORT" field (hexadecimal).
+bool PortOf(std::string_view address, int& port)
+{
+    auto colon = address.rfind(':');
+    return colon != std::string_view::npos && ToNumber(address.substr(colon + 1), port, 16);
+}
+
+}  // namespace
+
+void ProcFs::ParseTcpTable(std::string_view text, uid_t uid, std::map<uint64_t, int>& out)
+{
+    ForEachTcpRow(text, "0A", [&](const std::vector<std::string_view>& f) {
         int port = 0;
         uid_t owner = 0;
         uint64_t inode = 0;
-        if (colon == std::string_view::npos || !ToNumber(f[1].substr(colon + 1), port, 16) || !ToNumber(f[7], owner) ||
-            !ToNumber(f[9], inode))
-            continue;
-        if (owner == uid && inode != 0) out[inode] = port;
-    }
+        if (PortOf(f[1], port) && ToNumber(f[7], owner) && ToNumber(f[9], inode) && owner == uid && inode != 0)
+            out[inode] = port;
+    });
 }
 
 void ProcFs::ParseTcpConnections(std::string_view text, std::vector<TcpConnection>& out)
 {
-    std::size_t start = text.find('\n');  // skip the header
-    while (start != std::string_view::npos && start < text.size()) {
-        std::size_t end = text.find('\n', start + 1);
-        std::string_view line = text.substr(start + 1, end == std::string_view::npos ? std::string_view::npos : end - start - 1);
-        start = end;
-        auto f = Fields(line);
-        if (f.size() < 10 || f[3] != "01") continue;  // 01: TCP_ESTABLISHED
-        auto local = f[1].rfind(':'), remote = f[2].rfind(':');
+    ForEachTcpRow(text, "01", [&](const std::vector<std::string_view>& f) {
         TcpConnection c;
-        if (local == std::string_view::npos || remote == std::string_view::npos ||
-            !ToNumber(f[1].substr(local + 1), c.local_port, 16) || !ToNumber(f[2].substr(remote + 1), c.remote_port, 16) ||
-            !ToNumber(f[9], c.inode))
-            continue;
-        out.push_back(c);
-    }
+        if (PortOf(f[1], c.local_port) && PortOf(f[2], c.remote_port) && ToNumber(f[9], c.inode)) out.push_back(c);
+    });
 }
 
 int64_t ProcFs::GroupRss(int pgid) const
