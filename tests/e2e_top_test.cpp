@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <regex>
+#include <thread>
 #include <unistd.h>
 
 namespace ralph::test {
@@ -219,6 +220,117 @@ TEST(E2ETop, DShowsTheLastIterationsDiffInThePagerAndComesBack)
         << ReadFile(pager_out) << term.Screen();
     EXPECT_NE(ReadFile(pager_out).find("diff --git a/made-by-agent.txt b/made-by-agent.txt"), std::string::npos);
     ASSERT_TRUE(term.WaitText("LAST ACTIVITY")) << term.Screen();  // back on top's screen
+    term.Keys({"q"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+}
+
+// a: top leaves its screen for `ralph attach <run>`, which becomes the real opencode TUI on the
+// run's session; when opencode quits, top's table is back and answers keys.
+TEST(E2ETop, AAttachesToTheSelectedRunsSessionInTheOpencodeTuiAndTopComesBack)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "done", "Say the magic words.\nPROMISE\n");
+    json::value run = env.RalphJson({"run", "done"}, project);
+    const std::string id = std::to_string(run.at("id").as_int64());
+    env.WaitRunEnd(run.at("id").as_int64());
+    Terminal term(env);
+    ASSERT_TRUE(term.started());
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    ASSERT_TRUE(term.WaitText("completed")) << term.Screen();
+    // The prompt the loop sent is not in top's log: on screen it can only come from opencode.
+    ASSERT_EQ(term.Screen().find("Say the magic words."), std::string::npos) << term.Screen();
+    term.Keys({"a"});
+    auto opencode_shown = [](const std::string& s) {
+        return s.find("Say the magic words.") != std::string::npos && s.find("ctrl+p commands") != std::string::npos &&
+               s.find("LAST ACTIVITY") == std::string::npos;
+    };
+    ASSERT_TRUE(term.WaitScreen(opencode_shown)) << term.Screen();
+
+    // Ctrl+C quits opencode's TUI (top ignores SIGINT meanwhile). Should the key come before the
+    // TUI reads keys, Ctrl+D quits it too, and is nothing to top: a second Ctrl+C could reach top
+    // after it is back, and quit it.
+    term.Keys({"C-c"});
+    auto top_back = [](const std::string& s) {
+        return s.find("LAST ACTIVITY") != std::string::npos && s.find("ctrl+p commands") == std::string::npos;
+    };
+    if (!term.WaitScreen(top_back, 15s)) {
+        term.Keys({"C-d"});
+        ASSERT_TRUE(term.WaitScreen(top_back)) << term.Screen();
+    }
+    // Its table redrawn on the alternate screen, the keys on the status line (attach exited 0:
+    // top would say "ralph attach <run> exited with ..." there).
+    ASSERT_TRUE(term.WaitText("a attach  q quit")) << term.Screen();
+    std::string screen = term.Screen();
+    EXPECT_NE(screen.find("completed"), std::string::npos) << screen;
+    EXPECT_NE(screen.find("-- run " + id + " log"), std::string::npos) << screen;
+    EXPECT_EQ(screen.find("exited with"), std::string::npos) << screen;
+    EXPECT_TRUE(term.AlternateScreen());
+    // It still answers keys: Enter shows the whole log, q goes back, q quits.
+    term.Keys({"Enter"});
+    ASSERT_TRUE(term.WaitText("whole log")) << term.Screen();
+    term.Keys({"q"});
+    ASSERT_TRUE(term.WaitText("LAST ACTIVITY")) << term.Screen();
+    term.Keys({"q"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+    screen = term.Screen();
+    EXPECT_EQ(screen.find("LAST ACTIVITY"), std::string::npos) << screen;
+    EXPECT_EQ(screen.find("ctrl+p commands"), std::string::npos) << screen;
+}
+
+// ralphd stops under a running top: top says so and waits, retrying, without starting a daemon
+// of its own (autostart is for its first contact only); when ralphd is started again top
+// reconnects, shows the runs again and follows new ones.
+TEST(E2ETop, WaitsForAStoppedDaemonWithoutStartingOneAndReconnectsWhenItIsBack)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "before", "PROMISE\n");
+    env.AddTask(project, "after", "PROMISE\n");
+    json::value first = env.RalphJson({"run", "before"}, project);
+    const int64_t first_id = first.at("id").as_int64();
+    env.WaitRunEnd(first_id);
+    Terminal term(env);
+    ASSERT_TRUE(term.started());
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    // A run's row in the table: the line that starts with its id (log lines start with a time).
+    auto row = [&](int64_t id) {
+        for (const std::string& line : term.Lines())
+            if (line.rfind(std::to_string(id) + " ", 0) == 0) return line;
+        return std::string();
+    };
+    auto row_shows = [&](int64_t id, const std::string& task, const std::string& status) {
+        std::string r = row(id);
+        return r.find(task) != std::string::npos && r.find(status) != std::string::npos;
+    };
+    ASSERT_TRUE(WaitFor([&] { return row_shows(first_id, "before", "completed"); }, 60s)) << term.Screen();
+
+    ASSERT_EQ(env.StopDaemon(), 0) << env.DaemonStderr();
+    ASSERT_TRUE(term.WaitText("ralphd is not answering; retrying every second")) << term.Screen();
+    // A retry found no daemon and started none: the reason shown is now the failed connection.
+    ASSERT_TRUE(term.WaitText("retrying every second (cannot connect")) << term.Screen();
+    std::this_thread::sleep_for(3s);  // a few more retries (a lower bound: a slower machine only retries less)
+    std::string screen = term.Screen();
+    EXPECT_NE(screen.find("retrying every second (cannot connect"), std::string::npos) << screen;
+    EXPECT_NE(screen.find("LAST ACTIVITY"), std::string::npos) << screen;  // still top, its table kept
+    EXPECT_TRUE(term.AlternateScreen());
+    int fd = RawConnect(env.socket);
+    EXPECT_EQ(fd, -1) << "something answers on " << env.socket << " while no ralphd was started";
+    if (fd >= 0) close(fd);
+
+    env.StartDaemon();
+    ASSERT_TRUE(term.WaitText("ralphd is back")) << term.Screen();
+    ASSERT_TRUE(term.WaitScreen([](const std::string& s) {
+        return s.find("not answering") == std::string::npos && s.find("ralph top  server:") != std::string::npos;
+    })) << term.Screen();
+    EXPECT_TRUE(row_shows(first_id, "before", "completed")) << term.Screen();
+    // Live again: a run started now shows up and ends in the table.
+    json::value second = env.RalphJson({"run", "after"}, project);
+    const int64_t second_id = second.at("id").as_int64();
+    ASSERT_TRUE(WaitFor([&] { return row_shows(second_id, "after", "completed"); }, 120s)) << term.Screen();
+    EXPECT_TRUE(row_shows(first_id, "before", "completed")) << term.Screen();
     term.Keys({"q"});
     EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
 }
