@@ -12,6 +12,27 @@
 
 namespace ralph::test {
 
+// The table as the earlier ralph created it (src/ralph/session.py), `pid` being the loop worker.
+inline const char* kLegacySchema = R"sql(
+CREATE TABLE sessions (
+    task_name TEXT PRIMARY KEY,
+    task_dir TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    tmux_session TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running',
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    iteration INTEGER NOT NULL DEFAULT 0,
+    current_story TEXT NOT NULL DEFAULT '',
+    max_iterations INTEGER NOT NULL DEFAULT 50,
+    session_type TEXT NOT NULL DEFAULT 'tmux',
+    server_port INTEGER,
+    server_url TEXT NOT NULL DEFAULT '',
+    opencode_session_id TEXT NOT NULL DEFAULT ''
+);
+)sql";
+
 struct LegacyEra {
     const char* commits;  ///< the commits that created this table
     const char* create;
