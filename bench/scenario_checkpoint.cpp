@@ -134,7 +134,12 @@ void ScenarioCheckpoint(World& world, const Options& o, Report& report)
     Checkpoints checkpoints(git, int64_t(10) << 20);
     std::optional<CheckpointRepo> cr = Await(io, checkpoints.Open(repo, 1));
     if (!cr) throw std::runtime_error(repo + " is not a git work tree");
-    if (!Await(io, checkpoints.TakeBase(*cr, 1)).ok()) throw std::runtime_error("the base snapshot failed");
+    Result<Checkpoint> base = Await(io, checkpoints.TakeBase(*cr, 1));
+    if (!base) throw std::runtime_error("the base snapshot failed");
+    // As the loop calls it: HEAD at the iteration's start and the last snapshot, which it keeps.
+    Result<std::string> head = Await(io, checkpoints.Head(*cr));
+    if (!head) throw std::runtime_error("git rev-parse HEAD failed");
+    std::string last = base->commit;
 
     std::vector<double> snapshot_ms, status_ms;
     for (int round = 0; round < o.checkpoint_rounds; ++round) {
@@ -147,8 +152,9 @@ void ScenarioCheckpoint(World& world, const Options& o, Report& report)
         // Alternating which goes first, so that neither always gets the warmer cache.
         auto snapshot = [&] {
             auto t0 = SteadyClock::now();
-            Result<Checkpoint> cp = Await(io, checkpoints.Take(*cr, 1, round + 1, ""));
+            Result<Checkpoint> cp = Await(io, checkpoints.Take(*cr, 1, round + 1, *head, last));
             if (!cp || cp->files_changed < 1) throw std::runtime_error("a snapshot failed or saw no change");
+            last = cp->commit;
             snapshot_ms.push_back(MsSince(t0));
         };
         auto status = [&] {
