@@ -56,11 +56,8 @@ asio::awaitable<void> LoopEngine::StopIdleServer()
         if (active_.empty() && idle_for >= idle_stop && server_.state() == ServerState::Running) {
             Log(LogLevel::Info) << "stopping the opencode server: no run for " << FormatDuration(idle_stop)
                                 << " (server.idle_stop)";
-            try {
-                co_await server_.Stop();
-            } catch (const std::exception& e) {
-                Log(LogLevel::Warning) << "idle stop: " << e.what();
-            }
+            if (Status stopped = co_await server_.Stop(); !stopped.ok())
+                Log(LogLevel::Warning) << "idle stop: " << stopped.message();
             last_busy_ = clock_.Now();
         }
         auto next = std::min<SteadyClock::duration>(std::max<SteadyClock::duration>(idle_stop - idle_for, std::chrono::milliseconds(100)),
@@ -81,15 +78,15 @@ void LoopEngine::Event(int64_t run_id, int iteration, const std::string& kind, j
     activity_.Notify(run_id);
 }
 
-RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::string* error)
+Result<RunRow> LoopEngine::Start(const Task& task, const RunSettings& settings, std::string* error)
 {
-    if (shutting_down_) throw RpcError(kInvalidState, "ralphd is shutting down; start the run again when it is back");
+    if (shutting_down_) return Status(kInvalidState, "ralphd is shutting down; start the run again when it is back");
     if (auto active = store_.ActiveRunForTask(task.dir)) {
-        throw RpcError(kAlreadyRunning, "task " + task.name + " already has a " + active->status + " run: run " +
-                                            std::to_string(active->id) + " (iteration " +
-                                            std::to_string(active->iteration) + "/" +
-                                            std::to_string(active->max_iterations) + "); stop it with: ralph stop " +
-                                            std::to_string(active->id));
+        return Status(kAlreadyRunning, "task " + task.name + " already has a " + active->status + " run: run " +
+                                           std::to_string(active->id) + " (iteration " +
+                                           std::to_string(active->iteration) + "/" +
+                                           std::to_string(active->max_iterations) + "); stop it with: ralph stop " +
+                                           std::to_string(active->id));
     }
     RunRow row;
     row.task_name = task.name;
@@ -110,7 +107,7 @@ RunRow LoopEngine::Start(const Task& task, const RunSettings& settings, std::str
     // [daemon] max_running: beyond it, the run waits its turn (SPEC §8).
     const bool queued = max_running_ > 0 && store_.CountRunning() >= max_running_;
     auto id = store_.InsertRun(row, queued);
-    if (!id) throw RpcError(kAlreadyRunning, "task " + task.name + " already has an active run");
+    if (!id) return Status(kAlreadyRunning, "task " + task.name + " already has an active run");
     Event(*id, 0, "run.start",
           {{"task", task.name}, {"task_dir", task.dir}, {"project", task.project_root},
            {"max_iterations", row.max_iterations}, {"model", row.model}, {"agent", row.agent},
@@ -260,19 +257,14 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         }
 
         // The server, started on demand; while it restarts the run waits, and `fatal` ends it.
-        bool have_server = false;
-        try {
-            co_await supervisor.Ensure();
-            have_server = true;
-        } catch (const RpcError& e) {
+        Result<ServerEndpoint> server = co_await supervisor.Ensure();
+        if (!server) {
             if (shutting_down_) break;  // the server went with the daemon: no verdict on the run
             if (supervisor.state() == ServerState::Fatal) {
-                Finish(id, "failed", "server_unavailable", e.what());
+                Finish(id, "failed", "server_unavailable", server.status().message());
                 break;
             }
-            Log(LogLevel::Debug) << "run " << id << " waits for the server: " << e.what();
-        }
-        if (!have_server) {
+            Log(LogLevel::Debug) << "run " << id << " waits for the server: " << server.status().message();
             co_await active->wake.WaitFor(std::chrono::seconds(1));
             continue;
         }

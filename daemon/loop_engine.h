@@ -49,10 +49,10 @@ public:
     /// Phase two, after the supervisor has shut down: waits for every loop to end.
     boost::asio::awaitable<void> WaitStopped();
 
-    /// Starts a run of a task. Refuses a second running run (RpcError ALREADY_RUNNING). A task
+    /// Starts a run of a task. Refuses a second running run (kAlreadyRunning). A task
     /// that cannot run (broken prd.json or ralph.ini) gives a run that failed at once
     /// (`task_invalid`), with the reason in `error`.
-    RunRow Start(const Task& task, const RunSettings& settings, std::string* error);
+    Result<RunRow> Start(const Task& task, const RunSettings& settings, std::string* error);
     /// What a control did: `changed` false when the run was not in a state it applies to, and
     /// `message` says what happened or why nothing did.
     struct ControlResult {

@@ -81,11 +81,8 @@ asio::awaitable<void> LoopEngine::WatchServer()
             const std::string why = "memory " + Megabytes(memory) + " above server.max_memory " + Megabytes(max_memory_);
             Log(LogLevel::Info) << "restarting the opencode server between iterations: " << why;
             iterations_since_restart_ = 0;
-            try {
-                co_await server_.Restart(why);
-            } catch (const std::exception& e) {
-                Log(LogLevel::Warning) << "restarting the opencode server for its memory: " << e.what();
-            }
+            if (Status restarted = co_await server_.Restart(why); !restarted.ok())
+                Log(LogLevel::Warning) << "restarting the opencode server for its memory: " << restarted.message();
             draining_ = false;
             for (auto& [id, a] : active_) Wake(*a);
             continue;

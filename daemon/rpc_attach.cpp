@@ -70,7 +70,7 @@ AttachPlan PlanAttach(Daemon& d, const json::object& params)
 
     AttachPlan plan;
     if (run_ref) {
-        plan.run = ResolveRun(store, *run_ref, cwd);
+        plan.run = ValueOrThrow(ResolveRun(store, *run_ref, cwd));
     } else if (latest) {
         plan.run = store.MostRecentlyActiveRun();
         if (!plan.run) throw RpcError(kNotFound, "no run has an opencode session yet; start one with: ralph run <task>");
@@ -145,14 +145,9 @@ asio::awaitable<json::value> Target(CallContext& ctx, const json::object& params
     if (binary.empty()) throw RpcError(kServerUnavailable, "cannot attach: " + binary_error);
 
     // Started on demand and waited for, so that a finished loop's sessions stay inspectable.
-    ServerEndpoint server;
-    std::string unavailable;
-    try {
-        server = co_await d.supervisor().Ensure();
-    } catch (const RpcError& e) {
-        unavailable = e.what();
-    }
-    if (!unavailable.empty()) throw RpcError(kServerUnavailable, "cannot attach: " + unavailable);
+    Result<ServerEndpoint> ensured = co_await d.supervisor().Ensure();
+    if (!ensured) throw RpcError(kServerUnavailable, "cannot attach: " + ensured.status().message());
+    const ServerEndpoint server = *ensured;
 
     if (!plan.session.empty()) {
         // opencode would only say "Session not found" and exit; say which run it was and what to do.

@@ -54,7 +54,7 @@ json::object FileJson(const DiffFile& f)
 asio::awaitable<json::value> Diff(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
-    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ValueOrThrow(ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd")));
     std::vector<std::string> commits = Snapshots(d, run);
     auto iteration = ParamInt(params, "iteration");
     std::string from, to;
@@ -83,7 +83,7 @@ asio::awaitable<json::value> Diff(CallContext& ctx, const json::object& params)
 asio::awaitable<json::value> Restore(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
-    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ValueOrThrow(ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd")));
     std::vector<std::string> commits = Snapshots(d, run);
     const int64_t n = ParamInt(params, "iteration").value_or(0);
     const std::string target = SnapshotAt(run, commits, n, 0);
@@ -147,7 +147,7 @@ asio::awaitable<json::value> Clean(CallContext& ctx, const json::object& params)
         for (const RunRow& r : d.store().ListRuns("", 0))
             if (!IsActiveStatus(r.status)) runs.push_back(r);
     } else {
-        RunRow run = ResolveRun(d.store(), *ref, ParamString(params, "cwd"));
+        RunRow run = ValueOrThrow(ResolveRun(d.store(), *ref, ParamString(params, "cwd")));
         if (IsActiveStatus(run.status))
             throw RpcError(kInvalidState, "run " + std::to_string(run.id) + " is " + run.status +
                                               "; stop it first: ralph stop " + std::to_string(run.id));

@@ -41,7 +41,7 @@ json::object StateEvent(const json::object& run)
 asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
-    Task task = ResolveTask(ParamString(params, "task"), ParamString(params, "cwd"));
+    Task task = ValueOrThrow(ResolveTask(ParamString(params, "task"), ParamString(params, "cwd")));
     RunSettings settings;
     try {
         settings = TaskRunSettings(d.config().run, task);
@@ -77,14 +77,14 @@ asio::awaitable<json::value> Start(CallContext& ctx, const json::object& params)
     std::string cost_warning;
     if (!settings.model.empty() || !settings.agent.empty() || settings.max_cost > 0) {
         // A typo must not give a run that waits in vain (SPEC §8): ask the server first.
-        ServerEndpoint server = co_await d.supervisor().Ensure();
+        ServerEndpoint server = ValueOrThrow(co_await d.supervisor().Ensure());
         std::unique_ptr<OpencodeClient> opencode = d.opencode_clients()(server);
         Status checked = co_await CheckModelAndAgent(*opencode, task.project_root, settings);
         ThrowIfError(checked);
         cost_warning = co_await CheckMaxCost(*opencode, task.project_root, settings);
     }
     std::string error;
-    RunRow run = d.loops().Start(task, settings, &error);
+    RunRow run = ValueOrThrow(d.loops().Start(task, settings, &error));
     if (!cost_warning.empty()) d.loops().Event(run.id, 0, "note", Obj("message", "warning: " + cost_warning));
     json::object out = RunJson(run, d.supervisor().Live());
     if (!error.empty()) out["error"] = error;
@@ -96,13 +96,13 @@ asio::awaitable<json::value> List(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
     std::string task_dir;
-    if (auto ref = ParamString(params, "task"); !ref.empty()) task_dir = ResolveTask(ref, ParamString(params, "cwd")).dir;
+    if (auto ref = ParamString(params, "task"); !ref.empty()) task_dir = ValueOrThrow(ResolveTask(ref, ParamString(params, "cwd"))).dir;
     bool all = ParamBool(params, "all");
     auto live = d.supervisor().Live();
     json::array runs;
     for (const RunRow& r : d.store().ListRuns(task_dir, all ? 0 : 20)) runs.push_back(RunJson(r, live));
     int64_t older_runs = all ? 0 : std::max<int64_t>(0, d.store().CountRuns(task_dir) - static_cast<int64_t>(runs.size()));
-    json::object server = d.supervisor().Status();
+    json::object server = d.supervisor().StatusJson();
     json::value untracked = json::array{};
     if (auto* u = server.if_contains("untracked_servers")) {
         untracked = *u;
@@ -115,7 +115,7 @@ asio::awaitable<json::value> List(CallContext& ctx, const json::object& params)
 asio::awaitable<json::value> Get(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
-    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ValueOrThrow(ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd")));
     json::object out = RunJson(run, d.supervisor().Live());
     json::array iterations;
     for (const IterationRow& it : d.store().Iterations(run.id)) iterations.push_back(IterationJson(it));
@@ -126,7 +126,7 @@ asio::awaitable<json::value> Get(CallContext& ctx, const json::object& params)
 asio::awaitable<json::value> Stop(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
-    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ValueOrThrow(ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd")));
     bool now = ParamBool(params, "now");
     LoopEngine::ControlResult stopped = d.loops().Stop(run.id, now);
     RunRow after = *d.store().GetRun(run.id);
@@ -150,14 +150,14 @@ json::object ControlReply(Daemon& d, int64_t run_id, const LoopEngine::ControlRe
 asio::awaitable<json::value> Pause(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
-    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ValueOrThrow(ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd")));
     co_return ControlReply(d, run.id, d.loops().Pause(run.id, ParamBool(params, "now")));
 }
 
 asio::awaitable<json::value> Resume(CallContext& ctx, const json::object& params)
 {
     Daemon& d = ctx.daemon;
-    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ValueOrThrow(ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd")));
     co_return ControlReply(d, run.id, d.loops().Resume(run.id));
 }
 
@@ -208,7 +208,7 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
         if (params.contains("iteration")) throw RpcError(kInvalidParams, "invalid params: 'iteration' needs 'run'");
         co_return co_await FollowAllRuns(ctx, params);
     }
-    RunRow run = ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd"));
+    RunRow run = ValueOrThrow(ResolveRun(d.store(), params.at("run"), ParamString(params, "cwd")));
     int64_t after = ParamInt(params, "after").value_or(0);
     auto iteration = ParamInt(params, "iteration");
     if (iteration && (*iteration < 1 || *iteration > run.iteration)) {

@@ -18,7 +18,7 @@ json::object TaskJson(const Task& t)
 
 asio::awaitable<json::value> Resolve(CallContext& ctx, const json::object& params)
 {
-    Task t = ResolveTask(ParamString(params, "ref"), ParamString(params, "cwd"));
+    Task t = ValueOrThrow(ResolveTask(ParamString(params, "ref"), ParamString(params, "cwd")));
     json::object o = TaskJson(t);
     std::string source;
     LoadPromptTemplate(t, &source);

@@ -84,7 +84,7 @@ json::object IterationJson(const IterationRow& it)
     };
 }
 
-RunRow ResolveRun(RunStore& store, const json::value& ref, const std::string& cwd)
+Result<RunRow> ResolveRun(RunStore& store, const json::value& ref, const std::string& cwd)
 {
     std::optional<int64_t> id;
     if (ref.is_int64()) id = ref.as_int64();
@@ -95,14 +95,15 @@ RunRow ResolveRun(RunStore& store, const json::value& ref, const std::string& cw
     }
     if (id) {
         auto run = store.GetRun(*id);
-        if (!run) throw RpcError(kNotFound, "no run " + std::to_string(*id) + "; `ralph status --all` lists every run");
+        if (!run) return Status(kNotFound, "no run " + std::to_string(*id) + "; `ralph status --all` lists every run");
         return *run;
     }
-    if (!ref.is_string()) throw RpcError(kInvalidParams, "invalid params: 'run' must be a run id or a task reference");
-    Task task = ResolveTask(std::string(ref.as_string()), cwd);
-    if (auto active = store.ActiveRunForTask(task.dir)) return *active;
-    if (auto latest = store.LatestRunForTask(task.dir)) return *latest;
-    throw RpcError(kNotFound, "task " + task.name + " has no runs yet; start one with: ralph run " + task.name);
+    if (!ref.is_string()) return Status(kInvalidParams, "invalid params: 'run' must be a run id or a task reference");
+    Result<Task> task = ResolveTask(std::string(ref.as_string()), cwd);
+    if (!task) return task.status();
+    if (auto active = store.ActiveRunForTask(task->dir)) return *active;
+    if (auto latest = store.LatestRunForTask(task->dir)) return *latest;
+    return Status(kNotFound, "task " + task->name + " has no runs yet; start one with: ralph run " + task->name);
 }
 
 }  // namespace ralph

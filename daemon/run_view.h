@@ -1,6 +1,7 @@
 // How runs look on the socket (SPEC §4 `status --json`), and finding a run from what a user typed.
 #pragma once
 
+#include "common/status.h"
 #include "daemon/opencode_http.h"
 #include "daemon/store.h"
 
@@ -19,8 +20,8 @@ boost::json::object IterationJson(const IterationRow& it);
 boost::json::object BudgetJson(const RunBudget& budget);
 
 /// A run reference: a run id (integer, or a string of digits), or a task reference resolved
-/// against cwd, meaning that task's running run, else its latest. Throws RpcError NOT_FOUND /
-/// TASK_NOT_FOUND with what to do.
-RunRow ResolveRun(RunStore& store, const boost::json::value& ref, const std::string& cwd);
+/// against cwd, meaning that task's running run, else its latest. Fails with NOT_FOUND /
+/// TASK_NOT_FOUND and what to do.
+Result<RunRow> ResolveRun(RunStore& store, const boost::json::value& ref, const std::string& cwd);
 
 }  // namespace ralph

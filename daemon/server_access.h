@@ -2,6 +2,7 @@
 // the narrow side of ServerSupervisor. Unit tests of the loop implement it with a fake.
 #pragma once
 
+#include "common/status.h"
 #include "daemon/opencode_http.h"
 
 #include <boost/asio/awaitable.hpp>
@@ -23,11 +24,11 @@ public:
     virtual ServerState state() const = 0;
     /// The endpoint only while the server is running and healthy: what may be shown as live.
     virtual std::optional<ServerEndpoint> Live() const = 0;
-    /// The server, started on demand and healthy. Concurrent callers share one start.
-    /// Throws RpcError(kServerUnavailable) with a message saying what to do.
-    virtual boost::asio::awaitable<ServerEndpoint> Ensure() = 0;
+    /// The server, started on demand and healthy. Concurrent callers share one start. Fails
+    /// with kServerUnavailable and a message saying what to do.
+    virtual boost::asio::awaitable<Result<ServerEndpoint>> Ensure() = 0;
     /// Stops the managed server (the idle stop); see ServerSupervisor::Stop.
-    virtual boost::asio::awaitable<void> Stop() = 0;
+    virtual boost::asio::awaitable<Status> Stop() = 0;
     /// Stops begun so far, and why the latest one began: an iteration that saw this change was
     /// interrupted by a stop, not failed.
     virtual uint64_t stops_begun() const = 0;
@@ -41,7 +42,7 @@ public:
     /// connections to its port that are not ralphd's.
     virtual int ForeignClients() const = 0;
     /// Stops the managed server and starts it again, recording `why` in the server's history.
-    virtual boost::asio::awaitable<void> Restart(const std::string& why) = 0;
+    virtual boost::asio::awaitable<Status> Restart(const std::string& why) = 0;
 };
 
 }  // namespace ralph

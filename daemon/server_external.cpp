@@ -48,9 +48,9 @@ void ServerSupervisor::SetUpExternal()
     SpawnTask(WatchExternal());
 }
 
-asio::awaitable<ServerEndpoint> ServerSupervisor::EnsureExternal()
+asio::awaitable<Result<ServerEndpoint>> ServerSupervisor::EnsureExternal()
 {
-    if (!external_url_error_.empty()) throw RpcError(kServerUnavailable, external_url_error_);
+    if (!external_url_error_.empty()) co_return Status(kServerUnavailable, external_url_error_);
     if (healthy_) co_return external_endpoint_;
     HealthCheck check = co_await CheckHealth(external_endpoint_);
     if (check.healthy) {
@@ -63,8 +63,8 @@ asio::awaitable<ServerEndpoint> ServerSupervisor::EnsureExternal()
     last_error_ = check.error;
     std::string fix = check.http_status == 401 ? "set server.password in ralphd.conf to its OPENCODE_SERVER_PASSWORD"
                                                 : "start it, or fix server.url in ralphd.conf";
-    throw RpcError(kServerUnavailable, "the external opencode server at " + settings_.url +
-                                           " does not answer /global/health (" + last_error_ + "); " + fix);
+    co_return Status(kServerUnavailable, "the external opencode server at " + settings_.url +
+                                             " does not answer /global/health (" + last_error_ + "); " + fix);
 }
 
 asio::awaitable<void> ServerSupervisor::WatchExternal()

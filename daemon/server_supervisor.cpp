@@ -239,7 +239,7 @@ std::optional<ServerEndpoint> ServerSupervisor::Live() const
     return std::nullopt;
 }
 
-json::object ServerSupervisor::Status() const
+json::object ServerSupervisor::StatusJson() const
 {
     json::object o;
     o["mode"] = external_ ? "external" : "managed";
@@ -290,42 +290,40 @@ std::string ServerSupervisor::OpencodeBinary(std::string& error) const { return 
 // ---------------------------------------------------------------------------------------------
 // The public operations
 
-asio::awaitable<ServerEndpoint> ServerSupervisor::Ensure()
+asio::awaitable<Result<ServerEndpoint>> ServerSupervisor::Ensure()
 {
-    if (ShuttingDown(phase_)) throw RpcError(kServerUnavailable, kShuttingDown);
+    if (ShuttingDown(phase_)) co_return Status(kServerUnavailable, kShuttingDown);
     if (external_) co_return co_await EnsureExternal();
     bool waiting_on_start = false;  // this call saw a start under way and waits for its outcome
     const uint64_t stops = stops_begun_;
     // A stop that cancelled the start we waited for is not undone behind the user's back.
-    auto check_not_stopped = [&] {
-        if (waiting_on_start && stops_begun_ != stops)
-            throw RpcError(kServerUnavailable, "the opencode server was stopped while it was starting (ralph server stop)");
-    };
+    auto stopped_meanwhile = [&] { return waiting_on_start && stops_begun_ != stops; };
+    const Status stopped(kServerUnavailable, "the opencode server was stopped while it was starting (ralph server stop)");
     for (;;) {
-        if (ShuttingDown(phase_)) throw RpcError(kServerUnavailable, kShuttingDown);
+        if (ShuttingDown(phase_)) co_return Status(kServerUnavailable, kShuttingDown);
         switch (phase_) {
         case Phase::Stopping:
             co_await WaitUntil([&] { return phase_ != Phase::Stopping; }, kForever);
-            check_not_stopped();
+            if (stopped_meanwhile()) co_return stopped;
             continue;
         case Phase::Stopped:
-            check_not_stopped();
+            if (stopped_meanwhile()) co_return stopped;
             BeginSupervising();
             continue;
         case Phase::Running:
             if (healthy_ && current_ && !current_->exited) co_return current_->Endpoint();
             break;  // a health check failed: wait for the next verdict
         case Phase::Fatal:
-            throw RpcError(kServerUnavailable, FatalMessage());
+            co_return Status(kServerUnavailable, FatalMessage());
         case Phase::Starting:
             waiting_on_start = true;
             break;
         case Phase::BackoffStartFailed:
             if (waiting_on_start) {
                 Millis left = std::max<Millis>(Millis(0), std::chrono::duration_cast<Millis>(next_restart_at_ - clock_.Now()));
-                throw RpcError(kServerUnavailable, "the opencode server did not start: " + last_error_ +
-                                                       "; ralphd tries again in " + FormatDuration(left) + " (see " +
-                                                       log_path_ + ")");
+                co_return Status(kServerUnavailable, "the opencode server did not start: " + last_error_ +
+                                                         "; ralphd tries again in " + FormatDuration(left) + " (see " +
+                                                         log_path_ + ")");
             }
             break;
         case Phase::Unhealthy:
@@ -341,13 +339,10 @@ asio::awaitable<ServerEndpoint> ServerSupervisor::Ensure()
     }
 }
 
-asio::awaitable<void> ServerSupervisor::Start()
+asio::awaitable<Status> ServerSupervisor::Start()
 {
-    if (external_) {
-        co_await Ensure();
-        co_return;
-    }
-    if (ShuttingDown(phase_)) throw RpcError(kServerUnavailable, "ralphd is shutting down");
+    if (external_) co_return (co_await Ensure()).status();
+    if (ShuttingDown(phase_)) co_return Status(kServerUnavailable, "ralphd is shutting down");
     if (phase_ == Phase::Stopping) co_await WaitUntil([&] { return phase_ != Phase::Stopping; }, kForever);
     if (phase_ == Phase::Fatal) {
         // An explicit start clears `fatal` and the start-limit history.
@@ -359,26 +354,27 @@ asio::awaitable<void> ServerSupervisor::Start()
     } else if (InBackoff(phase_)) {
         Enter(Phase::Starting);  // cuts the back-off short: Supervise() goes on at once
     }
-    co_await Ensure();
+    co_return (co_await Ensure()).status();
 }
 
-asio::awaitable<void> ServerSupervisor::Stop()
+asio::awaitable<Status> ServerSupervisor::Stop()
 {
     if (external_)
-        throw RpcError(kInvalidState, "server.mode is external: ralph does not start or stop the server at " +
-                                          settings_.url + "; stop it where it was started");
+        co_return Status(kInvalidState, "server.mode is external: ralph does not start or stop the server at " +
+                                            settings_.url + "; stop it where it was started");
     co_await StopManaged("stop requested");
+    co_return Status::Ok();
 }
 
-asio::awaitable<void> ServerSupervisor::Restart() { co_await Restart("restart requested"); }
+asio::awaitable<Status> ServerSupervisor::Restart() { co_return co_await Restart("restart requested"); }
 
-asio::awaitable<void> ServerSupervisor::Restart(const std::string& why)
+asio::awaitable<Status> ServerSupervisor::Restart(const std::string& why)
 {
     if (external_)
-        throw RpcError(kInvalidState, "server.mode is external: ralph does not restart the server at " + settings_.url +
-                                          "; restart it where it was started");
+        co_return Status(kInvalidState, "server.mode is external: ralph does not restart the server at " +
+                                            settings_.url + "; restart it where it was started");
     co_await StopManaged(why);
-    co_await Start();
+    co_return co_await Start();
 }
 
 int ServerSupervisor::ForeignClients() const

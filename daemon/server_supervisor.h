@@ -85,14 +85,14 @@ public:
     void ReconcileLeftovers();
 
     /// The server, started on demand and healthy. Concurrent callers share one start.
-    /// Throws RpcError(kServerUnavailable) with a message saying what to do.
-    boost::asio::awaitable<ServerEndpoint> Ensure() override;
+    /// Fails with kServerUnavailable and a message saying what to do.
+    boost::asio::awaitable<Result<ServerEndpoint>> Ensure() override;
     /// Explicit start (also clears `fatal` and cuts a back-off short), stop and restart, for
-    /// `ralph server ...`. Stop and Restart throw RpcError(kInvalidState) in external mode.
-    boost::asio::awaitable<void> Start();
-    boost::asio::awaitable<void> Stop() override;
-    boost::asio::awaitable<void> Restart();
-    boost::asio::awaitable<void> Restart(const std::string& why) override;
+    /// `ralph server ...`. Stop and Restart fail with kInvalidState in external mode.
+    boost::asio::awaitable<Status> Start();
+    boost::asio::awaitable<Status> Stop() override;
+    boost::asio::awaitable<Status> Restart();
+    boost::asio::awaitable<Status> Restart(const std::string& why) override;
     int64_t memory() const override { return memory_; }
     int ForeignClients() const override;
     /// Stops the managed server at daemon shutdown and cancels every timer; idempotent.
@@ -107,7 +107,7 @@ public:
     /// next_restart_in, memory, memory_peak and untracked_servers [{pid, port}] (server.status;
     /// never the password).
     /// Reads /proc for the untracked servers: a few milliseconds.
-    boost::json::object Status() const;
+    boost::json::object StatusJson() const;
     /// The pid of the managed server process while it exists, else 0.
     int managed_pid() const;
     /// The opencode binary the managed server is started with (server.opencode, RALPH_OPENCODE or
@@ -181,7 +181,7 @@ private:
 
     // External mode (server_external.cpp).
     void SetUpExternal();
-    boost::asio::awaitable<ServerEndpoint> EnsureExternal();
+    boost::asio::awaitable<Result<ServerEndpoint>> EnsureExternal();
     boost::asio::awaitable<void> WatchExternal();
 
     std::string FatalMessage() const;

@@ -136,10 +136,10 @@ std::string ClosestName(const std::string& word, const std::vector<std::string>&
     return best;
 }
 
-Task ResolveTask(const std::string& ref, const std::string& cwd)
+Result<Task> ResolveTask(const std::string& ref, const std::string& cwd)
 {
-    if (ref.empty()) throw RpcError(kInvalidParams, "invalid params: empty task reference");
-    if (cwd.empty() || cwd.front() != '/') throw RpcError(kInvalidParams, "invalid params: cwd must be an absolute path");
+    if (ref.empty()) return Status(kInvalidParams, "invalid params: empty task reference");
+    if (cwd.empty() || cwd.front() != '/') return Status(kInvalidParams, "invalid params: cwd must be an absolute path");
     // 1. an existing directory that is a task, absolute or relative to the working directory
     std::string as_path = Join(cwd, ref);
     bool dir_not_task = false;
@@ -174,7 +174,7 @@ Task ResolveTask(const std::string& ref, const std::string& cwd)
         message += " Tasks in " + root + ":";
         for (const std::string& n : names) message += " " + n;
     }
-    throw RpcError(kTaskNotFound, message);
+    return Status(kTaskNotFound, message);
 }
 
 PrdStatus ReadPrd(const std::string& path)

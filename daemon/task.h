@@ -2,6 +2,7 @@
 // rendering the prompt template, and reading prd.json.
 #pragma once
 
+#include "common/status.h"
 #include "daemon/config.h"
 
 #include <optional>
@@ -20,8 +21,8 @@ struct Task {
 std::string GitRoot(const std::string& dir);
 
 /// Resolves a task reference (SPEC §1 rules 1-4) against the client's working directory.
-/// Throws RpcError(kTaskNotFound) whose message lists the tasks that exist and the closest name.
-Task ResolveTask(const std::string& ref, const std::string& cwd);
+/// Fails with kTaskNotFound, whose message lists the tasks that exist and the closest name.
+Result<Task> ResolveTask(const std::string& ref, const std::string& cwd);
 
 /// The tasks under <root>/tasks of the project containing cwd (git root, else the nearest
 /// ancestor holding tasks/). Empty when there is no such project.

@@ -26,14 +26,14 @@ public:
     FakeServer() { endpoint.port = 4242; }
     ServerState state() const override { return ServerState::Running; }
     std::optional<ServerEndpoint> Live() const override { return endpoint; }
-    asio::awaitable<ServerEndpoint> Ensure() override { co_return endpoint; }
-    asio::awaitable<void> Stop() override { co_return; }
+    asio::awaitable<Result<ServerEndpoint>> Ensure() override { co_return endpoint; }
+    asio::awaitable<Status> Stop() override { co_return Status::Ok(); }
     uint64_t stops_begun() const override { return 0; }
     const std::string& last_stop_why() const override { return why_; }
     void Subscribe(std::function<void(ServerState)> listener) override { listeners.push_back(std::move(listener)); }
     int64_t memory() const override { return 0; }
     int ForeignClients() const override { return 0; }
-    asio::awaitable<void> Restart(const std::string&) override { co_return; }
+    asio::awaitable<Status> Restart(const std::string&) override { co_return Status::Ok(); }
 
     ServerEndpoint endpoint;
     std::vector<std::function<void(ServerState)>> listeners;
@@ -126,7 +126,9 @@ TEST_F(UnitLoopEngine, RunsAnIterationOnFakesWithoutADaemon)
     RunSettings settings;
     settings.max_iterations = 3;
     std::string error;
-    RunRow run = engine->Start(task, settings, &error);
+    Result<RunRow> started = engine->Start(task, settings, &error);
+    ASSERT_TRUE(started.ok()) << started.status().message();
+    const RunRow run = *started;
     EXPECT_EQ(error, "");
     ASSERT_TRUE(RunUntil([&] {
         auto now = store->GetRun(run.id);

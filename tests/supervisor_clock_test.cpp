@@ -54,12 +54,12 @@ protected:
     template <typename T>
     T Finish(asio::awaitable<T> a)
     {
-        auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
+        auto f = SpawnFuture(io_, std::move(a));
         if (!AdvanceUntil([&] { return f.wait_for(0s) == std::future_status::ready; }))
             throw std::runtime_error("the coroutine did not finish within 10 minutes of fake time");
-        return f.get();
+        return TakeFuture<T>(f);
     }
-    double NextRestartIn() const { return sup_->Status().at("next_restart_in").to_number<double>(); }
+    double NextRestartIn() const { return sup_->StatusJson().at("next_restart_in").to_number<double>(); }
     static void CrashAtOnce(FakeLauncher& l, FakeLauncher::Proc& p) { l.Exit(p.pid, ExitStatus{1, 0}); }
 
     FakeClock fake_;
@@ -74,8 +74,9 @@ TEST_F(UnitSupervisorOnFakeClock, LiveThenHealthFailuresThenRestartAfterTheBacko
         if (st == ServerState::Running && !running_at) running_at = fake_.Now();
         if (st == ServerState::Unhealthy && !unhealthy_at) unhealthy_at = fake_.Now();
     });
-    ServerEndpoint ep = Finish(s.Ensure());
-    EXPECT_EQ(ep.port, http_->port());
+    Result<ServerEndpoint> ep = Finish(s.Ensure());
+    ASSERT_TRUE(ep.ok()) << ep.status().message();
+    EXPECT_EQ(ep->port, http_->port());
     ASSERT_TRUE(s.Live());
     ASSERT_TRUE(running_at);
     EXPECT_EQ(s.phase(), SupervisorPhase::Running);
@@ -88,8 +89,8 @@ TEST_F(UnitSupervisorOnFakeClock, LiveThenHealthFailuresThenRestartAfterTheBacko
     EXPECT_EQ(*unhealthy_at - *running_at, 3s);
     EXPECT_EQ(http_->health_requests, 4);  // the one of the start, then three failed
     EXPECT_FALSE(s.Live());
-    EXPECT_NE(s.Status().at("last_error").as_string().find("health check 3/3 failed"), std::string::npos)
-        << s.Status().at("last_error");
+    EXPECT_NE(s.StatusJson().at("last_error").as_string().find("health check 3/3 failed"), std::string::npos)
+        << s.StatusJson().at("last_error");
 
     // Terminated (SIGTERM to its group), and started again once the 1 s back-off is over.
     EXPECT_EQ(launcher_->SignalsTo(first, SIGTERM), 1);
@@ -103,7 +104,7 @@ TEST_F(UnitSupervisorOnFakeClock, LiveThenHealthFailuresThenRestartAfterTheBacko
     Advance(1ms);
     EXPECT_EQ(s.state(), ServerState::Running);
     ASSERT_EQ(launcher_->order.size(), 2u);
-    EXPECT_EQ(s.Status().at("restarts"), 1);
+    EXPECT_EQ(s.StatusJson().at("restarts"), 1);
     EXPECT_TRUE(s.Live());
 
     // It crashes, and so does every start after: the back-off doubles to 2 s, and the third start
@@ -118,7 +119,7 @@ TEST_F(UnitSupervisorOnFakeClock, LiveThenHealthFailuresThenRestartAfterTheBacko
     Advance(1ms);
     EXPECT_EQ(launcher_->order.size(), 3u);
     ASSERT_EQ(s.state(), ServerState::Fatal);
-    EXPECT_EQ(s.Status().at("restarts"), 2);
+    EXPECT_EQ(s.StatusJson().at("restarts"), 2);
     EXPECT_EQ(states_, (std::vector<ServerState>{ServerState::Starting, ServerState::Running, ServerState::Unhealthy,
                                                  ServerState::Backoff, ServerState::Starting, ServerState::Running,
                                                  ServerState::Backoff, ServerState::Starting, ServerState::Fatal}));
@@ -132,10 +133,10 @@ TEST_F(UnitSupervisorOnFakeClock, StopDuringTheBackoffEndsItAndNothingRestarts)
 {
     launcher_->on_launch = CrashAtOnce;
     ServerSupervisor& s = Make();
-    EXPECT_THROW(Finish(s.Ensure()), RpcError);
+    EXPECT_EQ(Finish(s.Ensure()).status().code(), kServerUnavailable);
     ASSERT_EQ(s.phase(), SupervisorPhase::BackoffStartFailed);
     EXPECT_EQ(NextRestartIn(), 1.0);
-    Finish(s.Stop());
+    EXPECT_TRUE(Finish(s.Stop()).ok());
     EXPECT_EQ(s.state(), ServerState::Stopped);
     EXPECT_EQ(s.phase(), SupervisorPhase::Stopped);
     EXPECT_EQ(s.stops_begun(), 1u);
@@ -151,17 +152,17 @@ TEST_F(UnitSupervisorOnFakeClock, ExplicitStartClearsFatalAndTheRestartHistory)
     settings_.start_limit_burst = 2;
     launcher_->on_launch = CrashAtOnce;
     ServerSupervisor& s = Make();
-    EXPECT_THROW(Finish(s.Ensure()), RpcError);
+    EXPECT_EQ(Finish(s.Ensure()).status().code(), kServerUnavailable);
     Advance(1s);  // the second start fails too: two starts within the interval
     ASSERT_EQ(s.state(), ServerState::Fatal);
     ASSERT_EQ(launcher_->order.size(), 2u);
-    EXPECT_THROW(Finish(s.Ensure()), RpcError);
+    EXPECT_EQ(Finish(s.Ensure()).status().code(), kServerUnavailable);
     EXPECT_EQ(launcher_->order.size(), 2u);
 
     launcher_->on_launch = [this](FakeLauncher& l, FakeLauncher::Proc& p) { Healthy(l, p); };
-    Finish(s.Start());
+    EXPECT_TRUE(Finish(s.Start()).ok());
     EXPECT_EQ(s.state(), ServerState::Running);
-    EXPECT_EQ(s.Status().at("restarts"), 0);
+    EXPECT_EQ(s.StatusJson().at("restarts"), 0);
     ASSERT_EQ(launcher_->order.size(), 3u);
 
     // A crash now waits the initial back-off again (it was at 2 s) and is within the limit.
@@ -180,11 +181,11 @@ TEST_F(UnitSupervisorOnFakeClock, ExplicitStartCutsTheBackoffShort)
     hooks_.initial_backoff = 1h;
     launcher_->on_launch = CrashAtOnce;
     ServerSupervisor& s = Make();
-    EXPECT_THROW(Finish(s.Ensure()), RpcError);
+    EXPECT_EQ(Finish(s.Ensure()).status().code(), kServerUnavailable);
     ASSERT_EQ(s.state(), ServerState::Backoff);
     const auto backoff_at = fake_.Now();
     launcher_->on_launch = [this](FakeLauncher& l, FakeLauncher::Proc& p) { Healthy(l, p); };
-    Finish(s.Start());
+    EXPECT_TRUE(Finish(s.Start()).ok());
     EXPECT_EQ(s.state(), ServerState::Running);
     EXPECT_EQ(launcher_->order.size(), 2u);
     EXPECT_LT(fake_.Now() - backoff_at, 1h);
@@ -194,7 +195,7 @@ TEST_F(UnitSupervisorOnFakeClock, StartTimeoutIsCountedOnTheClock)
 {
     launcher_->on_launch = [](FakeLauncher&, FakeLauncher::Proc&) {};  // never prints its listening line
     ServerSupervisor& s = Make();
-    auto ensure = asio::co_spawn(io_, s.Ensure(), asio::use_future);
+    auto ensure = SpawnFuture(io_, s.Ensure());
     Settle();
     ASSERT_EQ(launcher_->order.size(), 1u);
     EXPECT_EQ(s.state(), ServerState::Starting);
@@ -205,12 +206,10 @@ TEST_F(UnitSupervisorOnFakeClock, StartTimeoutIsCountedOnTheClock)
     EXPECT_EQ(launcher_->SignalsTo(launcher_->order[0], SIGTERM), 1);
     EXPECT_EQ(s.phase(), SupervisorPhase::BackoffStartFailed);
     ASSERT_EQ(ensure.wait_for(0s), std::future_status::ready);
-    try {
-        ensure.get();
-        ADD_FAILURE() << "Ensure succeeded without a listening line";
-    } catch (const RpcError& e) {
-        EXPECT_NE(std::string(e.what()).find("did not print its listening line within 5s"), std::string::npos) << e.what();
-    }
+    Result<ServerEndpoint> ensured = *ensure.get();
+    ASSERT_FALSE(ensured.ok()) << "Ensure succeeded without a listening line";
+    EXPECT_NE(ensured.status().message().find("did not print its listening line within 5s"), std::string::npos)
+        << ensured.status().message();
 }
 
 TEST(UnitSupervisorPhase, TransitionsAndTheStatesTheyShow)

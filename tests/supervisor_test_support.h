@@ -34,18 +34,39 @@ using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 using asio::ip::tcp;
 
+template <typename T>
+asio::awaitable<std::optional<T>> InOptional(asio::awaitable<T> a)
+{
+    co_return co_await std::move(a);
+}
+
+/// co_spawn with a future for any value type: co_spawn's own future needs a default-constructible
+/// value, which Result<T> is not, so the value comes in an optional (always set). TakeFuture gets it.
+template <typename T>
+auto SpawnFuture(asio::io_context& io, asio::awaitable<T> a)
+{
+    if constexpr (std::is_void_v<T>) return asio::co_spawn(io, std::move(a), asio::use_future);
+    else return asio::co_spawn(io, InOptional(std::move(a)), asio::use_future);
+}
+template <typename T, typename Future>
+T TakeFuture(Future& f)
+{
+    if constexpr (std::is_void_v<T>) f.get();
+    else return std::move(*f.get());
+}
+
 /// Runs a coroutine on `io` until it finishes; rethrows its exception.
 template <typename T>
 inline T Await(asio::io_context& io, asio::awaitable<T> a, std::chrono::milliseconds limit = 20s)
 {
-    auto future = asio::co_spawn(io, std::move(a), asio::use_future);
+    auto future = SpawnFuture(io, std::move(a));
     auto deadline = SteadyClock::now() + limit;
     while (future.wait_for(0s) != std::future_status::ready) {
         if (SteadyClock::now() > deadline) throw std::runtime_error("coroutine did not finish in time");
         if (io.stopped()) io.restart();
         io.run_one_for(10ms);
     }
-    return future.get();
+    return TakeFuture<T>(future);
 }
 
 inline void RunFor(asio::io_context& io, std::chrono::milliseconds d, const std::function<bool()>& until = {})

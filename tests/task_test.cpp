@@ -30,14 +30,17 @@ protected:
     void TearDown() override { std::filesystem::remove_all(root_); }
     std::string TaskNotFound(const std::string& ref, const std::string& cwd)
     {
-        try {
-            ResolveTask(ref, cwd);
-        } catch (const RpcError& e) {
-            EXPECT_EQ(e.code, kTaskNotFound);
-            return e.what();
-        }
-        ADD_FAILURE() << ref << " resolved";
-        return "";
+        Result<Task> t = ResolveTask(ref, cwd);
+        EXPECT_FALSE(t.ok()) << ref << " resolved";
+        EXPECT_EQ(t.status().code(), kTaskNotFound);
+        return t.status().message();
+    }
+    /// The task `ref` names from `cwd`; an empty Task (and a failure) when it names none.
+    static Task Resolve(const std::string& ref, const std::string& cwd)
+    {
+        Result<Task> t = ResolveTask(ref, cwd);
+        EXPECT_TRUE(t.ok()) << ref << " from " << cwd << ": " << t.status().message();
+        return t.ok() ? *t : Task{};
     }
     std::string root_, project_;
 };
@@ -45,7 +48,7 @@ protected:
 TEST_F(UnitTask, BareNameFromAnySubdirectory)
 {
     for (std::string cwd : {project_, project_ + "/src", project_ + "/src/deep", project_ + "/tasks"}) {
-        Task t = ResolveTask("fix-tests", cwd);
+        Task t = Resolve("fix-tests", cwd);
         EXPECT_EQ(t.dir, project_ + "/tasks/fix-tests") << cwd;
         EXPECT_EQ(t.name, "fix-tests");
         EXPECT_EQ(t.project_root, project_);
@@ -54,11 +57,11 @@ TEST_F(UnitTask, BareNameFromAnySubdirectory)
 
 TEST_F(UnitTask, TasksSlashNameAndPaths)
 {
-    EXPECT_EQ(ResolveTask("tasks/fix-tests", project_ + "/src").dir, project_ + "/tasks/fix-tests");
-    EXPECT_EQ(ResolveTask("tasks/fix-tests/", project_).dir, project_ + "/tasks/fix-tests");
-    EXPECT_EQ(ResolveTask(project_ + "/tasks/fix-tests", "/").dir, project_ + "/tasks/fix-tests");
-    EXPECT_EQ(ResolveTask("../tasks/fix-tests", project_ + "/src").dir, project_ + "/tasks/fix-tests");
-    EXPECT_EQ(ResolveTask("use-dev-backend-locally", project_).dir, project_ + "/tasks/use-dev-backend-locally");
+    EXPECT_EQ(Resolve("tasks/fix-tests", project_ + "/src").dir, project_ + "/tasks/fix-tests");
+    EXPECT_EQ(Resolve("tasks/fix-tests/", project_).dir, project_ + "/tasks/fix-tests");
+    EXPECT_EQ(Resolve(project_ + "/tasks/fix-tests", "/").dir, project_ + "/tasks/fix-tests");
+    EXPECT_EQ(Resolve("../tasks/fix-tests", project_ + "/src").dir, project_ + "/tasks/fix-tests");
+    EXPECT_EQ(Resolve("use-dev-backend-locally", project_).dir, project_ + "/tasks/use-dev-backend-locally");
 }
 
 TEST_F(UnitTask, UnknownNameListsTasksAndTheClosest)
@@ -79,9 +82,9 @@ TEST_F(UnitTask, OutsideGitTheGrandparentIsTheProject)
 {
     std::string plain = root_ + "/plain";
     WriteFile(plain + "/tasks/t/prompt.md", "x");
-    Task t = ResolveTask("t", plain + "/tasks");
+    Task t = Resolve("t", plain + "/tasks");
     EXPECT_EQ(t.project_root, plain);
-    EXPECT_EQ(ResolveTask(plain + "/tasks/t", "/").project_root, plain);
+    EXPECT_EQ(Resolve(plain + "/tasks/t", "/").project_root, plain);
 }
 
 TEST_F(UnitTask, ListsTasks)
@@ -114,7 +117,7 @@ TEST(UnitPrompt, RendersKnownVariablesAndLeavesOthers)
 
 TEST_F(UnitTask, PromptTemplateLookupOrder)
 {
-    Task t = ResolveTask("use-dev-backend-locally", project_);
+    Task t = Resolve("use-dev-backend-locally", project_);
     std::string source;
     EXPECT_EQ(LoadPromptTemplate(t, &source), kDefaultPrompt);
     WriteFile(project_ + "/.ralph/prompt.md", "project-wide");

@@ -78,7 +78,9 @@ void TaskNamed(World& w, std::string_view bytes)
     for (const ralph::Task& t : ListTasks(w.dir + "/proj"))
         if (t.name == name) listed = true;
     if (!listed) Fail("a task directory was not listed under its name");
-    ralph::Task resolved = ResolveTask(name, w.dir + "/proj");
+    ralph::Result<ralph::Task> found = ResolveTask(name, w.dir + "/proj");
+    if (!found) Fail("a listed task did not resolve");
+    const ralph::Task& resolved = *found;
     if (resolved.name != name) Fail("a task resolved to another name");
     std::string line = jsonrpc::ValidUtf8Line(
         boost::json::serialize(boost::json::object{{"name", resolved.name}, {"task_dir", resolved.dir}}));
