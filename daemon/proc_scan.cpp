@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -359,6 +360,16 @@ bool ProcFs::IsOpencodeServe(const std::vector<std::string>& argv)
     return false;
 }
 
+int ProcFs::LastPid() const
+{
+    // "0.71 0.91 0.52 1/83 7943": the last field.
+    std::string text = Slurp(root_ + "/loadavg", 256);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    auto space = text.rfind(' ');
+    if (space == std::string::npos) return 0;
+    return std::atoi(text.c_str() + space + 1);
+}
+
 std::vector<OpencodeServerProcess> ProcFs::FindOpencodeServers(uid_t uid) const
 {
     struct Candidate {
@@ -379,7 +390,7 @@ std::vector<OpencodeServerProcess> ProcFs::FindOpencodeServers(uid_t uid) const
             listening_read = true;
         }
         auto ports = PortsOf(pid, listening);
-        found.push_back({{pid, ports.empty() ? 0 : ports.front()}, st->ppid});
+        found.push_back({{pid, ports.empty() ? 0 : ports.front(), st->start_time}, st->ppid});
     }
     // A launcher (node running the npm bin script) and the server it started both match; keep
     // the server: drop a match without a port whose child is also a match.

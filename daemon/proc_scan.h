@@ -26,7 +26,8 @@ struct ProcStat {
 /// An `opencode serve` process found on the machine.
 struct OpencodeServerProcess {
     int pid{0};
-    int port{0};  ///< a TCP port it listens on; 0 when none was found
+    int port{0};              ///< a TCP port it listens on; 0 when none was found
+    uint64_t start_time{0};   ///< with the pid, names the process (ProcStat::start_time)
 };
 
 class ProcFs {
@@ -42,6 +43,9 @@ public:
     bool EnvironHas(int pid, std::string_view entry) const;
     /// Every pid present now.
     std::vector<int> Pids() const;
+    /// The pid the kernel handed out last (the end of /proc/loadavg); 0 when unreadable. While it
+    /// stays the same, no process was created.
+    int LastPid() const;
     /// Every process descending from `ancestor` (children, grandchildren, ...), not `ancestor` itself.
     std::vector<ProcStat> Descendants(int ancestor) const;
     /// Listening TCP sockets (IPv4 and IPv6) of the given uid: socket inode -> port. On the real

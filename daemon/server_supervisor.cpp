@@ -239,6 +239,28 @@ std::optional<ServerEndpoint> ServerSupervisor::Live() const
     return std::nullopt;
 }
 
+std::vector<OpencodeServerProcess> ServerSupervisor::UntrackedServers() const
+{
+    // The last scan stands while no process was created since (the newest pid is the same), none
+    // it found lacked a port, and it is under a second old (a process that became a server by
+    // exec, without a new pid); each server it found is checked to be that process still, so one
+    // that ended is never listed.
+    const int last_pid = proc_->LastPid();
+    bool rescan = !server_scan_ || last_pid == 0 || last_pid != server_scan_->last_pid ||
+                  clock_.Now() - server_scan_->at >= std::chrono::seconds(1);
+    if (!rescan)
+        for (const OpencodeServerProcess& p : server_scan_->servers) {
+            auto st = proc_->Stat(p.pid);
+            if (p.port == 0 || !st || st->start_time != p.start_time || st->state == 'Z') rescan = true;
+        }
+    if (rescan) server_scan_ = ServerScan{proc_->FindOpencodeServers(getuid()), last_pid, clock_.Now()};
+    std::vector<OpencodeServerProcess> out;
+    const int managed = managed_pid();
+    for (const OpencodeServerProcess& p : server_scan_->servers)
+        if (p.pid != managed) out.push_back(p);
+    return out;
+}
+
 json::object ServerSupervisor::StatusJson() const
 {
     json::object o;
@@ -254,11 +276,8 @@ json::object ServerSupervisor::StatusJson() const
     o["healthy"] = false;
     o["next_restart_in"] = nullptr;
     json::array untracked;
-    const int managed = managed_pid();
-    for (const OpencodeServerProcess& p : proc_->FindOpencodeServers(getuid())) {
-        if (p.pid == managed) continue;
+    for (const OpencodeServerProcess& p : UntrackedServers())
         untracked.push_back(json::object{{"pid", p.pid}, {"port", p.port ? json::value(p.port) : json::value(nullptr)}});
-    }
     o["untracked_servers"] = std::move(untracked);
     if (external_) {
         o["url"] = settings_.url;

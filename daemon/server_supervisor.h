@@ -185,6 +185,8 @@ private:
     boost::asio::awaitable<void> WatchExternal();
 
     std::string FatalMessage() const;
+    /// `opencode serve` processes of this user other than the managed server (server.status).
+    std::vector<OpencodeServerProcess> UntrackedServers() const;
     void Event(const std::string& event, int pid, int port, const std::string& detail);
     void RecordManaged(const std::optional<ManagedServerRecord>& record);
     /// Runs a supervisor coroutine (Supervise, WatchExternal) on the io_context, counted in tasks_.
@@ -224,6 +226,15 @@ private:
     int tasks_{0};                 ///< Supervise() or WatchExternal() coroutines under way
     uint64_t stops_begun_{0};      ///< stops begun (stop, restart, idle stop, shutdown)
     std::string stop_why_;         ///< why the latest stop began
+
+    /// The last scan of /proc for opencode servers (a few hundred reads: most of what run.list
+    /// costs), and the newest pid when it was made; see UntrackedServers.
+    struct ServerScan {
+        std::vector<OpencodeServerProcess> servers;
+        int last_pid{0};
+        Clock::TimePoint at{};
+    };
+    mutable std::optional<ServerScan> server_scan_;
 
     std::set<boost::asio::steady_timer*> waiters_;
     std::vector<std::function<void(ServerState)>> listeners_;

@@ -488,6 +488,11 @@ TEST(E2EServer, UntrackedOpencodeServeIsListedAsNotManaged)
     EXPECT_TRUE(ProcessAlive(other));
     kill(other, SIGTERM);
     EXPECT_NE(WaitExit(other, 10s), -1);
+    // Gone, it is not listed, not even by the next call (ralphd keeps its last scan of /proc).
+    js = env.Ralph({"--json", "server", "status"});
+    ASSERT_EQ(js.exit_code, 0);
+    const json::value after = json::parse(js.out);
+    for (const json::value& u : after.at("untracked_servers").as_array()) EXPECT_NE(u.at("pid"), other) << js.out;
 }
 
 TEST(E2EServer, ExternalServerIsHealthCheckedAndNeverStopped)

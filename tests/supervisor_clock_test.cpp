@@ -237,5 +237,77 @@ TEST(UnitSupervisorPhase, TransitionsAndTheStatesTheyShow)
     EXPECT_EQ(ShownState(P::ShutDown, true), ServerState::External);
 }
 
+/// A /proc of the test's own for the scan of untracked servers: processes with a command line,
+/// an owner, a start time and, for a server, a listening socket.
+class FakeProc {
+public:
+    explicit FakeProc(std::string root) : root_(std::move(root)) { std::filesystem::create_directories(root_ + "/net"); }
+    void SetLastPid(int pid) { test::WriteFile(root_ + "/loadavg", "0.10 0.20 0.30 1/80 " + std::to_string(pid) + "\n"); }
+    /// An `opencode serve` (or, with `serve` false, some other program) listening on `port` (0: none).
+    void Add(int pid, uint64_t start_time, int port, bool serve = true)
+    {
+        const std::string dir = root_ + "/" + std::to_string(pid);
+        std::filesystem::create_directories(dir + "/fd");
+        test::WriteFile(dir + "/cmdline", serve ? std::string("opencode\0serve\0", 15) : std::string("bash\0", 5));
+        test::WriteFile(dir + "/status", "Name:\topencode\nUid:\t" + std::to_string(getuid()) + "\t0\t0\t0\n");
+        std::string stat = std::to_string(pid) + " (opencode) S 1 " + std::to_string(pid) + " " + std::to_string(pid);
+        for (int field = 7; field <= 21; ++field) stat += " 0";
+        test::WriteFile(dir + "/stat", stat + " " + std::to_string(start_time) + " 0 0\n");
+        if (port) {
+            const uint64_t inode = 70000 + pid;
+            std::filesystem::create_symlink("socket:[" + std::to_string(inode) + "]", dir + "/fd/3");
+            char row[200];
+            std::snprintf(row, sizeof row,
+                          "   %d: 0100007F:%04X 00000000:0000 0A 00000000:00000000 00:00000000 00000000  %u        0 %llu 1\n",
+                          pid, port, static_cast<unsigned>(getuid()), static_cast<unsigned long long>(inode));
+            tcp_ += row;
+        }
+        test::WriteFile(root_ + "/net/tcp", "  sl  local_address rem_address   st\n" + tcp_);
+    }
+    void Remove(int pid) { std::filesystem::remove_all(root_ + "/" + std::to_string(pid)); }
+
+private:
+    std::string root_, tcp_;
+};
+
+std::vector<int64_t> UntrackedPids(ServerSupervisor& s)
+{
+    std::vector<int64_t> pids;
+    const json::object status = s.StatusJson();
+    for (const json::value& u : status.at("untracked_servers").as_array()) pids.push_back(u.at("pid").as_int64());
+    std::sort(pids.begin(), pids.end());  // in the order of /proc's directory
+    return pids;
+}
+
+TEST_F(UnitSupervisorOnFakeClock, UntrackedServersAreScannedAgainForANewProcessOrAfterASecondAndNeverListedDead)
+{
+    FakeProc proc(dir_ + "/proc");
+    hooks_.proc_root = dir_ + "/proc";
+    proc.SetLastPid(101);
+    proc.Add(100, 5000, 4100);
+    proc.Add(101, 5001, 0, false);
+    ServerSupervisor& s = Make();
+    EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{100}));
+
+    // Nothing new (the newest pid is the same): the last scan stands; a process that became an
+    // opencode server by exec (no new pid) shows only once the scan is a second old.
+    proc.Add(101, 5001, 4101);
+    EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{100}));
+    Advance(1s);
+    EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{100, 101}));
+
+    // A new process: scanned again at once.
+    proc.Add(102, 5002, 4102);
+    proc.SetLastPid(102);
+    EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{100, 101, 102}));
+
+    // A server that ended is never listed, and neither is its pid reused by another process.
+    proc.Remove(100);
+    EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{101, 102}));
+    proc.Remove(101);
+    proc.Add(101, 6000, 0, false);
+    EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{102}));
+}
+
 }  // namespace
 }  // namespace ralph::supervisor_test
