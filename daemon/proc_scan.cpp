@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
-#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -360,17 +359,7 @@ bool ProcFs::IsOpencodeServe(const std::vector<std::string>& argv)
     return false;
 }
 
-int ProcFs::LastPid() const
-{
-    // "0.71 0.91 0.52 1/83 7943": the last field.
-    std::string text = Slurp(root_ + "/loadavg", 256);
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-    auto space = text.rfind(' ');
-    if (space == std::string::npos) return 0;
-    return std::atoi(text.c_str() + space + 1);
-}
-
-std::vector<OpencodeServerProcess> ProcFs::FindOpencodeServers(uid_t uid) const
+std::vector<OpencodeServerProcess> ProcFs::FindOpencodeServers(uid_t uid, ServerScanMemo* memo) const
 {
     struct Candidate {
         OpencodeServerProcess server;
@@ -379,18 +368,38 @@ std::vector<OpencodeServerProcess> ProcFs::FindOpencodeServers(uid_t uid) const
     std::vector<Candidate> found;
     std::map<uint64_t, int> listening;
     bool listening_read = false;
+    auto no_server = [&](int pid) {
+        if (memo) memo->not_servers.insert(pid);
+    };
     for (int pid : Pids()) {
+        if (memo && memo->not_servers.count(pid)) continue;
         std::vector<std::string> argv = Cmdline(pid);
-        if (!IsOpencodeServe(argv)) continue;
+        if (!IsOpencodeServe(argv)) {
+            no_server(pid);
+            continue;
+        }
         auto owner = Uid(pid);
         auto st = Stat(pid);
-        if (!owner || *owner != uid || !st || st->state == 'Z') continue;
-        if (!listening_read) {
-            listening = ListeningSockets(uid);
-            listening_read = true;
+        if (!owner || *owner != uid || !st || st->state == 'Z') {
+            no_server(pid);
+            continue;
         }
-        auto ports = PortsOf(pid, listening);
-        found.push_back({{pid, ports.empty() ? 0 : ports.front(), st->start_time}, st->ppid});
+        int port = 0;
+        const std::pair<int, uint64_t> process{pid, st->start_time};
+        if (memo && memo->ports.count(process)) {
+            port = memo->ports.at(process);
+        } else {
+            if (!listening_read) {
+                listening = ListeningSockets(uid);
+                listening_read = true;
+            }
+            auto ports = PortsOf(pid, listening);
+            port = ports.empty() ? 0 : ports.front();
+            // A server does not change its port; one not listening yet (or a launcher, which
+            // never does) is looked at again when the memo is forgotten.
+            if (memo) memo->ports[process] = port;
+        }
+        found.push_back({{pid, port}, st->ppid});
     }
     // A launcher (node running the npm bin script) and the server it started both match; keep
     // the server: drop a match without a port whose child is also a match.

@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <utility>
 #include <vector>
 
 namespace ralph {
@@ -26,8 +28,17 @@ struct ProcStat {
 /// An `opencode serve` process found on the machine.
 struct OpencodeServerProcess {
     int pid{0};
-    int port{0};              ///< a TCP port it listens on; 0 when none was found
-    uint64_t start_time{0};   ///< with the pid, names the process (ProcStat::start_time)
+    int port{0};  ///< a TCP port it listens on; 0 when none was found
+};
+
+/// What FindOpencodeServers learnt, for a caller that scans often (run.list): the pids that are
+/// no opencode server, whose command lines it then does not read again, and the port each server
+/// listens on (0: none yet). A process can become a server by exec without a new pid, and a
+/// server starts listening after it started: the caller forgets the memo now and then
+/// (ServerSupervisor: every second).
+struct ServerScanMemo {
+    std::set<int> not_servers;
+    std::map<std::pair<int, uint64_t>, int> ports;  ///< (pid, start time) -> port
 };
 
 class ProcFs {
@@ -43,9 +54,6 @@ public:
     bool EnvironHas(int pid, std::string_view entry) const;
     /// Every pid present now.
     std::vector<int> Pids() const;
-    /// The pid the kernel handed out last (the end of /proc/loadavg); 0 when unreadable. While it
-    /// stays the same, no process was created.
-    int LastPid() const;
     /// Every process descending from `ancestor` (children, grandchildren, ...), not `ancestor` itself.
     std::vector<ProcStat> Descendants(int ancestor) const;
     /// Listening TCP sockets (IPv4 and IPv6) of the given uid: socket inode -> port. On the real
@@ -62,7 +70,7 @@ public:
     int ForeignConnections(int port, int own_pid) const;
     /// `opencode serve` processes of the uid with the port each listens on. When a launcher and the
     /// program it starts both match (the npm bin as a node script), only the one listening is kept.
-    std::vector<OpencodeServerProcess> FindOpencodeServers(uid_t uid) const;
+    std::vector<OpencodeServerProcess> FindOpencodeServers(uid_t uid, ServerScanMemo* memo = nullptr) const;
 
     /// Parses the text of a /proc/PID/stat file (the command name may hold spaces and parentheses).
     static std::optional<ProcStat> ParseStat(std::string_view text);

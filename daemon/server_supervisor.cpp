@@ -241,22 +241,16 @@ std::optional<ServerEndpoint> ServerSupervisor::Live() const
 
 std::vector<OpencodeServerProcess> ServerSupervisor::UntrackedServers() const
 {
-    // The last scan stands while no process was created since (the newest pid is the same), none
-    // it found lacked a port, and it is under a second old (a process that became a server by
-    // exec, without a new pid); each server it found is checked to be that process still, so one
-    // that ended is never listed.
-    const int last_pid = proc_->LastPid();
-    bool rescan = !server_scan_ || last_pid == 0 || last_pid != server_scan_->last_pid ||
-                  clock_.Now() - server_scan_->at >= std::chrono::seconds(1);
-    if (!rescan)
-        for (const OpencodeServerProcess& p : server_scan_->servers) {
-            auto st = proc_->Stat(p.pid);
-            if (p.port == 0 || !st || st->start_time != p.start_time || st->state == 'Z') rescan = true;
-        }
-    if (rescan) server_scan_ = ServerScan{proc_->FindOpencodeServers(getuid()), last_pid, clock_.Now()};
+    // Every scan looks at every process, but reads again only the command lines of those it has
+    // not seen yet: servers are checked each time (one that ended is never listed); a process
+    // that became a server by exec, keeping its pid, and a new server's port show within a second.
+    if (clock_.Now() - scan_memo_since_ >= std::chrono::seconds(1)) {
+        scan_memo_ = {};
+        scan_memo_since_ = clock_.Now();
+    }
     std::vector<OpencodeServerProcess> out;
     const int managed = managed_pid();
-    for (const OpencodeServerProcess& p : server_scan_->servers)
+    for (const OpencodeServerProcess& p : proc_->FindOpencodeServers(getuid(), &scan_memo_))
         if (p.pid != managed) out.push_back(p);
     return out;
 }

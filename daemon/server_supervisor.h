@@ -227,14 +227,10 @@ private:
     uint64_t stops_begun_{0};      ///< stops begun (stop, restart, idle stop, shutdown)
     std::string stop_why_;         ///< why the latest stop began
 
-    /// The last scan of /proc for opencode servers (a few hundred reads: most of what run.list
-    /// costs), and the newest pid when it was made; see UntrackedServers.
-    struct ServerScan {
-        std::vector<OpencodeServerProcess> servers;
-        int last_pid{0};
-        Clock::TimePoint at{};
-    };
-    mutable std::optional<ServerScan> server_scan_;
+    /// What the scans of /proc for untracked servers learnt (reading every process's command line
+    /// was most of what run.list cost), forgotten every second; see UntrackedServers.
+    mutable ServerScanMemo scan_memo_;
+    mutable Clock::TimePoint scan_memo_since_{};
 
     std::set<boost::asio::steady_timer*> waiters_;
     std::vector<std::function<void(ServerState)>> listeners_;

@@ -242,7 +242,6 @@ TEST(UnitSupervisorPhase, TransitionsAndTheStatesTheyShow)
 class FakeProc {
 public:
     explicit FakeProc(std::string root) : root_(std::move(root)) { std::filesystem::create_directories(root_ + "/net"); }
-    void SetLastPid(int pid) { test::WriteFile(root_ + "/loadavg", "0.10 0.20 0.30 1/80 " + std::to_string(pid) + "\n"); }
     /// An `opencode serve` (or, with `serve` false, some other program) listening on `port` (0: none).
     void Add(int pid, uint64_t start_time, int port, bool serve = true)
     {
@@ -279,26 +278,24 @@ std::vector<int64_t> UntrackedPids(ServerSupervisor& s)
     return pids;
 }
 
-TEST_F(UnitSupervisorOnFakeClock, UntrackedServersAreScannedAgainForANewProcessOrAfterASecondAndNeverListedDead)
+TEST_F(UnitSupervisorOnFakeClock, UntrackedServersNewProcessesAtOnceAnExecWithinASecondAndNeverOneThatEnded)
 {
     FakeProc proc(dir_ + "/proc");
     hooks_.proc_root = dir_ + "/proc";
-    proc.SetLastPid(101);
     proc.Add(100, 5000, 4100);
     proc.Add(101, 5001, 0, false);
     ServerSupervisor& s = Make();
     EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{100}));
 
-    // Nothing new (the newest pid is the same): the last scan stands; a process that became an
-    // opencode server by exec (no new pid) shows only once the scan is a second old.
+    // A process that became an opencode server by exec (no new pid) shows within a second: its
+    // command line is read again then.
     proc.Add(101, 5001, 4101);
     EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{100}));
     Advance(1s);
     EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{100, 101}));
 
-    // A new process: scanned again at once.
+    // A new process: seen at once.
     proc.Add(102, 5002, 4102);
-    proc.SetLastPid(102);
     EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{100, 101, 102}));
 
     // A server that ended is never listed, and neither is its pid reused by another process.
