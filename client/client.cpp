@@ -231,7 +231,7 @@ json::value Client::Call(const std::string& method, json::value params)
             // ralphd is reachable, so not exit 3 with "start it": an error of the daemon (exit 1).
             throw DaemonError(kInternalError, std::string(e.what()) + "; this is a bug in ralphd: please report it");
         }
-        if (ErrorCode(reply) != kWarmingUp || std::chrono::steady_clock::now() >= deadline) break;
+        if (ErrorCode(reply) != kWarmingUp || !wait_warming_up || std::chrono::steady_clock::now() >= deadline) break;
         if (!said) std::cerr << "ralph: ralphd is starting (stopping what a previous ralphd left); waiting\n";
         said = true;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));

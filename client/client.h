@@ -40,6 +40,9 @@ public:
     std::string socket_path;
     bool json_output{false};
     bool autostart{true};
+    /// Whether Call waits (saying so on stderr) while ralphd answers WARMING_UP; else that answer
+    /// is a DaemonError like any other (ralph top, which must not block or write over its screen).
+    bool wait_warming_up{true};
     std::string cwd;
 
     Client();

@@ -141,6 +141,7 @@ public:
         // First contact before the screen: autostart and its errors go to the terminal as usual.
         model_.ApplyList(client_.Call("run.list").as_object());
         client_.autostart = false;  // from now on a daemon that goes away is waited for, not restarted
+        client_.wait_warming_up = false;  // one coming back says so in the status line, retried each second
         Screen screen;
         OpenStream();
         bool dirty = true;
