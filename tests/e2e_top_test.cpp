@@ -1,11 +1,15 @@
 // ralph top end to end, in a terminal: tmux (a server of its own per test, `-L`) runs a shell in
 // an 80x24 window; the test types `ralph top`, reads the screen with capture-pane, and drives it
 // with send-keys. The real ralphd, ralph and opencode 1.18.33, and the scripted model.
+#include "daemon/proc_scan.h"
+#include "daemon/store.h"
 #include "tests/harness.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
+#include <filesystem>
 #include <regex>
 #include <thread>
 #include <unistd.h>
@@ -78,6 +82,13 @@ public:
     bool WaitText(const std::string& text, std::chrono::seconds timeout = 60s)
     {
         return WaitScreen([&](const std::string& s) { return s.find(text) != std::string::npos; }, timeout);
+    }
+    /// A run's row in the table: the line that starts with its id (log lines start with a time).
+    std::string Row(int64_t id)
+    {
+        for (const std::string& line : Lines())
+            if (line.rfind(std::to_string(id) + " ", 0) == 0) return line;
+        return "";
     }
     bool AlternateScreen() { return Tmux({"display-message", "-p", "-t", "top", "#{alternate_on}"}).out.rfind("1", 0) == 0; }
     bool started() const { return started_; }
@@ -295,14 +306,8 @@ TEST(E2ETop, WaitsForAStoppedDaemonWithoutStartingOneAndReconnectsWhenItIsBack)
     Terminal term(env);
     ASSERT_TRUE(term.started());
     ASSERT_TRUE(term.StartTop()) << term.Screen();
-    // A run's row in the table: the line that starts with its id (log lines start with a time).
-    auto row = [&](int64_t id) {
-        for (const std::string& line : term.Lines())
-            if (line.rfind(std::to_string(id) + " ", 0) == 0) return line;
-        return std::string();
-    };
     auto row_shows = [&](int64_t id, const std::string& task, const std::string& status) {
-        std::string r = row(id);
+        std::string r = term.Row(id);
         return r.find(task) != std::string::npos && r.find(status) != std::string::npos;
     };
     ASSERT_TRUE(WaitFor([&] { return row_shows(first_id, "before", "completed"); }, 60s)) << term.Screen();
@@ -333,6 +338,143 @@ TEST(E2ETop, WaitsForAStoppedDaemonWithoutStartingOneAndReconnectsWhenItIsBack)
     EXPECT_TRUE(row_shows(first_id, "before", "completed")) << term.Screen();
     term.Keys({"q"});
     EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+}
+
+/// A process the test started, signalled and reaped when the test ends, however it ends (pid -1:
+/// none, or already reaped).
+struct OwnChild {
+    pid_t pid{-1};
+    int sig{SIGKILL};
+    ~OwnChild()
+    {
+        if (pid <= 0) return;
+        kill(pid, sig);
+        if (WaitExit(pid, 60s) == -1) kill(pid, SIGKILL), WaitExit(pid, 10s);
+    }
+};
+
+// ralphd comes back under a running top while it still reconciles what the previous one left: a
+// recorded "opencode server" that ignores SIGTERM, which the test itself ends once it has seen
+// enough (stop_timeout is far longer), so the warm-up lasts exactly as long as the test needs.
+// Meanwhile every store-backed method answers WARMING_UP: top says so in its status line, retries
+// each second and answers keys all along; it never waits inside the call, whose "waiting" line on
+// stderr would be written over its screen. Once reconciled, top says ralphd is back.
+TEST(E2ETop, ADaemonComingBackWhileItReconcilesIsShownAndTopKeepsAnsweringKeys)
+{
+    E2EEnv env;
+    env.StartDaemon();
+    std::string project = env.MakeProject("proj");
+    env.AddTask(project, "before", "PROMISE\n");
+    json::value run = env.RalphJson({"run", "before"}, project);
+    ASSERT_TRUE(run.is_object() && run.as_object().contains("id") && run.at("id").is_int64()) << run;
+    const int64_t id = run.at("id").as_int64();
+    env.WaitRunEnd(id);
+    Terminal term(env);
+    ASSERT_TRUE(term.started());
+    ASSERT_TRUE(term.StartTop()) << term.Screen();
+    auto row_completed = [&] { return term.Row(id).find("completed") != std::string::npos; };
+    ASSERT_TRUE(WaitFor(row_completed, 60s)) << term.Screen();
+
+    ASSERT_EQ(env.StopDaemon(), 0) << env.DaemonStderr();
+    ASSERT_TRUE(term.WaitText("retrying every second (cannot connect")) << term.Screen();
+
+    // The leftover, recorded as the managed server while no daemon runs. Declared after the next
+    // daemon's OwnChild, so that it is ended first: that daemon is warming up until it is gone.
+    OwnChild daemon{-1, SIGTERM};
+    OwnChild leftover{SpawnProgram({"/bin/bash", "-c", "trap '' TERM; exec -a opencode-leftover sleep 600"}, {},
+                                   "/dev/null", "/dev/null")};
+    ASSERT_GT(leftover.pid, 0);
+    ASSERT_TRUE(WaitFor([&] {
+        auto cmd = ProcFs().Cmdline(leftover.pid);
+        return !cmd.empty() && cmd[0] == "opencode-leftover";
+    }, 30s));
+    auto leftover_stat = ProcFs().Stat(leftover.pid);
+    ASSERT_TRUE(leftover_stat.has_value());
+    ASSERT_TRUE(std::filesystem::exists(env.state_dir + "/ralph.db"));
+    RunStore(env.state_dir + "/ralph.db")
+        .SetManagedServer(ManagedServerRecord{leftover.pid, leftover_stat->start_time, env.port_base, NowMillis()});
+
+    // Started without waiting for it to answer (StartDaemon waits through the warm-up).
+    auto daemon_env = env.env;
+    daemon_env["RALPH_SERVER_STOP_TIMEOUT"] = "1h";  // SIGKILL only when the test has long failed
+    const std::string daemon_err = env.dir + "/ralphd.warming-up.stderr";
+    daemon.pid = SpawnProgram({RALPHD_PATH, "--debug"}, daemon_env, env.dir + "/ralphd.warming-up.stdout", daemon_err);
+    ASSERT_GT(daemon.pid, 0);
+    auto warming_up = [&] {
+        try {
+            json::object reply = env.Call("daemon.info");
+            const json::value* result = reply.if_contains("result");
+            const json::value* w = result && result->is_object() ? result->as_object().if_contains("warming_up") : nullptr;
+            return w && w->is_bool() && w->as_bool();
+        } catch (const std::exception&) {
+            return false;
+        }
+    };
+    ASSERT_TRUE(WaitFor(warming_up, 60s)) << ReadFile(daemon_err);
+
+    // Every screen read from now on is checked for ralph's stderr line "ralph: ralphd is starting
+    // (stopping what a previous ralphd left); waiting", which a waiting call writes over the
+    // screen. It is shorter than a line, so a wrap can cut at most one of its two ends.
+    bool waiting_line = false;
+    auto look = [&] {
+        std::string s = term.Screen();
+        if (s.find("ralph: ralphd is starting") != std::string::npos || s.find("left); waiting") != std::string::npos)
+            waiting_line = true;
+        return s;
+    };
+    auto last_line = [&] {
+        std::string s = look();
+        if (!s.empty() && s.back() == '\n') s.pop_back();
+        auto nl = s.rfind('\n');
+        return nl == std::string::npos ? s : s.substr(nl + 1);
+    };
+    const std::string warming_message = "ralphd is starting: it is still stopping what a previous ralphd left";
+    auto status_warming = [&] { return last_line().rfind(warming_message, 0) == 0; };
+    // The line, when written, comes at top's first WARMING_UP answer: the test fails at once.
+    ASSERT_TRUE(WaitFor([&] { return waiting_line || status_warming(); }, 60s)) << term.Screen();
+    ASSERT_FALSE(waiting_line) << "a call waited on WARMING_UP and wrote over top's screen:\n" << term.Screen();
+    std::string screen = look();
+    EXPECT_NE(screen.find("LAST ACTIVITY"), std::string::npos) << screen;  // still top, its table kept
+    EXPECT_TRUE(term.AlternateScreen());
+
+    // Keys answered while it warms up: Enter opens the whole log, q comes back to the table; the
+    // status line still says why the runs are not refreshed.
+    term.Keys({"Enter"});
+    ASSERT_TRUE(WaitFor([&] { return look().find("whole log (q or Esc: back") != std::string::npos; }, 60s))
+        << term.Screen();
+    EXPECT_TRUE(warming_up()) << "the warm-up ended before the test ended it";
+    ASSERT_TRUE(WaitFor(status_warming, 60s)) << term.Screen();
+    term.Keys({"q"});
+    ASSERT_TRUE(WaitFor([&] {
+        std::string s = look();
+        return s.find("LAST ACTIVITY") != std::string::npos && s.find("whole log (q or Esc") == std::string::npos;
+    }, 60s)) << term.Screen();
+    EXPECT_TRUE(warming_up()) << "the warm-up ended before the test ended it";
+    ASSERT_TRUE(WaitFor(status_warming, 60s)) << term.Screen();
+    EXPECT_TRUE(ProcessAlive(leftover.pid));
+    EXPECT_FALSE(waiting_line) << "a call waited on WARMING_UP and wrote over top's screen";
+
+    // The warm-up ends when the leftover is gone; top is back on the runs.
+    ASSERT_EQ(kill(leftover.pid, SIGKILL), 0);
+    EXPECT_EQ(WaitExit(leftover.pid, 30s), 128 + SIGKILL);
+    leftover.pid = -1;
+    ASSERT_TRUE(term.WaitText("ralphd is back")) << term.Screen() << ReadFile(daemon_err);
+    ASSERT_TRUE(term.WaitScreen([](const std::string& s) {
+        return s.find("not answering") == std::string::npos && s.find("ralph top  server:") != std::string::npos;
+    })) << term.Screen();
+    EXPECT_TRUE(row_completed()) << term.Screen();
+    EXPECT_FALSE(warming_up());
+    EXPECT_NE(ReadFile(daemon_err).find("stopping the opencode server a previous ralphd left running"), std::string::npos)
+        << ReadFile(daemon_err);
+    look();
+    EXPECT_FALSE(waiting_line) << "a call waited on WARMING_UP and wrote over top's screen";
+    term.Keys({"q"});
+    EXPECT_EQ(term.ExitCodeAfterQuit(), 0) << term.Screen();
+    EXPECT_EQ(term.Screen().find("LAST ACTIVITY"), std::string::npos) << term.Screen();
+
+    ASSERT_EQ(kill(daemon.pid, SIGTERM), 0);
+    EXPECT_EQ(WaitExit(daemon.pid, 60s), 0) << ReadFile(daemon_err);
+    daemon.pid = -1;
 }
 
 TEST(E2ETop, AResizeRedraws)
