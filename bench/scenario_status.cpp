@@ -26,14 +26,16 @@ void GenerateHistory(const std::string& db_path, const std::string& projects_roo
 {
     RunStore store(db_path);
     const int64_t now = UnixMillis();
-    const char* statuses[][2] = {{"completed", "promise"}, {"stopped", "max_iterations"},
-                                 {"failed", "consecutive_failures"}, {"completed", "prd_complete"}};
+    const std::pair<RunStatus, RunReason> statuses[] = {{RunStatus::kCompleted, RunReason::kPromise},
+                                                        {RunStatus::kStopped, RunReason::kMaxIterations},
+                                                        {RunStatus::kFailed, RunReason::kConsecutiveFailures},
+                                                        {RunStatus::kCompleted, RunReason::kPrdComplete}};
     std::vector<ImportedRun> batch;
     for (int r = 1; r <= runs; ++r) {
         int project = r % 5, task = r % 50;
         std::string root = projects_root + "/project" + std::to_string(project);
         std::string name = "task" + std::to_string(task);
-        const auto& st = statuses[r % 4];
+        const auto& [status, reason] = statuses[r % 4];
         int64_t started = now - static_cast<int64_t>(runs - r + 1) * 600000;  // one run every 10 minutes
         int64_t step_ms = 25000;
         ImportedRun in;
@@ -41,8 +43,8 @@ void GenerateHistory(const std::string& db_path, const std::string& projects_roo
         run.task_name = name;
         run.task_dir = root + "/tasks/" + name;
         run.project_root = root;
-        run.status = st[0];
-        run.reason = st[1];
+        run.status = status;
+        run.reason = reason;
         run.iteration = run.max_iterations = iterations_per_run;
         run.promise = "COMPLETE";
         run.iteration_timeout_ms = 1800000;
@@ -59,9 +61,9 @@ void GenerateHistory(const std::string& db_path, const std::string& projects_roo
         event(0, "run.start", "{\"task\":\"" + name + "\"}", started);
         for (int n = 1; n <= iterations_per_run; ++n) {
             bool last = n == iterations_per_run;
-            std::string outcome = last && std::string(st[0]) == "completed" ? "complete"
-                                  : last && std::string(st[0]) == "failed"  ? "error"
-                                                                            : "continue";
+            OutcomeName outcome = last && status == RunStatus::kCompleted ? OutcomeName::kComplete
+                                  : last && status == RunStatus::kFailed  ? OutcomeName::kError
+                                                                          : OutcomeName::kContinue;
             int64_t t = started + step_ms * (n - 1);
             IterationRow it;
             it.n = n;
@@ -69,7 +71,7 @@ void GenerateHistory(const std::string& db_path, const std::string& projects_roo
             it.outcome = outcome;
             it.started_at = t;
             it.ended_at = t + step_ms - 500;
-            it.promise_seen = outcome == "complete";
+            it.promise_seen = outcome == OutcomeName::kComplete;
             it.tokens_in = 7683;
             it.tokens_out = 120;
             it.cost = 0.01;
@@ -77,9 +79,9 @@ void GenerateHistory(const std::string& db_path, const std::string& projects_roo
             in.iterations.push_back(it);
             event(n, "iteration.start", "{\"session\":\"" + it.session_id + "\"}", t);
             event(n, "text", "{\"text\":\"Working on it.\"}", t + step_ms / 2);
-            event(n, "iteration.end", "{\"outcome\":\"" + outcome + "\"}", t + step_ms - 500);
+            event(n, "iteration.end", "{\"outcome\":\"" + std::string(Name(outcome)) + "\"}", t + step_ms - 500);
         }
-        event(iterations_per_run, "run.end", std::string("{\"status\":\"") + st[0] + "\"}", run.ended_at);
+        event(iterations_per_run, "run.end", "{\"status\":\"" + std::string(Name(status)) + "\"}", run.ended_at);
         batch.push_back(std::move(in));
         if (batch.size() == 1000 || r == runs) {
             store.ImportFinishedRuns(batch);

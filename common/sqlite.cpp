@@ -49,7 +49,9 @@ Statement& Statement::Bind(double v)
     return *this;
 }
 
-Statement& Statement::Bind(const std::string& v)
+Statement& Statement::Bind(const std::string& v) { return Bind(std::string_view(v)); }
+
+Statement& Statement::Bind(std::string_view v)
 {
     sqlite3_bind_text(stmt_, ++index_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;

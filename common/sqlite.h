@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -40,6 +41,7 @@ public:
     Statement& Bind(bool v) { return Bind(static_cast<int64_t>(v ? 1 : 0)); }
     Statement& Bind(double v);
     Statement& Bind(const std::string& v);
+    Statement& Bind(std::string_view v);
     Statement& BindNull();
     /// NULL for 0 (columns where 0 means "none", such as a port or an end time).
     Statement& BindNullableInt(int64_t v) { return v == 0 ? BindNull() : Bind(v); }

@@ -178,21 +178,21 @@ IterationActions IterationMachine::Check(const Surroundings& around, Clock::Time
         IterationActions actions;
         if (around.shutting_down && around.server_live) actions.push_back({IterationAction::Kind::Abort, "", {}, "", {}});
         IterationOutcome interrupted;
-        interrupted.outcome = "interrupted";
+        interrupted.outcome = OutcomeName::kInterrupted;
         interrupted.error = around.server_lost ? "the opencode server went away during this iteration"
                                                : "ralphd stopped during this iteration";
         actions.push_back(Finish(std::move(interrupted)));
         return actions;
     }
     if (aborted_by_us_) return {};
-    if (around.stop_now) return StartAbort("aborted", "stopped at once by ralph stop --now", kAbortGrace);
-    if (around.pause_now) return StartAbort("aborted", "paused at once by ralph pause --now", kAbortGrace);
+    if (around.stop_now) return StartAbort(OutcomeName::kAborted, "stopped at once by ralph stop --now", kAbortGrace);
+    if (around.pause_now) return StartAbort(OutcomeName::kAborted, "paused at once by ralph pause --now", kAbortGrace);
     if (std::string crossed = BudgetCrossed(settings_.budget, Spent(now)); !crossed.empty()) {
         result_.budget = crossed;
-        return StartAbort("aborted", "budget reached, " + crossed + ": the iteration was aborted", kAbortGrace);
+        return StartAbort(OutcomeName::kAborted, "budget reached, " + crossed + ": the iteration was aborted", kAbortGrace);
     }
     if (now >= deadline_) {
-        return StartAbort("timeout",
+        return StartAbort(OutcomeName::kTimeout,
                           "the iteration took longer than " + FormatDuration(settings_.iteration_timeout) + " and was aborted",
                           kAbortGrace);
     }
@@ -200,11 +200,11 @@ IterationActions IterationMachine::Check(const Surroundings& around, Clock::Time
     const bool never_started = !started_ && now >= stall_deadline_;
     // Nothing runs in the session: end at once, with opencode's own error when it gave one.
     if (error_stuck || never_started)
-        return StartAbort("error", StallMessage(session_error_, settings_.stall_timeout), Clock::Duration::zero());
+        return StartAbort(OutcomeName::kError, StallMessage(session_error_, settings_.stall_timeout), Clock::Duration::zero());
     return {};
 }
 
-IterationActions IterationMachine::StartAbort(const std::string& outcome, const std::string& why, Clock::Duration grace)
+IterationActions IterationMachine::StartAbort(OutcomeName outcome, const std::string& why, Clock::Duration grace)
 {
     aborted_by_us_ = true;
     abort_grace_ = grace;
@@ -255,17 +255,17 @@ IterationActions IterationMachine::Conclude(const json::value& messages)
         if (!session_error_.empty() || !read.error.empty()) {
             // After opencode's own retries: a provider limit is waited out, anything else fails.
             const bool limited = !read.error.empty() ? read.rate_limited : session_error_rate_limited_;
-            r.outcome = limited ? "rate_limited" : "error";
+            r.outcome = limited ? OutcomeName::kRateLimited : OutcomeName::kError;
             r.error = !read.error.empty() ? read.error : session_error_;
             r.promise = false;
         } else if (!read.any_assistant) {
-            r.outcome = "error";
+            r.outcome = OutcomeName::kError;
             r.error = "the agent gave no answer";
         } else if (!read.last_completed) {
-            r.outcome = "error";
+            r.outcome = OutcomeName::kError;
             r.error = "the agent's last answer never finished";
         } else {
-            r.outcome = r.promise ? "complete" : "continue";
+            r.outcome = r.promise ? OutcomeName::kComplete : OutcomeName::kContinue;
         }
         if (!r.error.empty()) actions.push_back(Log("error", Obj("message", r.error)));
     }
@@ -277,7 +277,7 @@ IterationActions IterationMachine::ConcludeUnread(const std::string& why, bool s
 {
     if (aborted_by_us_) return {Finish(result_)};
     IterationOutcome r;
-    r.outcome = server_live ? "error" : "interrupted";
+    r.outcome = server_live ? OutcomeName::kError : OutcomeName::kInterrupted;
     r.error = "could not read the session's messages: " + why;
     return {Finish(std::move(r))};
 }

@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/duration.h"
 #include "daemon/budget.h"
+#include "daemon/run_states.h"
 
 #include <boost/json.hpp>
 
@@ -21,10 +22,10 @@
 
 namespace ralph {
 
-/// How an iteration ended: its row's outcome ("continue", "complete", "error", "timeout",
-/// "aborted", "interrupted"), error, whether the promise was seen, tokens and cost.
+/// How an iteration ended: its row's outcome (continue, complete, error, timeout, aborted,
+/// interrupted, rate_limited), error, whether the promise was seen, tokens and cost.
 struct IterationOutcome {
-    std::string outcome{"continue"};
+    OutcomeName outcome{OutcomeName::kContinue};
     std::string error;
     bool promise{false};
     int64_t tokens_in{0}, tokens_out{0}, tokens_reasoning{0};
@@ -123,7 +124,7 @@ public:
     IterationActions ConcludeUnread(const std::string& why, bool server_live);
 
 private:
-    IterationActions StartAbort(const std::string& outcome, const std::string& why, Clock::Duration grace);
+    IterationActions StartAbort(OutcomeName outcome, const std::string& why, Clock::Duration grace);
     /// What the run has spent by `now`: before this iteration, plus its finished steps so far.
     BudgetSpent Spent(Clock::TimePoint now) const;
     IterationAction LogPart(const boost::json::value& part, bool from_messages);

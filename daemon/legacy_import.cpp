@@ -193,7 +193,10 @@ int DefaultParentOf(int pid)
     return st && st->state != 'Z' ? st->ppid : 0;
 }
 
-std::string HumanStatus(const RunRow& r) { return r.status + (r.reason.empty() ? "" : " (" + r.reason + ")"); }
+std::string HumanStatus(const RunRow& r)
+{
+    return std::string(Name(r.status)) + (r.reason == RunReason::kNone ? "" : " (" + std::string(Name(r.reason)) + ")");
+}
 
 }  // namespace
 
@@ -340,21 +343,21 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
         r.task_name = entry.task_name.empty() ? r.task_dir.substr(r.task_dir.find_last_of('/') + 1) : entry.task_name;
         r.project_root = GitRoot(r.task_dir);
         if (r.project_root.empty()) r.project_root = DirName(DirName(r.task_dir));
-        std::string outcome;
+        OutcomeName outcome{OutcomeName::kNone};
         const std::string& legacy = entry.legacy_status;
         if (legacy == "completed") {
-            r.status = "completed";
-            outcome = "complete";
+            r.status = RunStatus::kCompleted;
+            outcome = OutcomeName::kComplete;
         } else if (legacy == "stopped") {
-            r.status = "stopped";
-            outcome = "continue";
+            r.status = RunStatus::kStopped;
+            outcome = OutcomeName::kContinue;
         } else if (legacy == "failed") {
-            r.status = "failed";
-            outcome = "error";
+            r.status = RunStatus::kFailed;
+            outcome = OutcomeName::kError;
         } else if (legacy == "checkpointed") {
-            r.status = "stopped";
-            r.reason = "user";
-            outcome = "continue";
+            r.status = RunStatus::kStopped;
+            r.reason = RunReason::kUser;
+            outcome = OutcomeName::kContinue;
         } else if (legacy == "running") {
             if (pid_column.empty())
                 return skip("running in the earlier ralph, and its table has no worker pid column to tell whether "
@@ -373,9 +376,9 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
                 return skip("still running in the earlier ralph (worker pid " + std::to_string(loop) +
                             ", which started its opencode serve, pid " + std::to_string(worker) +
                             "); import again once it has ended");
-            r.status = "stopped";
-            r.reason = "legacy_worker_gone";
-            outcome = "interrupted";
+            r.status = RunStatus::kStopped;
+            r.reason = RunReason::kLegacyWorkerGone;
+            outcome = OutcomeName::kInterrupted;
         } else {
             return skip("unknown status '" + legacy + "'");
         }
@@ -400,8 +403,8 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
             it.started_at = r.ended_at;  // the legacy registry only knows when the entry last changed
             it.ended_at = r.ended_at;
             it.port = r.last_port;
-            if (outcome == "error") it.error = "failed in the earlier ralph";
-            if (outcome == "interrupted") it.error = "the earlier ralph's worker ended without recording an outcome";
+            if (outcome == OutcomeName::kError) it.error = "failed in the earlier ralph";
+            if (outcome == OutcomeName::kInterrupted) it.error = "the earlier ralph's worker ended without recording an outcome";
             r.iteration = std::max(r.iteration, it.n);
             in.iterations.push_back(it);
         }
@@ -412,7 +415,7 @@ LegacyImportReport ImportLegacyDatabase(RunStore& store, const LegacyImportOptio
                   (r.last_port ? ", port " + std::to_string(r.last_port) : std::string()) + "; kept as " +
                   HumanStatus(r);
         if (legacy == "checkpointed") entry.message = "checkpointed: kept as stopped (user)";
-        if (r.reason == "legacy_worker_gone")
+        if (r.reason == RunReason::kLegacyWorkerGone)
             entry.message = "running, but its worker" + (pid.Int() > 0 ? " (pid " + std::to_string(pid.Int()) + ")" : std::string()) +
                             " is gone: kept as stopped (legacy_worker_gone)";
         entry.status = r.status;

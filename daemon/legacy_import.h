@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,8 +39,9 @@ struct LegacyEntry {
     std::string legacy_status;
     std::string action;  ///< "imported", "already_imported" or "skipped"
     int64_t run_id{0};   ///< the run it is (imported or already_imported); 0 when skipped
-    std::string status, reason;  ///< the run's, when imported
-    std::string message;         ///< why it was skipped, or how its status was mapped
+    std::optional<RunStatus> status;      ///< the run's, when imported; none when skipped
+    RunReason reason{RunReason::kNone};  ///< the run's, when imported
+    std::string message;                 ///< why it was skipped, or how its status was mapped
 };
 
 struct LegacyImportReport {

@@ -31,8 +31,8 @@ bool TreeTaken(RunStore& store, const RunRow& run)
 {
     // A queued run has not chosen yet: it chooses when it starts (SPEC §8).
     for (const RunRow& other : store.ActiveRuns())
-        if (other.id != run.id && other.status != "queued" && other.project_root == run.project_root && other.worktree.empty() &&
-            (other.id < run.id || other.iteration > 0 || !other.base.empty()))
+        if (other.id != run.id && other.status != RunStatus::kQueued && other.project_root == run.project_root &&
+            other.worktree.empty() && (other.id < run.id || other.iteration > 0 || !other.base.empty()))
             return true;
     return false;
 }
@@ -112,7 +112,7 @@ asio::awaitable<bool> LoopEngine::PrepareWorktree(RunRow& run)
     }
     if (!made.ok()) {
         store_.SetRunWorktree(run.id, "", "");  // there is none: the run's JSON must not name one
-        Finish(run.id, "failed", "task_invalid", "cannot make a git worktree for the run: " + made.message());
+        Finish(run.id, RunStatus::kFailed, RunReason::kTaskInvalid, "cannot make a git worktree for the run: " + made.message());
         co_return false;
     }
     Event(run.id, 0, "note",
@@ -155,7 +155,7 @@ asio::awaitable<void> LoopEngine::PrepareCheckpoints(ActiveRun& active, const Ru
     }
     // A killed ralphd may have left the last iteration without its snapshot: take it now.
     std::vector<IterationRow> iterations = store_.Iterations(run.id);
-    if (!iterations.empty() && iterations.back().checkpoint.empty() && !iterations.back().outcome.empty()) {
+    if (!iterations.empty() && iterations.back().checkpoint.empty() && iterations.back().outcome != OutcomeName::kNone) {
         IterationRow last = iterations.back();
         Result<Checkpoint> cp = co_await active.checkpoints->Take(*active.repo, run.id, last.n, "");
         if (cp) {
@@ -203,7 +203,7 @@ bool LoopEngine::NoProgress(const RunRow& run, const IterationRow& done)
     const int k = run.max_idle_iterations;
     if (k <= 0 || run.base.empty() || done.n < k) return false;
     auto idle = [](const IterationRow& it) {
-        return it.outcome == "continue" && !it.checkpoint.empty() && it.files_changed == 0 && it.commits == 0;
+        return it.outcome == OutcomeName::kContinue && !it.checkpoint.empty() && it.files_changed == 0 && it.commits == 0;
     };
     if (!idle(done)) return false;
     std::vector<IterationRow> iterations = store_.Iterations(run.id);

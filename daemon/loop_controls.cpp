@@ -11,6 +11,7 @@ namespace json = boost::json;
 namespace {
 
 std::string Id(int64_t id) { return std::to_string(id); }
+std::string StatusName(const RunRow& run) { return std::string(Name(run.status)); }
 
 }  // namespace
 
@@ -18,12 +19,12 @@ LoopEngine::ControlResult LoopEngine::Stop(int64_t run_id, bool now)
 {
     auto run = store_.GetRun(run_id);
     if (!run) return {false, "no run " + Id(run_id)};
-    if (run->status == "queued" || run->status == "paused") {
+    if (run->status == RunStatus::kQueued || run->status == RunStatus::kPaused) {
         // No loop and no session: it ends now, with the iterations it has.
-        Finish(run_id, "stopped", "user", "stopped while " + run->status);
-        return {true, "run " + Id(run_id) + " was " + run->status + " and is stopped"};
+        Finish(run_id, RunStatus::kStopped, RunReason::kUser, "stopped while " + StatusName(*run));
+        return {true, "run " + Id(run_id) + " was " + StatusName(*run) + " and is stopped"};
     }
-    if (!store_.RequestStop(run_id, now)) return {false, "run " + Id(run_id) + " is not active (" + run->status + ")"};
+    if (!store_.RequestStop(run_id, now)) return {false, "run " + Id(run_id) + " is not active (" + StatusName(*run) + ")"};
     Event(run_id, run->iteration, "note",
           Obj("message", now ? "stop requested: aborting the current iteration"
                              : "stop requested: the run stops after the current iteration"));
@@ -38,13 +39,14 @@ LoopEngine::ControlResult LoopEngine::Pause(int64_t run_id, bool now)
 {
     auto run = store_.GetRun(run_id);
     if (!run) return {false, "no run " + Id(run_id)};
-    if (run->status == "paused") return {false, "run " + Id(run_id) + " is paused already; resume it with: ralph resume " + Id(run_id)};
-    if (run->status == "queued") {
-        if (!store_.MoveActiveRun(run_id, "queued", "paused", NowMillis())) return {false, "run " + Id(run_id) + " changed meanwhile"};
+    if (run->status == RunStatus::kPaused) return {false, "run " + Id(run_id) + " is paused already; resume it with: ralph resume " + Id(run_id)};
+    if (run->status == RunStatus::kQueued) {
+        if (!store_.MoveActiveRun(run_id, RunStatus::kQueued, RunStatus::kPaused, NowMillis()))
+            return {false, "run " + Id(run_id) + " changed meanwhile"};
         Event(run_id, run->iteration, "note", Obj("message", "paused while queued; resume with: ralph resume " + Id(run_id)));
         return {true, "run " + Id(run_id) + " is paused (it was queued)"};
     }
-    if (!store_.RequestPause(run_id, now)) return {false, "run " + Id(run_id) + " is not active (" + run->status + ")"};
+    if (!store_.RequestPause(run_id, now)) return {false, "run " + Id(run_id) + " is not active (" + StatusName(*run) + ")"};
     Event(run_id, run->iteration, "note",
           Obj("message", now ? "pause requested: aborting the current iteration"
                              : "pause requested: the run pauses after the current iteration"));
@@ -59,16 +61,16 @@ LoopEngine::ControlResult LoopEngine::Resume(int64_t run_id)
 {
     auto run = store_.GetRun(run_id);
     if (!run) return {false, "no run " + Id(run_id)};
-    if (run->status == "running") {
+    if (run->status == RunStatus::kRunning) {
         if (!store_.CancelPause(run_id)) return {false, "run " + Id(run_id) + " is running, not paused"};
         if (auto it = active_.find(run_id); it != active_.end()) it->second->pause_now = false;
         Event(run_id, run->iteration, "note", Obj("message", "pause withdrawn: the run goes on"));
         return {true, "run " + Id(run_id) + " goes on: its pause was withdrawn"};
     }
-    if (run->status != "paused") return {false, "run " + Id(run_id) + " is " + run->status + ", not paused"};
+    if (run->status != RunStatus::kPaused) return {false, "run " + Id(run_id) + " is " + StatusName(*run) + ", not paused"};
     if (shutting_down_) return {false, "ralphd is shutting down; resume the run when it is back"};
     const bool queue = max_running_ > 0 && store_.CountRunning() >= max_running_;
-    if (!store_.MoveActiveRun(run_id, "paused", queue ? "queued" : "running", NowMillis()))
+    if (!store_.MoveActiveRun(run_id, RunStatus::kPaused, queue ? RunStatus::kQueued : RunStatus::kRunning, NowMillis()))
         return {false, "run " + Id(run_id) + " changed meanwhile"};
     if (queue) {
         Event(run_id, run->iteration, "note",
@@ -93,7 +95,7 @@ void LoopEngine::StartQueued()
     while (max_running_ == 0 || store_.CountRunning() < max_running_) {
         std::optional<RunRow> next = store_.NextQueued();
         if (!next) return;
-        if (!store_.MoveActiveRun(next->id, "queued", "running", NowMillis())) return;
+        if (!store_.MoveActiveRun(next->id, RunStatus::kQueued, RunStatus::kRunning, NowMillis())) return;
         Log(LogLevel::Info) << "run " << next->id << " leaves the queue: " << next->task_dir;
         Event(next->id, next->iteration, "note", Obj("message", "started from the queue"));
         Spawn(next->id);

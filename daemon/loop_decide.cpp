@@ -36,11 +36,11 @@ BudgetSpent LoopEngine::Spent(const RunRow& run)
             Millis(std::max<int64_t>(0, now - run.started_at - not_running))};
 }
 
-void LoopEngine::Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message)
+void LoopEngine::Finish(int64_t run_id, RunStatus status, RunReason reason, const std::string& message)
 {
     auto run = store_.GetRun(run_id);
     if (!store_.FinishRun(run_id, status, reason, NowMillis(), message)) return;
-    json::object data{{"status", status}, {"reason", reason}};
+    json::object data{{"status", Name(status)}, {"reason", Name(reason)}};
     if (!message.empty()) data["message"] = message;
     Event(run_id, run ? run->iteration : 0, "run.end", std::move(data));
     Log(LogLevel::Info) << "run " << run_id << " " << status << " (" << reason << ")"
@@ -53,17 +53,17 @@ asio::awaitable<bool> LoopEngine::EndedBeforeIteration(ActiveRun& active, const 
 {
     const int64_t id = run.id;
     if (!run.stop_requested.empty()) {
-        Finish(id, "stopped", "user");
+        Finish(id, RunStatus::kStopped, RunReason::kUser);
         co_return true;
     }
     // A rate-limited iteration does not count towards the limit (SPEC §8).
     const int limited = run.iteration > 0 ? store_.RateLimitedIterations(id).total : 0;
     if (run.iteration - limited >= run.max_iterations) {
-        Finish(id, "stopped", "max_iterations");
+        Finish(id, RunStatus::kStopped, RunReason::kMaxIterations);
         co_return true;
     }
     if (std::string crossed = BudgetCrossed(run.budget, Spent(run)); !crossed.empty()) {
-        Finish(id, "stopped", "budget", crossed);
+        Finish(id, RunStatus::kStopped, RunReason::kBudget, crossed);
         co_return true;
     }
     // In its worktree, the task directory and prd.json are the worktree's (the agent's) copy;
@@ -75,7 +75,7 @@ asio::awaitable<bool> LoopEngine::EndedBeforeIteration(ActiveRun& active, const 
     }
     PrdStatus prd = ReadPrd(task_dir + "/prd.json");
     if (prd.present && !prd.valid()) {
-        Finish(id, "failed", "task_invalid", prd.error);
+        Finish(id, RunStatus::kFailed, RunReason::kTaskInvalid, prd.error);
         co_return true;
     }
     const int passed = prd.valid() ? prd.passing : -1, total = prd.valid() ? prd.total : -1;
@@ -84,19 +84,19 @@ asio::awaitable<bool> LoopEngine::EndedBeforeIteration(ActiveRun& active, const 
         activity_.Notify(id);
     }
     if (prd.complete() && co_await PrdCompletionVerified(active, run, root)) {
-        Finish(id, "completed", "prd_complete");
+        Finish(id, RunStatus::kCompleted, RunReason::kPrdComplete);
         co_return true;
     }
     if (!IsDirectory(task_dir) || !IsDirectory(root)) {
-        Finish(id, "failed", "task_invalid", "the task directory " + task_dir + " or its project " + root + " no longer exists");
+        Finish(id, RunStatus::kFailed, RunReason::kTaskInvalid, "the task directory " + task_dir + " or its project " + root + " no longer exists");
         co_return true;
     }
     // The prompt may have been emptied or replaced by a directory since the run started.
     if (auto problem = PromptProblem(Task{run.task_name, task_dir, root}); !problem.empty()) {
-        Finish(id, "failed", "task_invalid", problem);
+        Finish(id, RunStatus::kFailed, RunReason::kTaskInvalid, problem);
         co_return true;
     }
-    if (!run.pause_requested.empty() && store_.MoveActiveRun(id, "running", "paused", NowMillis())) {
+    if (!run.pause_requested.empty() && store_.MoveActiveRun(id, RunStatus::kRunning, RunStatus::kPaused, NowMillis())) {
         // The loop ends; ralph resume starts a new one (SPEC §8).
         Event(id, run.iteration, "note",
               Obj("message", "paused after iteration " + std::to_string(run.iteration) + "; resume with: ralph resume " +
@@ -126,13 +126,13 @@ asio::awaitable<void> LoopEngine::VerifyIteration(ActiveRun& active, const RunRo
 {
     if (run.verify.empty() || shutting_down_) co_return;
     // Only a claim of completion is verified: the promise, or every story of prd.json passing.
-    bool claims = done.outcome == "complete" ||
-                  (done.outcome == "continue" && ReadPrd(run.work_task_dir() + "/prd.json").complete());
+    bool claims = done.outcome == OutcomeName::kComplete ||
+                  (done.outcome == OutcomeName::kContinue && ReadPrd(run.work_task_dir() + "/prd.json").complete());
     if (!claims) co_return;
     VerifyVerdict verdict = co_await RunVerify(active, run, run.work_root(), &done);
     done.verify = verdict.verdict;
     done.verify_exit = verdict.exit;
-    if (verdict.verdict != "passed" && done.outcome == "complete") done.outcome = "continue";  // the run goes on
+    if (verdict.verdict != "passed" && done.outcome == OutcomeName::kComplete) done.outcome = OutcomeName::kContinue;  // the run goes on
 }
 
 asio::awaitable<LoopEngine::VerifyVerdict> LoopEngine::RunVerify(ActiveRun& active, const RunRow& run,
@@ -184,22 +184,22 @@ asio::awaitable<bool> LoopEngine::BackOff(ActiveRun& active, const IterationRow&
 {
     const int64_t id = done.run_id;
     std::optional<RunRow> run = store_.GetRun(id);
-    if (!run || run->status != "running") co_return false;
+    if (!run || run->status != RunStatus::kRunning) co_return false;
     Millis wait{0};
-    const bool limited = done.outcome == "rate_limited";
+    const bool limited = done.outcome == OutcomeName::kRateLimited;
     if (limited) {
         const RunSettings settings = SettingsNow(*run);
         const RunStore::RateLimited streak = store_.RateLimitedIterations(id);
         const Millis for_how_long(NowMillis() - streak.since);
         if (for_how_long >= settings.rate_limit_give_up) {
-            Finish(id, "failed", "provider_unavailable",
+            Finish(id, RunStatus::kFailed, RunReason::kProviderUnavailable,
                    "nothing but rate-limited iterations for " + FormatDuration(Millis(for_how_long.count() / 1000 * 1000)) +
                        " (run.rate_limit_give_up " + FormatDuration(settings.rate_limit_give_up) + "); the last: " + done.error);
             co_return true;
         }
         wait = std::min<Millis>(std::chrono::minutes(1) * (int64_t(1) << std::min(streak.streak - 1, 10)),
                                 settings.rate_limit_backoff_max);
-    } else if (done.outcome == "error" || done.outcome == "timeout") {
+    } else if (done.outcome == OutcomeName::kError || done.outcome == OutcomeName::kTimeout) {
         wait = std::min<Millis>(std::chrono::seconds(5) * (int64_t(1) << std::min(run->consecutive_failures - 1, 10)),
                                 std::chrono::minutes(2));
     }
@@ -217,7 +217,7 @@ asio::awaitable<bool> LoopEngine::BackOff(ActiveRun& active, const IterationRow&
     const auto deadline = clock_.Now() + wait;
     while (clock_.Now() < deadline && !shutting_down_) {
         std::optional<RunRow> now = store_.GetRun(id);
-        if (!now || now->status != "running" || !now->stop_requested.empty() || !now->pause_requested.empty()) break;
+        if (!now || now->status != RunStatus::kRunning || !now->stop_requested.empty() || !now->pause_requested.empty()) break;
         co_await active.wake.WaitUntil(deadline);
     }
     if (limited) {
@@ -233,7 +233,7 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
     const int64_t id = run.id;
     if (!active.unsettled_recorded) {
         store_.FinishIteration(done);
-        json::object end = Obj("outcome", done.outcome, "promise", done.promise_seen, "tokens_in", done.tokens_in,
+        json::object end = Obj("outcome", Name(done.outcome), "promise", done.promise_seen, "tokens_in", done.tokens_in,
                                "tokens_out", done.tokens_out, "cost", done.cost);
         if (done.tokens_reasoning) end["tokens_reasoning"] = done.tokens_reasoning;
         if (!done.error.empty()) end["error"] = done.error;
@@ -250,10 +250,10 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
             end["verify_exit"] = done.verify_exit ? json::value(*done.verify_exit) : json::value(nullptr);
         }
         Event(id, done.n, "iteration.end", std::move(end));
-        if (done.outcome == "error" || done.outcome == "timeout") {
+        if (done.outcome == OutcomeName::kError || done.outcome == OutcomeName::kTimeout) {
             AppendToFile(run.work_task_dir() + "/progress.txt",
                          "\n## ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(id) + " failed (" +
-                             done.outcome + ")\n" + done.error + "\n");
+                             std::string(Name(done.outcome)) + ")\n" + done.error + "\n");
         }
         active.unsettled_recorded = true;
         ++iterations_since_restart_;
@@ -261,24 +261,24 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
     }
     // Decide.
     bool ended = true;
-    if (shutting_down_ && done.outcome == "interrupted") {
+    if (shutting_down_ && done.outcome == OutcomeName::kInterrupted) {
         // left running, to resume on the next start
-    } else if (done.outcome == "complete") {
-        Finish(id, "completed", "promise");
-    } else if (auto after = store_.GetRun(id); after && after->status == "running") {
+    } else if (done.outcome == OutcomeName::kComplete) {
+        Finish(id, RunStatus::kCompleted, RunReason::kPromise);
+    } else if (auto after = store_.GetRun(id); after && after->status == RunStatus::kRunning) {
         std::string crossed = BudgetCrossed(after->budget, Spent(*after));
         if (crossed.empty()) crossed = active.budget_crossed;  // by the steps the iteration saw
         // Work that is done wins over a budget crossed by the same iteration: the loop's top completes it.
         const bool prd_done = done.verify == "passed" ||
                               (after->verify.empty() && ReadPrd(after->work_task_dir() + "/prd.json").complete());
         if (after->consecutive_failures >= after->max_consecutive_failures) {
-            Finish(id, "failed", "consecutive_failures",
+            Finish(id, RunStatus::kFailed, RunReason::kConsecutiveFailures,
                    std::to_string(after->consecutive_failures) + " iterations failed in a row; the last: " + done.error);
         } else if (!crossed.empty() && !prd_done) {
-            Finish(id, "stopped", "budget", crossed);
+            Finish(id, RunStatus::kStopped, RunReason::kBudget, crossed);
         } else if (done.n < after->max_iterations && !prd_done && NoProgress(*after, done)) {
             // At the iteration limit, max_iterations is the reason (SPEC §8): the loop's top says so.
-            Finish(id, "stopped", "no_progress",
+            Finish(id, RunStatus::kStopped, RunReason::kNoProgress,
                    std::to_string(after->max_idle_iterations) + " iterations in a row changed nothing");
         } else {
             // prd.json, re-read (the agent may have completed the stories or broken the file) and

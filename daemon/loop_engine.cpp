@@ -25,7 +25,7 @@ void LoopEngine::Wake(ActiveRun& active)
 }
 
 struct LoopEngine::IterationResult {
-    std::string outcome{"continue"};
+    OutcomeName outcome{OutcomeName::kContinue};
     std::string error;
     bool promise{false};
     int64_t tokens_in{0}, tokens_out{0}, tokens_reasoning{0};
@@ -82,8 +82,8 @@ Result<RunRow> LoopEngine::Start(const Task& task, const RunSettings& settings, 
 {
     if (shutting_down_) return Status(kInvalidState, "ralphd is shutting down; start the run again when it is back");
     if (auto active = store_.ActiveRunForTask(task.dir)) {
-        return Status(kAlreadyRunning, "task " + task.name + " already has a " + active->status + " run: run " +
-                                           std::to_string(active->id) + " (iteration " +
+        return Status(kAlreadyRunning, "task " + task.name + " already has a " + std::string(Name(active->status)) +
+                                           " run: run " + std::to_string(active->id) + " (iteration " +
                                            std::to_string(active->iteration) + "/" +
                                            std::to_string(active->max_iterations) + "); stop it with: ralph stop " +
                                            std::to_string(active->id));
@@ -123,10 +123,10 @@ Result<RunRow> LoopEngine::Start(const Task& task, const RunSettings& settings, 
     std::string prompt_problem = PromptProblem(task);
     if (prd.present && !prd.valid()) {
         *error = prd.error;
-        Finish(*id, "failed", "task_invalid", prd.error);
+        Finish(*id, RunStatus::kFailed, RunReason::kTaskInvalid, prd.error);
     } else if (!prompt_problem.empty()) {
         *error = prompt_problem;
-        Finish(*id, "failed", "task_invalid", prompt_problem);
+        Finish(*id, RunStatus::kFailed, RunReason::kTaskInvalid, prompt_problem);
     } else if (!queued) {
         Spawn(*id);
     }
@@ -153,11 +153,11 @@ void LoopEngine::ResumeLeftRuns()
     for (const RunRow& run : store_.RunningRuns()) {
         if (auto it = store_.UnfinishedIteration(run.id)) {
             IterationRow done = *it;
-            done.outcome = "interrupted";
+            done.outcome = OutcomeName::kInterrupted;
             done.error = "ralphd stopped during this iteration";
             done.ended_at = NowMillis();
             store_.FinishIteration(done);
-            Event(run.id, it->n, "iteration.end", {{"outcome", "interrupted"}, {"error", done.error}});
+            Event(run.id, it->n, "iteration.end", {{"outcome", Name(done.outcome)}, {"error", done.error}});
         }
         if (run.waiting_until) store_.SetWaitingUntil(run.id, 0);  // the wait ended with that ralphd
         Log(LogLevel::Info) << "resuming run " << run.id << " (" << run.task_name << ") after iteration " << run.iteration;
@@ -226,7 +226,7 @@ asio::awaitable<void> LoopEngine::Loop(std::shared_ptr<ActiveRun> active)
     }
     if (active->repo) {
         auto run = store_.GetRun(active->id);
-        if (!run || run->status != "running") Checkpoints::Forget(*active->repo);  // a cache for this run only
+        if (!run || run->status != RunStatus::kRunning) Checkpoints::Forget(*active->repo);  // a cache for this run only
     }
     active_.erase(active->id);
     activity_.Notify();
@@ -242,11 +242,11 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         if (active->unsettled) {
             // The end of the last iteration could not be recorded before: record it now, so that
             // its outcome counts and it is never left looking unfinished behind the next one.
-            if (!run || run->status != "running") break;
+            if (!run || run->status != RunStatus::kRunning) break;
             if (Settle(*active, *run)) break;
             continue;
         }
-        if (!run || run->status != "running" || shutting_down_) break;
+        if (!run || run->status != RunStatus::kRunning || shutting_down_) break;
         if (co_await EndedBeforeIteration(*active, *run)) break;
         if (!active->checkpoints_prepared) {
             // Before its first iteration: a worktree of its own if it needs one, then its base
@@ -261,7 +261,7 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
         if (!server) {
             if (shutting_down_) break;  // the server went with the daemon: no verdict on the run
             if (supervisor.state() == ServerState::Fatal) {
-                Finish(id, "failed", "server_unavailable", server.status().message());
+                Finish(id, RunStatus::kFailed, RunReason::kServerUnavailable, server.status().message());
                 break;
             }
             Log(LogLevel::Debug) << "run " << id << " waits for the server: " << server.status().message();
@@ -303,14 +303,14 @@ asio::awaitable<void> LoopEngine::RunIterations(ActiveRun& active_run)
             // Recorded as a failed iteration when its row exists; otherwise tried again shortly.
             auto unfinished = store_.UnfinishedIteration(id);
             result.recorded = unfinished && unfinished->n == n;
-            result.outcome = "error";
+            result.outcome = OutcomeName::kError;
             result.error = e.what();
             Log(LogLevel::Error) << "run " << id << " iteration " << n << ": " << e.what();
         }
-        if (result.outcome == "error" && supervisor.stops_begun() != stops_before) {
+        if (result.outcome == OutcomeName::kError && supervisor.stops_begun() != stops_before) {
             // `ralph server stop` or `restart` aborted the session (MessageAbortedError, a reset
             // connection): the server went away, the iteration did not fail (SPEC §8).
-            result.outcome = "interrupted";
+            result.outcome = OutcomeName::kInterrupted;
             result.error = "the opencode server was stopped during this iteration (" + supervisor.last_stop_why() + ")";
         }
         if (!result.recorded) {
@@ -381,7 +381,7 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
         // Record the failed attempt as an iteration so that the failure limit applies.
         store_.BeginIteration(run.id, n, "", server.port, NowMillis());
         Event(run.id, n, "iteration.start", Obj("session", "", "port", server.port));
-        result.outcome = "error";
+        result.outcome = OutcomeName::kError;
         result.error = "could not create an opencode session: " + created.status().message();
         co_return result;
     }
@@ -408,14 +408,14 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
 
     // 3. Subscribe before prompting, then prompt asynchronously.
     if (!co_await hub_.Connect(server, std::chrono::seconds(10))) {
-        result.outcome = server_.Live() ? "error" : "interrupted";
+        result.outcome = server_.Live() ? OutcomeName::kError : OutcomeName::kInterrupted;
         result.error = "could not open the server's event stream";
         co_return result;
     }
     json::object prompt_body = opencode_api::PromptBody(prompt, run.model, run.agent);
     Status prompted = co_await opencode->Prompt(session_id, root, prompt_body);
     if (!prompted.ok()) {
-        result.outcome = server_.Live() ? "error" : "interrupted";
+        result.outcome = server_.Live() ? OutcomeName::kError : OutcomeName::kInterrupted;
         result.error = "opencode refused the prompt: " + prompted.message();
         co_return result;
     }

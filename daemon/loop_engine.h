@@ -144,7 +144,7 @@ private:
     /// True when the last `max_idle_iterations` iterations (this one included) changed nothing.
     bool NoProgress(const RunRow& run, const IterationRow& done);
     /// Ends the run (if still running) and logs why.
-    void Finish(int64_t run_id, const std::string& status, const std::string& reason, const std::string& message = "");
+    void Finish(int64_t run_id, RunStatus status, RunReason reason, const std::string& message = "");
     void OnServerState(ServerState state);
     /// Starts queued runs, oldest first, while fewer than max_running run.
     void StartQueued();

@@ -65,8 +65,9 @@ void LoopEngine::RunEndHooks(int64_t run_id)
     // A desktop notification only where there is a desktop to show it.
     const bool graphical = std::getenv("DISPLAY") || std::getenv("WAYLAND_DISPLAY");
     if (settings.notify == "desktop" && graphical) {
-        std::string title = "ralph: " + run->task_name + " " + run->status;
-        std::string body = "run " + std::to_string(run->id) + " " + run->status + " (" + run->reason + ") after " +
+        const std::string status(Name(run->status)), reason(Name(run->reason));
+        std::string title = "ralph: " + run->task_name + " " + status;
+        std::string body = "run " + std::to_string(run->id) + " " + status + " (" + reason + ") after " +
                            std::to_string(run->iteration) + " iterations" +
                            (run->reason_detail.empty() ? "" : ": " + run->reason_detail);
         SpawnHook("notify", "notify-send -a ralph \"$RALPH_NOTIFY_TITLE\" \"$RALPH_NOTIFY_BODY\"", *run, nullptr,
@@ -86,10 +87,10 @@ std::vector<std::string> LoopEngine::ChildEnvironment(const RunRow& run, const I
              {"RALPH_PROJECT", run.project_root},
              {"RALPH_WORKTREE", run.worktree},
              {"RALPH_BRANCH", run.branch},
-             {"RALPH_STATUS", run.status},
-             {"RALPH_REASON", run.reason},
+             {"RALPH_STATUS", std::string(Name(run.status))},
+             {"RALPH_REASON", std::string(Name(run.reason))},
              {"RALPH_ITERATION", std::to_string(iteration ? it.n : run.iteration)},
-             {"RALPH_OUTCOME", it.outcome},
+             {"RALPH_OUTCOME", std::string(Name(it.outcome))},
              {"RALPH_SESSION_ID", iteration ? it.session_id : run.session_id},
              {"RALPH_TOKENS", std::to_string(iteration ? it.tokens_in + it.tokens_out + it.tokens_reasoning
                                                        : run.tokens_in + run.tokens_out + run.tokens_reasoning)},

@@ -116,13 +116,14 @@ AttachPlan PlanAttach(Daemon& d, const json::object& params)
     }
 
     std::string id = std::to_string(run.id);
-    if (run.status == "running") {
+    if (run.status == RunStatus::kRunning) {
         if (plan.session.empty())
             plan.note = "run " + id + " has not started its first session yet; opening opencode's home screen in " +
                         run.work_root() + kSessionListHint;
         return plan;
     }
-    std::string what = "run " + id + " is " + run.status + (run.reason.empty() ? "" : " (" + run.reason + ")");
+    std::string what = "run " + id + " is " + std::string(Name(run.status)) +
+                       (run.reason == RunReason::kNone ? "" : " (" + std::string(Name(run.reason)) + ")");
     std::string showing;
     if (plan.session.empty())
         showing = " and has no opencode session; opening opencode's home screen in " + run.work_root() +

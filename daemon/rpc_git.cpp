@@ -145,11 +145,11 @@ asio::awaitable<json::value> Clean(CallContext& ctx, const json::object& params)
     std::vector<RunRow> runs;
     if (finished) {
         for (const RunRow& r : d.store().ListRuns("", 0))
-            if (!IsActiveStatus(r.status)) runs.push_back(r);
+            if (!IsActive(r.status)) runs.push_back(r);
     } else {
         RunRow run = ValueOrThrow(ResolveRun(d.store(), *ref, ParamString(params, "cwd")));
-        if (IsActiveStatus(run.status))
-            throw RpcError(kInvalidState, "run " + std::to_string(run.id) + " is " + run.status +
+        if (IsActive(run.status))
+            throw RpcError(kInvalidState, "run " + std::to_string(run.id) + " is " + std::string(Name(run.status)) +
                                               "; stop it first: ralph stop " + std::to_string(run.id));
         if (run.worktree.empty() && !checkpoints)
             throw RpcError(kInvalidState, "run " + std::to_string(run.id) +

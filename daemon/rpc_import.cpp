@@ -19,8 +19,8 @@ json::object ReportJson(const LegacyImportReport& report)
             {"legacy_status", e.legacy_status},
             {"action", e.action},
             {"run", e.run_id ? json::value(e.run_id) : json::value(nullptr)},
-            {"status", e.status.empty() ? json::value(nullptr) : json::value(e.status)},
-            {"reason", e.reason.empty() ? json::value(nullptr) : json::value(e.reason)},
+            {"status", e.status ? json::value(Name(*e.status)) : json::value(nullptr)},
+            {"reason", e.reason == RunReason::kNone ? json::value(nullptr) : json::value(Name(e.reason))},
             {"message", e.message.empty() ? json::value(nullptr) : json::value(e.message)},
         });
     }

@@ -133,8 +133,9 @@ asio::awaitable<json::value> Stop(CallContext& ctx, const json::object& params)
     json::object out = RunJson(after, d.supervisor().Live());
     out["stopping"] = stopped.changed;
     out["message"] = stopped.changed ? stopped.message
-                                     : "run " + std::to_string(run.id) + " is not running (" + after.status +
-                                           (after.reason.empty() ? "" : ", " + after.reason) + "); nothing changed";
+                                     : "run " + std::to_string(run.id) + " is not running (" + std::string(Name(after.status)) +
+                                           (after.reason == RunReason::kNone ? "" : ", " + std::string(Name(after.reason))) +
+                                           "); nothing changed";
     co_return out;
 }
 
@@ -176,7 +177,7 @@ asio::awaitable<json::value> FollowAllRuns(CallContext& ctx, const json::object&
             state["at"] = NowMillis();
             co_await ctx.notify(jsonrpc::MakeNotification("run.event", Obj("run", run.id, "event", std::move(state))));
         }
-        if (!IsActiveStatus(run.status)) last_state.erase(run.id);
+        if (!IsActive(run.status)) last_state.erase(run.id);
     };
     for (const RunRow& run : d.store().ActiveRuns()) co_await send_state(run);
     for (;;) {
@@ -252,7 +253,7 @@ asio::awaitable<json::value> Events(CallContext& ctx, const json::object& params
             state["at"] = NowMillis();
             co_await ctx.notify(jsonrpc::MakeNotification("run.event", Obj("run", run.id, "event", std::move(state))));
         }
-        if (!IsActiveStatus(now.status) || d.shutting_down()) {
+        if (!IsActive(now.status) || d.shutting_down()) {
             co_return Obj("run", RunJson(now, d.supervisor().Live()), "last_id", after, "daemon_stopping",
                           d.shutting_down());
         }

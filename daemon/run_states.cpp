@@ -1,6 +1,7 @@
 #include "daemon/run_states.h"
 
 #include <array>
+#include <ostream>
 #include <utility>
 
 namespace ralph {
@@ -86,6 +87,10 @@ std::string SqlListOf(const Table<E, N>& table, int schema_version)
 std::string_view Name(RunStatus status) { return NameIn(kStatuses, status); }
 std::string_view Name(RunReason reason) { return NameIn(kReasons, reason); }
 std::string_view Name(OutcomeName outcome) { return NameIn(kOutcomes, outcome); }
+
+std::ostream& operator<<(std::ostream& out, RunStatus status) { return out << Name(status); }
+std::ostream& operator<<(std::ostream& out, RunReason reason) { return out << Name(reason); }
+std::ostream& operator<<(std::ostream& out, OutcomeName outcome) { return out << Name(outcome); }
 
 std::optional<RunStatus> ParseRunStatus(std::string_view name) { return ParseIn(kStatuses, name); }
 std::optional<RunReason> ParseRunReason(std::string_view name) { return ParseIn(kReasons, name); }

@@ -1,8 +1,10 @@
 // The names of a run's states (SPEC §1, §7): its status, why it ended, and how each iteration
 // ended. Each enum has one string table, used for JSON, the database and the schema's own CHECK
-// constraints, so that a new value is added in one place.
+// constraints, so that a new value is added in one place. Inside the daemon the rows carry the
+// enums; names are used only at the edges (SQLite, JSON, events, hook environments, logs).
 #pragma once
 
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +50,11 @@ std::string_view Name(RunStatus status);
 std::string_view Name(RunReason reason);
 std::string_view Name(OutcomeName outcome);
 
+/// The names, for logs and for gtest's failure messages.
+std::ostream& operator<<(std::ostream& out, RunStatus status);
+std::ostream& operator<<(std::ostream& out, RunReason reason);
+std::ostream& operator<<(std::ostream& out, OutcomeName outcome);
+
 /// The value named `name`, or nothing for a name the table does not have.
 std::optional<RunStatus> ParseRunStatus(std::string_view name);
 std::optional<RunReason> ParseRunReason(std::string_view name);
@@ -56,11 +63,8 @@ std::optional<OutcomeName> ParseOutcomeName(std::string_view name);
 /// completed, stopped or failed: a status that never changes again (queued, running and paused
 /// are the active ones).
 bool IsTerminal(RunStatus status);
-/// Whether a status (by name) is active: running, and later queued and paused (SPEC §7).
-inline bool IsActiveStatus(std::string_view status)
-{
-    return status == "running" || status == "queued" || status == "paused";
-}
+/// Whether a status is active: running, queued or paused (SPEC §7); the opposite of IsTerminal.
+inline bool IsActive(RunStatus status) { return !IsTerminal(status); }
 /// The status a reason ends a run with (kRunning for kNone).
 RunStatus StatusOf(RunReason reason);
 

@@ -131,7 +131,7 @@ std::optional<int64_t> RunStore::InsertRun(const RunRow& r, bool queued)
            "iteration_timeout_ms, max_consecutive_failures, started_at, max_idle_iterations, worktree_mode, max_cost, "
            "max_tokens, max_time_ms, verify_timeout_ms, verify, queued_at, paused_at) "
            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(std::string(queued ? "queued" : "running"))
+    s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(Name(queued ? RunStatus::kQueued : RunStatus::kRunning))
         .Bind(r.max_iterations).Bind(r.model).Bind(r.agent)
         .Bind(r.promise).Bind(r.iteration_timeout_ms).Bind(r.max_consecutive_failures).Bind(r.started_at)
         .Bind(r.max_idle_iterations).Bind(r.worktree_mode).Bind(r.budget.max_cost).Bind(r.budget.max_tokens)
@@ -226,7 +226,7 @@ void RunStore::FinishIteration(const IterationRow& it)
         auto s = db_.Cached("UPDATE iterations SET outcome = ?, ended_at = ?, error = ?, promise_seen = ?, tokens_in = ?, "
                       "tokens_out = ?, cost = ?, tokens_reasoning = ?, verify = ?, verify_exit = ? "
                       "WHERE run_id = ? AND n = ? AND outcome = ''");
-        s.Bind(it.outcome).Bind(it.ended_at).Bind(it.error).Bind(it.promise_seen ? 1 : 0).Bind(it.tokens_in)
+        s.Bind(Name(it.outcome)).Bind(it.ended_at).Bind(it.error).Bind(it.promise_seen ? 1 : 0).Bind(it.tokens_in)
             .Bind(it.tokens_out).Bind(it.cost).Bind(it.tokens_reasoning);
         if (it.verify.empty()) s.BindNull();
         else s.Bind(it.verify);
@@ -248,9 +248,10 @@ void RunStore::FinishIteration(const IterationRow& it)
     }
     {
         // error and timeout count towards the failure limit; aborted/interrupted ones neither count nor reset.
-        const char* streak = (it.outcome == "error" || it.outcome == "timeout") ? "consecutive_failures + 1"
-                             : (it.outcome == "continue" || it.outcome == "complete") ? "0"
-                                                                                       : "consecutive_failures";
+        using enum OutcomeName;
+        const char* streak = (it.outcome == kError || it.outcome == kTimeout)      ? "consecutive_failures + 1"
+                             : (it.outcome == kContinue || it.outcome == kComplete) ? "0"
+                                                                                    : "consecutive_failures";
         auto s = db_.Cached((std::string("UPDATE runs SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?, "
                                    "cost = cost + ?, tokens_reasoning = tokens_reasoning + ?, consecutive_failures = ") +
                        streak + " WHERE id = ? AND status = 'running'")
@@ -315,9 +316,8 @@ std::optional<IterationRow> RunStore::UnfinishedIteration(int64_t run_id)
 std::vector<ImportOutcome> RunStore::ImportFinishedRuns(const std::vector<ImportedRun>& runs)
 {
     for (const ImportedRun& in : runs) {
-        const std::string& st = in.run.status;
-        if (auto status = ParseRunStatus(st); !status || !IsTerminal(*status))
-            throw StoreError("ImportFinishedRuns: '" + st + "' is not a terminal status");
+        if (!IsTerminal(in.run.status))
+            throw StoreError("ImportFinishedRuns: '" + std::string(Name(in.run.status)) + "' is not a terminal status");
     }
     std::vector<ImportOutcome> out;
     sqlite::Transaction tx(db_);
@@ -338,7 +338,7 @@ std::vector<ImportOutcome> RunStore::ImportFinishedRuns(const std::vector<Import
                    "session_id, last_port, tokens_in, tokens_out, cost, legacy_id, legacy_agent, legacy_session_type, "
                    "legacy_current_story, legacy_workspace_dir) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-            s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(r.status).Bind(r.reason).Bind(r.iteration)
+            s.Bind(r.task_name).Bind(r.task_dir).Bind(r.project_root).Bind(Name(r.status)).Bind(Name(r.reason)).Bind(r.iteration)
                 .Bind(r.max_iterations).Bind(r.model).Bind(r.agent).Bind(r.promise).Bind(r.iteration_timeout_ms)
                 .Bind(r.max_consecutive_failures).Bind(r.started_at).BindNullableInt(r.ended_at).Bind(r.session_id)
                 .BindNullableInt(r.last_port).Bind(r.tokens_in).Bind(r.tokens_out).Bind(r.cost);
@@ -351,7 +351,7 @@ std::vector<ImportOutcome> RunStore::ImportFinishedRuns(const std::vector<Import
         for (const IterationRow& it : in.iterations) {
             auto s = db_.Cached("INSERT INTO iterations (run_id, n, session_id, outcome, started_at, ended_at, error, "
                           "promise_seen, tokens_in, tokens_out, cost, port) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-            s.Bind(id).Bind(it.n).Bind(it.session_id).Bind(it.outcome).Bind(it.started_at).BindNullableInt(it.ended_at)
+            s.Bind(id).Bind(it.n).Bind(it.session_id).Bind(Name(it.outcome)).Bind(it.started_at).BindNullableInt(it.ended_at)
                 .Bind(it.error).Bind(it.promise_seen ? 1 : 0).Bind(it.tokens_in).Bind(it.tokens_out).Bind(it.cost)
                 .BindNullableInt(it.port);
             s.Step();

@@ -7,6 +7,7 @@
 #include "common/duration.h"
 #include "common/sqlite.h"
 #include "daemon/budget.h"
+#include "daemon/run_states.h"
 #include "daemon/store_schema.h"
 
 #include <array>
@@ -34,8 +35,8 @@ struct LegacyFields {
 struct RunRow {
     int64_t id{0};
     std::string task_name, task_dir, project_root;
-    std::string status{"running"};
-    std::string reason;  ///< empty while running
+    RunStatus status{RunStatus::kRunning};
+    RunReason reason{RunReason::kNone};  ///< kNone while running
     int iteration{0};    ///< the latest iteration started (0 before the first)
     int max_iterations{10};
     std::string model, agent, promise;
@@ -80,7 +81,7 @@ struct IterationRow {
     int64_t run_id{0};
     int n{0};
     std::string session_id;
-    std::string outcome;  ///< empty while the iteration is under way
+    OutcomeName outcome{OutcomeName::kNone};  ///< kNone while the iteration is under way
     int64_t started_at{0}, ended_at{0};
     std::string error;
     bool promise_seen{false};
@@ -158,7 +159,7 @@ public:
     std::optional<RunRow> NextQueued();
     /// Moves an active run from status `from` to `to` (queued, running, paused), keeping the time
     /// it spent not running (for max_time) and clearing a pause request; false when it was not `from`.
-    bool MoveActiveRun(int64_t id, const std::string& from, const std::string& to, int64_t at);
+    bool MoveActiveRun(int64_t id, RunStatus from, RunStatus to, int64_t at);
     /// Asks a running run to pause after its iteration, or at once (`now`); false when not running.
     bool RequestPause(int64_t id, bool now);
     /// Withdraws a pause asked of a running run; false when none was asked.
@@ -186,13 +187,12 @@ public:
     /// A snapshot taken for an iteration that ended without one (ralphd was killed before it).
     void SetIterationCheckpoint(const IterationRow& it);
     std::vector<IterationRow> Iterations(int64_t run_id);
-    /// The run's iteration whose outcome is still empty, if any (left by a crash).
+    /// The run's iteration whose outcome is still kNone, if any (left by a crash).
     std::optional<IterationRow> UnfinishedIteration(int64_t run_id);
 
     /// The only writer of a terminal status. Returns false (and changes nothing) when the run
     /// is not active.
-    bool FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at,
-                   const std::string& reason_detail = "");
+    bool FinishRun(int64_t id, RunStatus status, RunReason reason, int64_t at, const std::string& reason_detail = "");
     /// Its prd.json's stories as last read; -1, -1 without one.
     void SetRunStories(int64_t run_id, int passed, int total);
     /// Marks a running run to stop; false when it is not running (a queued or paused run is

@@ -24,7 +24,7 @@ std::vector<RunRow> RunStore::ActiveRuns()
 std::vector<RunRow> RunStore::RunningRuns()
 {
     std::vector<RunRow> out = ActiveRuns();
-    std::erase_if(out, [](const RunRow& r) { return r.status != "running"; });
+    std::erase_if(out, [](const RunRow& r) { return r.status != RunStatus::kRunning; });
     return out;
 }
 
@@ -43,9 +43,10 @@ std::optional<RunRow> RunStore::NextQueued()
     return ReadRun(s);
 }
 
-bool RunStore::MoveActiveRun(int64_t id, const std::string& from, const std::string& to, int64_t at)
+bool RunStore::MoveActiveRun(int64_t id, RunStatus from, RunStatus to, int64_t at)
 {
-    if (!IsActiveStatus(from) || !IsActiveStatus(to)) throw StoreError("MoveActiveRun: " + from + " -> " + to);
+    if (!IsActive(from) || !IsActive(to))
+        throw StoreError("MoveActiveRun: " + std::string(Name(from)) + " -> " + std::string(Name(to)));
     sqlite::Transaction tx(db_);
     // Running again: the time since paused_at was not running. Queued or paused: since when.
     auto s = db_.Cached(
@@ -54,7 +55,7 @@ bool RunStore::MoveActiveRun(int64_t id, const std::string& from, const std::str
         "paused_at = CASE WHEN ?1 = 'running' THEN NULL ELSE COALESCE(paused_at, ?2) END, "
         "queued_at = CASE WHEN ?1 = 'queued' THEN ?2 ELSE queued_at END, "
         "pause_requested = '' WHERE id = ?3 AND status = ?4");
-    s.Bind(to).Bind(at).Bind(id).Bind(from);
+    s.Bind(Name(to)).Bind(at).Bind(id).Bind(Name(from));
     s.Step();
     bool changed = sqlite3_changes(db_.handle()) == 1;
     tx.Commit();
@@ -73,7 +74,7 @@ bool RunStore::RequestOfRunning(const char* column, int64_t id, bool now)
     tx.Commit();
     if (changed) return true;
     auto run = GetRun(id);
-    return run && run->status == "running";  // asked at once already
+    return run && run->status == RunStatus::kRunning;  // asked at once already
 }
 
 bool RunStore::RequestPause(int64_t id, bool now) { return RequestOfRunning("pause_requested", id, now); }
@@ -89,17 +90,15 @@ bool RunStore::CancelPause(int64_t id)
     return changed;
 }
 
-bool RunStore::FinishRun(int64_t id, const std::string& status, const std::string& reason, int64_t at,
-                         const std::string& reason_detail)
+bool RunStore::FinishRun(int64_t id, RunStatus status, RunReason reason, int64_t at, const std::string& reason_detail)
 {
-    if (status != "completed" && status != "stopped" && status != "failed")
-        throw StoreError("FinishRun: '" + status + "' is not a terminal status");
+    if (!IsTerminal(status)) throw StoreError("FinishRun: '" + std::string(Name(status)) + "' is not a terminal status");
     sqlite::Transaction tx(db_);
     auto s = db_.Cached(std::string("UPDATE runs SET status = ?1, reason = ?2, ended_at = ?3, reason_detail = ?4, "
                                     "paused_ms = paused_ms + COALESCE(?3 - paused_at, 0), paused_at = NULL, "
                                     "pause_requested = '' WHERE id = ?5 AND ") +
                         kActive);
-    s.Bind(status).Bind(reason).Bind(at);
+    s.Bind(Name(status)).Bind(Name(reason)).Bind(at);
     if (reason_detail.empty()) s.BindNull();
     else s.Bind(reason_detail);
     s.Bind(id);
@@ -133,7 +132,7 @@ RunStore::RateLimited RunStore::RateLimitedIterations(int64_t run_id)
     s.Bind(run_id);
     bool in_streak = true;
     while (s.Step()) {
-        const bool limited = s.Text(0) == "rate_limited";
+        const bool limited = s.Text(0) == Name(OutcomeName::kRateLimited);
         if (limited) ++r.total;
         if (in_streak && limited) {
             ++r.streak;

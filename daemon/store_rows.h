@@ -2,9 +2,25 @@
 // the store's source files (store.cpp, store_active.cpp). Private to RunStore.
 #pragma once
 
+#include "daemon/run_states.h"
 #include "daemon/store.h"
 
+#include <cassert>
+#include <optional>
+
 namespace ralph::store_rows {
+
+/// A status, reason or outcome column read as its enum. A name the tables do not know cannot be
+/// read: the schema's CHECKs admit only the tables' names to status and outcome, and reason (which
+/// has no CHECK) is written only from RunReason. Should a hand-edited database hold one anyway,
+/// this asserts in debug builds and otherwise falls back to `fallback`, a state the daemon never
+/// acts on: status failed, reason none, outcome error.
+template <typename E>
+E NamedOr(std::optional<E> parsed, E fallback)
+{
+    assert(parsed && "a name the run_states.h table does not know");
+    return parsed.value_or(fallback);
+}
 
 inline const char* const kRunColumns =
     "id, task_name, task_dir, project_root, status, reason, iteration, max_iterations, model, agent, promise, "
@@ -26,8 +42,8 @@ RunRow ReadRun(S& s)
     r.task_name = s.Text(1);
     r.task_dir = s.Text(2);
     r.project_root = s.Text(3);
-    r.status = s.Text(4);
-    r.reason = s.Text(5);
+    r.status = NamedOr(ParseRunStatus(s.Text(4)), RunStatus::kFailed);
+    r.reason = NamedOr(ParseRunReason(s.Text(5)), RunReason::kNone);
     r.iteration = static_cast<int>(s.Int(6));
     r.max_iterations = static_cast<int>(s.Int(7));
     r.model = s.Text(8);
@@ -83,7 +99,7 @@ IterationRow ReadIteration(S& s)
     it.run_id = s.Int(0);
     it.n = static_cast<int>(s.Int(1));
     it.session_id = s.Text(2);
-    it.outcome = s.Text(3);
+    it.outcome = NamedOr(ParseOutcomeName(s.Text(3)), OutcomeName::kError);
     it.started_at = s.Int(4);
     it.ended_at = s.Int(5);
     it.error = s.Text(6);

@@ -143,7 +143,7 @@ TEST(UnitIteration, PromiseCompletesWithTokensAndTheTextLogged)
     replay.FeedAll(r);
     EXPECT_TRUE(replay.machine.idle());
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "complete");
+    EXPECT_EQ(out.outcome, OutcomeName::kComplete);
     EXPECT_TRUE(out.promise);
     EXPECT_EQ(out.error, "");
     EXPECT_GT(out.tokens_in, 0);
@@ -162,7 +162,7 @@ TEST(UnitIteration, ToolCallsAreLoggedOnceEachWithWhatTheyDid)
     Replay replay;
     replay.FeedAll(r);
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "continue");
+    EXPECT_EQ(out.outcome, OutcomeName::kContinue);
     EXPECT_FALSE(out.promise);
     auto tools = replay.Of(Kind::Log, "tool");
     ASSERT_EQ(tools.size(), 2u);
@@ -183,7 +183,7 @@ TEST(UnitIteration, QuietToolCallLongerThanTheStallTimeoutIsNotEnded)
     Replay replay(Settings(30min, 200ms));  // busy at 114 ms, then quiet gaps of 460 ms: no stall
     replay.FeedAll(r);
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "continue");
+    EXPECT_EQ(out.outcome, OutcomeName::kContinue);
     EXPECT_TRUE(replay.Of(Kind::Abort).empty());
 }
 
@@ -194,7 +194,7 @@ TEST(UnitIteration, Http401IsAnErrorWithOpencodesMessage)
     Replay replay;
     replay.FeedAll(r);
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "error");
+    EXPECT_EQ(out.outcome, OutcomeName::kError);
     EXPECT_EQ(out.error, "APIError: Incorrect API key provided");
     EXPECT_FALSE(out.promise);
     auto errors = replay.Of(Kind::Log, "error");
@@ -210,7 +210,7 @@ TEST(UnitIteration, RetryLadderNotesEachAttemptAndEndsInTheError)
     Replay replay(Settings(30min, 20s));  // retries are work: gaps longer than the stall timeout do not stall
     replay.FeedAll(r);
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "error");
+    EXPECT_EQ(out.outcome, OutcomeName::kError);
     EXPECT_NE(out.error.find("fake upstream exploded"), std::string::npos) << out.error;
     std::vector<std::string> notes = replay.Notes();
     ASSERT_EQ(notes.size(), 5u);
@@ -236,7 +236,7 @@ TEST(UnitIteration, PermissionRequestIsRejectedAndTheIterationGoesOn)
     EXPECT_EQ(rejected[0]->request_id, asked);
     ASSERT_EQ(replay.Notes().size(), 1u);
     EXPECT_EQ(replay.Notes()[0], "rejected a permission request (external_directory) since the loop runs unattended");
-    EXPECT_EQ(replay.Conclude(*r.messages).outcome, "continue");
+    EXPECT_EQ(replay.Conclude(*r.messages).outcome, OutcomeName::kContinue);
 }
 
 TEST(UnitIteration, QuestionIsRejectedAndTheIterationGoesOn)
@@ -255,7 +255,7 @@ TEST(UnitIteration, QuestionIsRejectedAndTheIterationGoesOn)
     ASSERT_EQ(replay.Notes().size(), 1u);
     EXPECT_EQ(replay.Notes()[0], "rejected a question since the loop runs unattended");
     EXPECT_TRUE(replay.Of(Kind::RejectPermission).empty());
-    EXPECT_EQ(replay.Conclude(*r.messages).outcome, "continue");
+    EXPECT_EQ(replay.Conclude(*r.messages).outcome, OutcomeName::kContinue);
 }
 
 TEST(UnitIteration, StopNowAbortsAndOurOwnAbortIsNoError)
@@ -275,7 +275,7 @@ TEST(UnitIteration, StopNowAbortsAndOurOwnAbortIsNoError)
     replay.Feed(r.events, running + 1, r.events.size());
     EXPECT_TRUE(replay.machine.idle());
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "aborted");
+    EXPECT_EQ(out.outcome, OutcomeName::kAborted);
     EXPECT_EQ(out.error, "stopped at once by ralph stop --now");
     EXPECT_EQ(replay.Of(Kind::Abort).size(), 1u);      // asked once
     EXPECT_TRUE(replay.Of(Kind::Log, "error").empty());  // MessageAbortedError is ours
@@ -294,7 +294,7 @@ TEST(UnitIteration, IterationTimeoutAbortsOnTheFakeClock)
     ASSERT_EQ(replay.Of(Kind::Abort).size(), 1u);
     replay.Feed(r.events, running + 1, r.events.size());
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "timeout");
+    EXPECT_EQ(out.outcome, OutcomeName::kTimeout);
     EXPECT_EQ(out.error, "the iteration took longer than " + FormatDuration(Millis(r.events[running].t + 100ms)) +
                              " and was aborted");
 }
@@ -329,7 +329,7 @@ TEST(UnitIteration, SessionErrorWithoutIdleEndsAtTheStallTimeoutWithTheFirstErro
     ASSERT_EQ(replay.Of(Kind::Abort).size(), 1u);
     EXPECT_TRUE(replay.machine.done_waiting(replay.clock.Now()));  // no grace: nothing runs
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "error");
+    EXPECT_EQ(out.outcome, OutcomeName::kError);
     EXPECT_EQ(out.error.rfind("UnknownError: Agent not found: \"ghost\"", 0), 0u) << out.error;
     EXPECT_NE(out.error.find("did not go idle within 5s, run.stall_timeout"), std::string::npos) << out.error;
 }
@@ -343,7 +343,7 @@ TEST(UnitIteration, IterationThatNeverStartsEndsAtTheStallTimeout)
     replay.AdvanceBy(3s);
     ASSERT_EQ(replay.Of(Kind::Abort).size(), 1u);
     IterationOutcome out = replay.Conclude(json::array{});
-    EXPECT_EQ(out.outcome, "error");
+    EXPECT_EQ(out.outcome, OutcomeName::kError);
     EXPECT_EQ(out.error, "opencode accepted the prompt but the iteration never started: no answer and no busy "
                          "status within 3s (run.stall_timeout)");
 }
@@ -358,7 +358,7 @@ TEST(UnitIteration, ServerLostInterruptsWithoutAbortOrMessages)
     replay.around.server_lost = true;
     replay.Perform(replay.machine.Check(replay.around, replay.clock.Now()));
     ASSERT_TRUE(replay.finished);
-    EXPECT_EQ(replay.finished->outcome, "interrupted");
+    EXPECT_EQ(replay.finished->outcome, OutcomeName::kInterrupted);
     EXPECT_EQ(replay.finished->error, "the opencode server went away during this iteration");
     EXPECT_TRUE(replay.Of(Kind::Abort).empty());
     // The tool that was running when it went is not logged: it never finished.
@@ -376,7 +376,7 @@ TEST(UnitIteration, ShutdownAbortsTheLiveSessionAndInterrupts)
     ASSERT_EQ(replay.actions.size(), 2u + replay.Of(Kind::Log).size());
     ASSERT_EQ(replay.Of(Kind::Abort).size(), 1u);
     ASSERT_TRUE(replay.finished);
-    EXPECT_EQ(replay.finished->outcome, "interrupted");
+    EXPECT_EQ(replay.finished->outcome, OutcomeName::kInterrupted);
     EXPECT_EQ(replay.finished->error, "ralphd stopped during this iteration");
     EXPECT_TRUE(replay.Notes().empty());
 }
@@ -386,12 +386,12 @@ TEST(UnitIteration, UnreadableMessagesAreAnErrorWhileTheServerLives)
     IterationMachine live(Settings(), FakeClock().Now());
     IterationActions a = live.ConcludeUnread("HTTP 500", true);
     ASSERT_EQ(a.size(), 1u);
-    EXPECT_EQ(a[0].outcome.outcome, "error");
+    EXPECT_EQ(a[0].outcome.outcome, OutcomeName::kError);
     EXPECT_EQ(a[0].outcome.error, "could not read the session's messages: HTTP 500");
     IterationMachine gone(Settings(), FakeClock().Now());
     a = gone.ConcludeUnread("connection refused", false);
     ASSERT_EQ(a.size(), 1u);
-    EXPECT_EQ(a[0].outcome.outcome, "interrupted");
+    EXPECT_EQ(a[0].outcome.outcome, OutcomeName::kInterrupted);
 }
 
 TEST(UnitIteration, WakesAtTheNearestDeadlineAndAtLeastEachMinute)
@@ -450,7 +450,7 @@ TEST(UnitIteration, TokenBudgetAbortsAtTheFirstStepThatCrossesIt)
     ASSERT_EQ(replay.Of(Kind::Abort).size(), 1u);
     replay.Feed(r.events, step + 1, r.events.size());
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "aborted");
+    EXPECT_EQ(out.outcome, OutcomeName::kAborted);
     EXPECT_EQ(out.budget, "max_tokens: 10251 used of 10000");
     ASSERT_FALSE(replay.Notes().empty());
     EXPECT_EQ(replay.Notes().front(), "budget reached, max_tokens: 10251 used of 10000: the iteration was aborted");
@@ -497,7 +497,7 @@ TEST(UnitIteration, TimeBudgetIsATimerThatNeedsNoEvents)
     ASSERT_EQ(replay.Of(Kind::Abort).size(), 1u);
     replay.Feed(r.events, running + 1, r.events.size());
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "aborted");
+    EXPECT_EQ(out.outcome, OutcomeName::kAborted);
     EXPECT_EQ(out.budget, "max_time: 1m running of 1m");
 }
 
@@ -537,7 +537,7 @@ TEST(UnitIteration, ARateLimitAfterOpencodesRetriesIsRateLimitedNotAnError)
     Replay replay;
     replay.FeedAll(r);
     IterationOutcome out = replay.Conclude(*r.messages);
-    EXPECT_EQ(out.outcome, "rate_limited");
+    EXPECT_EQ(out.outcome, OutcomeName::kRateLimited);
     EXPECT_EQ(out.error, "APIError: Rate limit reached for requests");
 }
 

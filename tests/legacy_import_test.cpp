@@ -128,18 +128,21 @@ TEST_F(UnitLegacyImport, EachStatusImportsAsSpecifiedTwiceIsIdempotentAndTheFile
 
     struct Expect {
         const char* task;
-        const char* status;
-        const char* reason;
+        RunStatus status;
+        RunReason reason;
         const char* session;
         int port;
-        const char* outcome;
+        OutcomeName outcome;
     };
-    for (const Expect& x : {Expect{"done", "completed", "", "ses_done", 14096, "complete"},
-                            Expect{"capped", "stopped", "", "ses_capped", 14097, "continue"},
-                            Expect{"broke", "failed", "", "ses_broke", 14098, "error"},
-                            Expect{"paused", "stopped", "user", "ses_paused", 14099, "continue"},
-                            Expect{"orphan", "stopped", "legacy_worker_gone", "ses_orphan", 14100, "interrupted"},
-                            Expect{"claude", "completed", "", "", 0, ""}}) {
+    using S = RunStatus;
+    using R = RunReason;
+    using O = OutcomeName;
+    for (const Expect& x : {Expect{"done", S::kCompleted, R::kNone, "ses_done", 14096, O::kComplete},
+                            Expect{"capped", S::kStopped, R::kNone, "ses_capped", 14097, O::kContinue},
+                            Expect{"broke", S::kFailed, R::kNone, "ses_broke", 14098, O::kError},
+                            Expect{"paused", S::kStopped, R::kUser, "ses_paused", 14099, O::kContinue},
+                            Expect{"orphan", S::kStopped, R::kLegacyWorkerGone, "ses_orphan", 14100, O::kInterrupted},
+                            Expect{"claude", S::kCompleted, R::kNone, "", 0, O::kNone}}) {
         const LegacyEntry& e = EntryOf(report, x.task);
         EXPECT_EQ(e.action, "imported") << x.task;
         auto run = store_->GetRun(e.run_id);
@@ -164,7 +167,7 @@ TEST_F(UnitLegacyImport, EachStatusImportsAsSpecifiedTwiceIsIdempotentAndTheFile
             EXPECT_EQ(store_->RunForSession(x.session)->id, run->id);
         }
         // An imported run is final like any other.
-        EXPECT_FALSE(store_->FinishRun(run->id, "failed", "x", 1));
+        EXPECT_FALSE(store_->FinishRun(run->id, RunStatus::kFailed, RunReason::kTaskInvalid, 1));
     }
     // Project roots as SPEC §1: the git root of an existing task, else the task directory's grandparent.
     auto done = store_->GetRun(EntryOf(report, "done").run_id);
@@ -217,7 +220,7 @@ TEST_F(UnitLegacyImport, EachStatusImportsAsSpecifiedTwiceIsIdempotentAndTheFile
     auto later = Import();
     EXPECT_EQ(later.imported, 1);
     EXPECT_EQ(later.already_imported, 6);
-    EXPECT_EQ(EntryOf(later, "busy").reason, "legacy_worker_gone");
+    EXPECT_EQ(EntryOf(later, "busy").reason, RunReason::kLegacyWorkerGone);
     EXPECT_EQ(store_->ListRuns("", 0).size(), runs_after_first + 1);
 
     // The legacy file is exactly as it was, and nothing was created beside it.
@@ -366,7 +369,7 @@ TEST_P(UnitLegacyImportEra, ImportsWhatItHoldsKeepsLegacyFieldsAndConsumesNoIdsA
 
     auto story = store_->GetRun(EntryOf(report, "story-loop").run_id);
     ASSERT_TRUE(story) << GetParam().commits;
-    EXPECT_EQ(story->status, "completed");
+    EXPECT_EQ(story->status, RunStatus::kCompleted);
     EXPECT_EQ(story->iteration, 3);
     EXPECT_EQ(story->max_iterations, 10);
     EXPECT_EQ(story->legacy.agent, "claude");
@@ -378,8 +381,8 @@ TEST_P(UnitLegacyImportEra, ImportsWhatItHoldsKeepsLegacyFieldsAndConsumesNoIdsA
 
     auto orphan = store_->GetRun(EntryOf(report, "orphan").run_id);
     ASSERT_TRUE(orphan) << GetParam().commits;
-    EXPECT_EQ(orphan->status, "stopped");
-    EXPECT_EQ(orphan->reason, "legacy_worker_gone");
+    EXPECT_EQ(orphan->status, RunStatus::kStopped);
+    EXPECT_EQ(orphan->reason, RunReason::kLegacyWorkerGone);
     EXPECT_EQ(orphan->legacy.agent, "opencode");
     EXPECT_EQ(orphan->legacy.session_type, has_type ? "opencode-server" : "tmux");
     EXPECT_EQ(orphan->legacy.current_story, "US-001");
@@ -464,7 +467,7 @@ TEST_F(UnitLegacyImport, AServerPidOfALiveLoopIsSkippedNotTakenForAGoneWorker)
     auto later = ImportLegacyDatabase(*store_, options);
     const LegacyEntry& gone = EntryOf(later, "served");
     EXPECT_EQ(gone.action, "imported") << gone.message;
-    EXPECT_EQ(gone.reason, "legacy_worker_gone");
+    EXPECT_EQ(gone.reason, RunReason::kLegacyWorkerGone);
 }
 
 TEST(UnitLegacyTime, UnixSecondsAndIsoText)

@@ -132,17 +132,17 @@ TEST_F(UnitLoopEngine, RunsAnIterationOnFakesWithoutADaemon)
     EXPECT_EQ(error, "");
     ASSERT_TRUE(RunUntil([&] {
         auto now = store->GetRun(run.id);
-        return now && now->status != "running";
+        return now && now->status != RunStatus::kRunning;
     }));
 
     std::optional<RunRow> after = store->GetRun(run.id);
     ASSERT_TRUE(after.has_value());
-    EXPECT_EQ(after->status, "completed");
-    EXPECT_EQ(after->reason, "promise");
+    EXPECT_EQ(after->status, RunStatus::kCompleted);
+    EXPECT_EQ(after->reason, RunReason::kPromise);
     std::vector<IterationRow> its = store->Iterations(run.id);
     ASSERT_EQ(its.size(), 1u);
     EXPECT_EQ(its[0].session_id, "ses_1");
-    EXPECT_EQ(its[0].outcome, "complete");
+    EXPECT_EQ(its[0].outcome, OutcomeName::kComplete);
     EXPECT_EQ(its[0].port, 4242);
     EXPECT_EQ(its[0].tokens_in, 100);
     EXPECT_EQ(its[0].tokens_out, 20);

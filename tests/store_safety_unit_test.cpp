@@ -80,7 +80,7 @@ TEST_F(UnitStoreSafety, DeletedDatabaseIsPutBackWithEveryRunAndIdsAreNeverReused
 {
     auto store = std::make_unique<RunStore>(path_);
     int64_t first = *store->InsertRun(NewRun("/p/tasks/a"));
-    ASSERT_TRUE(store->FinishRun(first, "completed", "promise", NowMillis()));
+    ASSERT_TRUE(store->FinishRun(first, RunStatus::kCompleted, RunReason::kPromise, NowMillis()));
     int64_t second = *store->InsertRun(NewRun("/p/tasks/b"));
     store->AppendEvent(second, 1, "text", R"({"text":"before"})", 1);
     RemoveDatabaseFiles();
@@ -103,7 +103,7 @@ TEST_F(UnitStoreSafety, DeletedDatabaseIsPutBackWithEveryRunAndIdsAreNeverReused
 
     EXPECT_EQ(IntegrityCheck(path_), "ok");
     RunStore reopened(path_);
-    EXPECT_EQ(reopened.GetRun(first)->status, "completed");
+    EXPECT_EQ(reopened.GetRun(first)->status, RunStatus::kCompleted);
     EXPECT_EQ(reopened.Events(second, 0, 10).size(), 2u);
     EXPECT_EQ(*reopened.InsertRun(NewRun("/p/tasks/d")), third + 1);
 }

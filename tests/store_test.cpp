@@ -71,14 +71,14 @@ TEST_F(UnitStore, MigratesFromEveryEarlierVersion)
         if (v >= 1) {
             auto run = store.GetRun(1);
             ASSERT_TRUE(run) << "from version " << v;
-            EXPECT_EQ(run->status, "completed");
+            EXPECT_EQ(run->status, RunStatus::kCompleted);
         }
         // Version 2 added runs.legacy_id: ralph's own runs have none, and an import finds the column.
         ImportedRun in;
         in.run.task_name = "old";
         in.run.task_dir = "/p/tasks/old";
         in.run.project_root = "/p";
-        in.run.status = "stopped";
+        in.run.status = RunStatus::kStopped;
         in.run.started_at = 5;
         in.legacy_id = "legacy:x";
         auto imported = store.ImportFinishedRuns({in});
@@ -110,7 +110,7 @@ TEST_F(UnitStore, OneRunningRunPerTask)
     auto b = store.InsertRun(NewRun("/p/tasks/b"));
     ASSERT_TRUE(b);
     EXPECT_GT(*b, *a);
-    EXPECT_TRUE(store.FinishRun(*a, "completed", "promise", NowMillis()));
+    EXPECT_TRUE(store.FinishRun(*a, RunStatus::kCompleted, RunReason::kPromise, NowMillis()));
     auto c = store.InsertRun(NewRun("/p/tasks/a"));
     ASSERT_TRUE(c);
     EXPECT_GT(*c, *b);  // ids increase and are never reused
@@ -119,13 +119,14 @@ TEST_F(UnitStore, OneRunningRunPerTask)
 TEST_F(UnitStore, EveryTransitionOutOfATerminalStatusIsRefused)
 {
     RunStore store(path_);
-    for (std::string terminal : {"completed", "stopped", "failed"}) {
-        auto id = store.InsertRun(NewRun("/p/tasks/" + terminal));
+    const auto terminals = {RunStatus::kCompleted, RunStatus::kStopped, RunStatus::kFailed};
+    for (RunStatus terminal : terminals) {
+        auto id = store.InsertRun(NewRun("/p/tasks/" + std::string(Name(terminal))));
         ASSERT_TRUE(id);
-        ASSERT_TRUE(store.FinishRun(*id, terminal, "x", 1000));
+        ASSERT_TRUE(store.FinishRun(*id, terminal, RunReason::kBudget, 1000));
         auto before = store.GetRun(*id);
-        for (std::string next : {"completed", "stopped", "failed"}) {
-            EXPECT_FALSE(store.FinishRun(*id, next, "y", 2000)) << terminal << " -> " << next;
+        for (RunStatus next : terminals) {
+            EXPECT_FALSE(store.FinishRun(*id, next, RunReason::kUser, 2000)) << terminal << " -> " << next;
         }
         EXPECT_FALSE(store.RequestStop(*id, true));
         EXPECT_THROW(store.BeginIteration(*id, 1, "ses_x", 1, 3000), StoreError);
@@ -134,8 +135,9 @@ TEST_F(UnitStore, EveryTransitionOutOfATerminalStatusIsRefused)
                      StoreError);
         EXPECT_THROW(store.ExecForTest("UPDATE runs SET reason = 'other' WHERE id = " + std::to_string(*id)),
                      StoreError);
-        for (std::string next : {"completed", "stopped", "failed"}) {
-            EXPECT_THROW(store.ExecForTest("UPDATE runs SET status = '" + next + "' WHERE id = " + std::to_string(*id)),
+        for (RunStatus next : terminals) {
+            EXPECT_THROW(store.ExecForTest("UPDATE runs SET status = '" + std::string(Name(next)) + "' WHERE id = " +
+                                           std::to_string(*id)),
                          StoreError)
                 << terminal << " -> " << next << " by SQL";
         }
@@ -149,18 +151,18 @@ TEST_F(UnitStore, EveryTransitionOutOfATerminalStatusIsRefused)
         IterationRow late;
         late.run_id = *id;
         late.n = 1;
-        late.outcome = "continue";
+        late.outcome = OutcomeName::kContinue;
         late.tokens_in = 100;
         store.FinishIteration(late);
         EXPECT_THROW(store.ExecForTest("DELETE FROM runs WHERE id = " + std::to_string(*id)), StoreError);
         auto after = store.GetRun(*id);
         EXPECT_EQ(after->status, terminal);
-        EXPECT_EQ(after->reason, "x");
+        EXPECT_EQ(after->reason, RunReason::kBudget);
         EXPECT_EQ(after->ended_at, before->ended_at);
         EXPECT_EQ(after->tokens_in, before->tokens_in);
         EXPECT_EQ(after->session_id, before->session_id);
     }
-    EXPECT_THROW(store.FinishRun(1, "running", "", 0), StoreError);
+    EXPECT_THROW(store.FinishRun(1, RunStatus::kRunning, RunReason::kNone, 0), StoreError);
 }
 
 TEST_F(UnitStore, ImportedRunsAreFinalFromTheStartAndImportedOnce)
@@ -168,7 +170,7 @@ TEST_F(UnitStore, ImportedRunsAreFinalFromTheStartAndImportedOnce)
     RunStore store(path_);
     ImportedRun in;
     in.run = NewRun("/p/tasks/old");
-    in.run.status = "completed";
+    in.run.status = RunStatus::kCompleted;
     in.run.ended_at = in.run.started_at + 10;
     in.run.session_id = "ses_old";
     in.run.last_port = 14096;
@@ -177,7 +179,7 @@ TEST_F(UnitStore, ImportedRunsAreFinalFromTheStartAndImportedOnce)
     IterationRow it;
     it.n = 4;
     it.session_id = "ses_old";
-    it.outcome = "complete";
+    it.outcome = OutcomeName::kComplete;
     it.started_at = in.run.ended_at;
     it.ended_at = in.run.ended_at;
     in.iterations.push_back(it);
@@ -187,12 +189,12 @@ TEST_F(UnitStore, ImportedRunsAreFinalFromTheStartAndImportedOnce)
     EXPECT_TRUE(first[0].inserted);
     auto run = store.GetRun(first[0].run_id);
     ASSERT_TRUE(run);
-    EXPECT_EQ(run->status, "completed");
+    EXPECT_EQ(run->status, RunStatus::kCompleted);
     EXPECT_EQ(run->session_id, "ses_old");
     EXPECT_EQ(store.Iterations(run->id).size(), 1u);
     EXPECT_EQ(store.Events(run->id, 0, 10).size(), 1u);
     // Final like any other terminal run.
-    EXPECT_FALSE(store.FinishRun(run->id, "failed", "y", 1));
+    EXPECT_FALSE(store.FinishRun(run->id, RunStatus::kFailed, RunReason::kUser, 1));
     EXPECT_FALSE(store.RequestStop(run->id, false));
     EXPECT_THROW(store.ExecForTest("UPDATE runs SET status = 'failed' WHERE id = " + std::to_string(run->id)),
                  StoreError);
@@ -210,7 +212,7 @@ TEST_F(UnitStore, ImportedRunsAreFinalFromTheStartAndImportedOnce)
     other.legacy_id = "legacy:/p/tasks/other@2";
     ImportedRun running = in;
     running.legacy_id = "legacy:/p/tasks/run@3";
-    running.run.status = "running";
+    running.run.status = RunStatus::kRunning;
     EXPECT_THROW(store.ImportFinishedRuns({other, running}), StoreError);
     EXPECT_EQ(store.ListRuns("", 0).size(), 1u);
 }
@@ -224,7 +226,7 @@ TEST_F(UnitStore, IterationsAddUpAndTrackFailureStreaks)
     IterationRow it;
     it.run_id = id;
     it.n = 1;
-    it.outcome = "error";
+    it.outcome = OutcomeName::kError;
     it.ended_at = 200;
     it.tokens_in = 10;
     it.tokens_out = 5;
@@ -240,7 +242,7 @@ TEST_F(UnitStore, IterationsAddUpAndTrackFailureStreaks)
 
     store.BeginIteration(id, 2, "ses_2", 14096, 300);
     it.n = 2;
-    it.outcome = "continue";
+    it.outcome = OutcomeName::kContinue;
     store.FinishIteration(it);
     run = store.GetRun(id);
     EXPECT_EQ(run->consecutive_failures, 0);
@@ -251,7 +253,7 @@ TEST_F(UnitStore, IterationsAddUpAndTrackFailureStreaks)
     EXPECT_EQ(store.GetRun(id)->tokens_in, 20);
     auto its = store.Iterations(id);
     ASSERT_EQ(its.size(), 2u);
-    EXPECT_EQ(its[0].outcome, "error");
+    EXPECT_EQ(its[0].outcome, OutcomeName::kError);
     EXPECT_EQ(its[1].session_id, "ses_2");
 }
 
@@ -278,13 +280,37 @@ TEST_F(UnitStore, EventsAndServerRecord)
     EXPECT_FALSE(store.GetManagedServer());
 }
 
+// The rows carry enums and SQLite their names: every reason and outcome is written and read back.
+TEST_F(UnitStore, EveryReasonAndOutcomeIsStoredAndReadBack)
+{
+    RunStore store(path_);
+    for (int i = 1; i <= static_cast<int>(RunReason::kProviderUnavailable); ++i) {
+        const auto reason = static_cast<RunReason>(i);
+        const int64_t id = *store.InsertRun(NewRun("/p/tasks/r" + std::to_string(i)));
+        ASSERT_TRUE(store.FinishRun(id, StatusOf(reason), reason, 1)) << reason;
+        EXPECT_EQ(store.GetRun(id)->status, StatusOf(reason));
+        EXPECT_EQ(store.GetRun(id)->reason, reason);
+    }
+    const int64_t id = *store.InsertRun(NewRun("/p/tasks/o"));
+    for (int n = 1; n <= static_cast<int>(OutcomeName::kRateLimited); ++n) {
+        store.BeginIteration(id, n, "ses_" + std::to_string(n), 1, n);
+        EXPECT_EQ(store.Iterations(id).back().outcome, OutcomeName::kNone);
+        IterationRow it;
+        it.run_id = id;
+        it.n = n;
+        it.outcome = static_cast<OutcomeName>(n);
+        store.FinishIteration(it);
+        EXPECT_EQ(store.Iterations(id).back().outcome, it.outcome);
+    }
+}
+
 TEST_F(UnitStore, ListsRunningRunsEvenPastTheLimit)
 {
     RunStore store(path_);
     auto running = *store.InsertRun(NewRun("/p/tasks/old"));
     for (int i = 0; i < 5; ++i) {
         auto id = *store.InsertRun(NewRun("/p/tasks/t" + std::to_string(i)));
-        store.FinishRun(id, "stopped", "user", 1);
+        store.FinishRun(id, RunStatus::kStopped, RunReason::kUser, 1);
     }
     auto list = store.ListRuns("", 3);
     ASSERT_EQ(list.size(), 4u);
@@ -353,7 +379,7 @@ TEST_F(UnitStore, RebuildingTheTablesKeepsRowsAndGuards)
     RunStore store(path_);
     auto run = store.GetRun(1);
     ASSERT_TRUE(run);
-    EXPECT_EQ(run->status, "running");
+    EXPECT_EQ(run->status, RunStatus::kRunning);
     EXPECT_EQ(run->budget.max_cost, 0.5);
     EXPECT_EQ(run->verify, "make test");
     auto its = store.Iterations(1);
@@ -362,7 +388,7 @@ TEST_F(UnitStore, RebuildingTheTablesKeepsRowsAndGuards)
     EXPECT_EQ(its[0].verify_exit, 2);
     EXPECT_EQ(store.Events(1, 0, 10).size(), 1u);
     EXPECT_FALSE(store.InsertRun(NewRun("/p/tasks/t"), true));  // still one active run per task
-    ASSERT_TRUE(store.FinishRun(1, "stopped", "user", 10));
+    ASSERT_TRUE(store.FinishRun(1, RunStatus::kStopped, RunReason::kUser, 10));
     EXPECT_THROW(store.ExecForTest("UPDATE runs SET status = 'running' WHERE id = 1"), std::exception);
     EXPECT_THROW(store.ExecForTest("INSERT INTO iterations (run_id, n, started_at) VALUES (99, 1, 1)"), std::exception)
         << "the iterations' reference to runs is checked";
@@ -376,26 +402,26 @@ TEST_F(UnitStore, QueueAndPauseMoveBetweenActiveStatusesAndKeepTheTimeNotRunning
     row.started_at = 1000;
     auto a = store.InsertRun(row, true);
     ASSERT_TRUE(a);
-    EXPECT_EQ(store.GetRun(*a)->status, "queued");
+    EXPECT_EQ(store.GetRun(*a)->status, RunStatus::kQueued);
     EXPECT_EQ(store.GetRun(*a)->queued_at, 1000);
     EXPECT_EQ(store.CountRunning(), 0);
     ASSERT_TRUE(store.NextQueued());
-    EXPECT_FALSE(store.MoveActiveRun(*a, "running", "paused", 1500));  // it is not running
-    ASSERT_TRUE(store.MoveActiveRun(*a, "queued", "running", 4000));
+    EXPECT_FALSE(store.MoveActiveRun(*a, RunStatus::kRunning, RunStatus::kPaused, 1500));  // it is not running
+    ASSERT_TRUE(store.MoveActiveRun(*a, RunStatus::kQueued, RunStatus::kRunning, 4000));
     EXPECT_EQ(store.GetRun(*a)->paused_ms, 3000);
     EXPECT_EQ(store.GetRun(*a)->paused_at, 0);
     EXPECT_EQ(store.CountRunning(), 1);
     EXPECT_FALSE(store.NextQueued());
     ASSERT_TRUE(store.RequestPause(*a, false));
     EXPECT_EQ(store.GetRun(*a)->pause_requested, "after_iteration");
-    ASSERT_TRUE(store.MoveActiveRun(*a, "running", "paused", 5000));
+    ASSERT_TRUE(store.MoveActiveRun(*a, RunStatus::kRunning, RunStatus::kPaused, 5000));
     EXPECT_EQ(store.GetRun(*a)->pause_requested, "");
-    EXPECT_EQ(store.ActiveRunForTask("/p/tasks/a")->status, "paused");
+    EXPECT_EQ(store.ActiveRunForTask("/p/tasks/a")->status, RunStatus::kPaused);
     EXPECT_FALSE(store.InsertRun(NewRun("/p/tasks/a")));  // a paused run holds its task
     EXPECT_FALSE(store.RequestStop(*a, false));           // no loop to ask: it is ended at once
-    ASSERT_TRUE(store.FinishRun(*a, "stopped", "user", 7000));
+    ASSERT_TRUE(store.FinishRun(*a, RunStatus::kStopped, RunReason::kUser, 7000));
     EXPECT_EQ(store.GetRun(*a)->paused_ms, 5000);  // 3 s queued, 2 s paused
-    EXPECT_FALSE(store.MoveActiveRun(*a, "paused", "running", 8000));
+    EXPECT_FALSE(store.MoveActiveRun(*a, RunStatus::kPaused, RunStatus::kRunning, 8000));
     EXPECT_TRUE(store.ActiveRuns().empty());
 }
 
@@ -411,8 +437,8 @@ TEST(UnitStoreSchema, FinishedRunsWithoutLegacyIdKeepTheirEvents)
             in.run.task_name = "t";
             in.run.task_dir = "/p/tasks/t";
             in.run.project_root = "/p";
-            in.run.status = "stopped";
-            in.run.reason = "max_iterations";
+            in.run.status = RunStatus::kStopped;
+            in.run.reason = RunReason::kMaxIterations;
             in.run.promise = "COMPLETE";
             in.run.started_at = 1;
             in.run.ended_at = 2;
