@@ -31,7 +31,7 @@ const char* kUsage =
     "  --dir DIR        the private directory, removed first (default /tmp/ralph-bench)\n"
     "  --out FILE       where the JSON of every figure goes (default ./ralph-bench.json);\n"
     "                   the table also goes to FILE with .md instead of .json\n"
-    "  --only LIST      comma-separated scenarios: iteration,status,socket,loops,detection,checkpoint,memory\n"
+    "  --only LIST      comma-separated scenarios: iteration,status,socket,loops,detection,checkpoint,memory,followed\n"
     "  --quick          fewer repetitions and a 10 s idle: for trying the benchmark, not for figures\n"
     "  --iterations N   scenario 1 iterations per way (30)      --rounds N   alternating ralph/floor rounds (3)\n"
     "  --idle-seconds N scenario 5 (60)                         --kills N    scenario 6 (5)\n"
@@ -165,6 +165,7 @@ int main(int argc, char** argv)
             options.checkpoint_loop_iterations = 4;
             options.memory_iterations = 20;
             options.soak_iterations = 200;
+            options.followed_iterations = 4;
         } else if (a == "--iterations") options.iterations = std::stoi(value());
         else if (a == "--rounds") options.rounds = std::stoi(value());
         else if (a == "--idle-seconds") options.idle_seconds = std::stoi(value());
@@ -177,7 +178,7 @@ int main(int argc, char** argv)
         }
     }
     for (const std::string& s : only) {
-        if (!std::set<std::string>{"iteration", "status", "socket", "loops", "detection", "checkpoint", "memory"}.count(s)) {
+        if (!std::set<std::string>{"iteration", "status", "socket", "loops", "detection", "checkpoint", "memory", "followed"}.count(s)) {
             std::cerr << "ralph-bench: unknown scenario '" << s << "'\n";
             return 2;
         }
@@ -222,6 +223,7 @@ int main(int argc, char** argv)
         run("detection", ScenarioDetection);
         run("checkpoint", ScenarioCheckpoint);
         run("memory", ScenarioMemory);
+        run("followed", ScenarioFollowers);
         meta["load_average_end"] = LoadAverage();
         meta["duration_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         std::string cmd;

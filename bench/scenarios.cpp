@@ -72,6 +72,25 @@ std::string ManagedConfig(World& world, const std::string& extra)
 
 int64_t Int(const json::value& v) { return v.is_int64() ? v.as_int64() : v.is_uint64() ? static_cast<int64_t>(v.as_uint64()) : 0; }
 
+int64_t WaitRunsEnd(Ralphd& ralphd, const std::vector<int64_t>& ids, std::chrono::seconds timeout)
+{
+    auto deadline = SteadyClock::now() + timeout;
+    int64_t last_end = 0;
+    for (int64_t id : ids) {
+        for (;;) {
+            CheckInterrupted();
+            if (SteadyClock::now() > deadline) throw std::runtime_error("runs did not end in time");
+            json::value run = ralphd.Call("run.get", json::object{{"run", id}});
+            if (std::string(run.at("status").as_string()) != "running") {
+                last_end = std::max(last_end, Int(run.at("ended_at")));
+                break;
+            }
+            std::this_thread::sleep_for(milliseconds(200));
+        }
+    }
+    return last_end;
+}
+
 
 bool Interrupted() { return g_interrupted; }
 
@@ -355,26 +374,6 @@ int CountServersOf(pid_t parent)
     return count;
 }
 
-/// Waits until none of the runs is running; returns the largest ended_at. Polls run.get of one
-/// run at a time, a few times a second, so the polling itself costs ralphd next to nothing.
-int64_t WaitRunsEnd(Ralphd& ralphd, const std::vector<int64_t>& ids, std::chrono::seconds timeout)
-{
-    auto deadline = SteadyClock::now() + timeout;
-    int64_t last_end = 0;
-    for (int64_t id : ids) {
-        for (;;) {
-            CheckInterrupted();
-            if (SteadyClock::now() > deadline) throw std::runtime_error("runs did not end in time");
-            json::value run = ralphd.Call("run.get", json::object{{"run", id}});
-            if (std::string(run.at("status").as_string()) != "running") {
-                last_end = std::max(last_end, Int(run.at("ended_at")));
-                break;
-            }
-            std::this_thread::sleep_for(milliseconds(200));
-        }
-    }
-    return last_end;
-}
 
 }  // namespace
 

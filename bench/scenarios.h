@@ -27,6 +27,8 @@ struct Options {
     int memory_iterations{100};   ///< 8: iterations of the one loop at each server.max_memory
     int soak_loops{10};           ///< 8: loops of the soak
     int soak_iterations{2000};    ///< 8: iterations of the soak in all
+    int followed_loops{40};       ///< 9: concurrent runs, each followed by `ralph logs -f`
+    int followed_iterations{10};  ///< 9: iterations per run
     std::string baseline;         ///< 2: a directory with another build's ralph and ralphd to compare with
 };
 
@@ -38,6 +40,7 @@ void ScenarioLoopsAndIdle(World& world, const Options& options, Report& report);
 void ScenarioDetection(World& world, const Options& options, Report& report);
 void ScenarioCheckpoint(World& world, const Options& options, Report& report);
 void ScenarioMemory(World& world, const Options& options, Report& report);
+void ScenarioFollowers(World& world, const Options& options, Report& report);
 
 /// Set by SIGINT/SIGTERM; long waits give up when it is set.
 bool Interrupted();
