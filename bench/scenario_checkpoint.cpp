@@ -94,12 +94,12 @@ void IterationOverhead(World& world, const Options& o, Report& report, const std
     Summary a = Summarize(with), b = Summarize(without);
     Summary c = Summarize(snapshots);
     report.Add({"checkpoint.loop_snapshot_ms", S, "in the loop: an iteration's snapshot (small project, ralphd's own timing)",
-                "ms", c, true});
-    report.Add({"checkpoint.iteration_on_ms", S, "an iteration writing one file, in a git project", "ms", a, true});
+                "ms", c, true, {}, ""});
+    report.Add({"checkpoint.iteration_on_ms", S, "an iteration writing one file, in a git project", "ms", a, true, {}, ""});
     report.Add({"checkpoint.iteration_off_ms", S, "the same outside git, same run (no checkpoints; opencode's own "
-                                                  "per-step git snapshots differ too)", "ms", b, true});
+                                                  "per-step git snapshots differ too)", "ms", b, true, {}, ""});
     report.Add({"checkpoint.snapshot_share", S, "the snapshot's share of an iteration in git (medians)", "%",
-                Single(a.median > 0 ? 100 * c.median / a.median : 0), false});
+                Single(a.median > 0 ? 100 * c.median / a.median : 0), false, {}, ""});
     ralphd.Stop();
 }
 
@@ -175,10 +175,10 @@ void ScenarioCheckpoint(World& world, const Options& o, Report& report)
     Summary snap = Summarize(snapshot_ms), st = Summarize(status_ms);
     const std::string tree = std::to_string(o.checkpoint_files) + " files, " + std::to_string(o.checkpoint_mb) +
                              " MB, 10 changed per snapshot";
-    report.Add({"checkpoint.snapshot_ms", S, "one iteration's snapshot (" + tree + ")", "ms", snap, true});
-    report.Add({"checkpoint.git_status_ms", S, "`git status --porcelain` on the same tree, same run", "ms", st, true});
+    report.Add({"checkpoint.snapshot_ms", S, "one iteration's snapshot (" + tree + ")", "ms", snap, true, {}, ""});
+    report.Add({"checkpoint.git_status_ms", S, "`git status --porcelain` on the same tree, same run", "ms", st, true, {}, ""});
     report.Add({"checkpoint.snapshot_vs_status", S, "snapshot ÷ `git status` (medians)", "×",
-                Single(st.median > 0 ? snap.median / st.median : 0), false, AtMost(2, "≤ 2")});
+                Single(st.median > 0 ? snap.median / st.median : 0), false, AtMost(2, "≤ 2"), ""});
     fs::remove_all(repo);
     IterationOverhead(world, o, report, S);
 }

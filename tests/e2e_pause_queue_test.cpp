@@ -115,7 +115,9 @@ TEST(E2EQueue, MaxRunningTwoRunsTwoAndQueuesThreeThatFinishInOrder)
         json::value run = env.RalphJson({"run", task, "-n", "2", "--no-worktree"}, project);
         ids.push_back(run.at("id").as_int64());
         EXPECT_EQ(run.at("status"), i <= 2 ? "running" : "queued") << json::serialize(run);
-        if (i > 2) EXPECT_TRUE(run.at("queued_at").is_int64());
+        if (i > 2) {
+            EXPECT_TRUE(run.at("queued_at").is_int64());
+        }
     }
     // A queued run is active: its task cannot start a second one.
     auto twice = env.Call("run.start", json::object{{"task", "t3"}, {"cwd", project}});
