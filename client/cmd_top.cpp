@@ -5,6 +5,7 @@
 #include "client/cmd_top_model.h"
 #include "client/commands.h"
 #include "common/duration.h"
+#include "common/errors.h"
 #include "common/jsonrpc.h"
 #include "common/rpc_client.h"
 
@@ -178,6 +179,7 @@ private:
         client_.Disconnect();
         view_.disconnected = true;
         view_.disconnected_why = why;
+        view_.starting = false;
     }
 
     void OpenStream()
@@ -205,6 +207,7 @@ private:
             }
         } catch (const DaemonError& e) {
             view_.message = e.what();
+            view_.starting = view_.disconnected && e.code == kWarmingUp;
         } catch (const std::exception& e) {
             Disconnected(e.what());
         }

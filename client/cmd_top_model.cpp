@@ -324,9 +324,10 @@ Screen Layout(const Model& model, const View& view, int width, int height, int64
 {
     Screen screen;
     if (width <= 0 || height <= 0) return screen;
-    std::string header = view.disconnected ? "ralphd is not answering; retrying every second" +
-                                                 (view.disconnected_why.empty() ? "" : " (" + view.disconnected_why + ")")
-                                           : ServerLine(model.server());
+    std::string header = !view.disconnected ? ServerLine(model.server())
+                         : view.starting ? "ralphd is starting (stopping what a previous ralphd left); retrying every second"
+                                         : "ralphd is not answering; retrying every second" +
+                                               (view.disconnected_why.empty() ? "" : " (" + view.disconnected_why + ")");
     screen.lines.push_back("ralph top  " + Printable(header));
     auto rows = model.Rows();
     auto selected = model.Selected();

@@ -36,6 +36,7 @@ struct View {
     std::string message;      ///< the status line's message ("" shows the keys)
     bool disconnected{false}; ///< ralphd does not answer; retrying
     std::string disconnected_why;
+    bool starting{false};     ///< while disconnected: ralphd answers, but still warms up
 };
 
 /// A laid-out screen: `height` lines, each at most `width` columns.

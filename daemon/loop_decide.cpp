@@ -257,6 +257,12 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
         }
         active.unsettled_recorded = true;
         ++iterations_since_restart_;
+        if (max_memory_ > 0 && server_.memory() > max_memory_) {
+            // Decided here, at the boundary, so that no next iteration starts before the server
+            // watch has restarted the server (or found a reason not to).
+            draining_ = true;
+            watch_wake_.Notify();
+        }
         IterationEndHooks(run, done);
     }
     // Decide.

@@ -171,6 +171,8 @@ private:
     int64_t max_memory_{0};
     Millis instance_idle_{0};
     bool draining_{false};  ///< the server is to restart for its memory: no new iteration starts
+    /// draining_ off, and the loops it held woken.
+    void EndDraining();
     int iterations_since_restart_{0};  ///< iterations ended since the last restart for memory
     std::set<std::shared_ptr<pid_t>> hook_pids_;  ///< of the hooks running (0 until started)
     Clock::TimePoint last_busy_;

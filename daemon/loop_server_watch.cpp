@@ -32,6 +32,13 @@ void LoopEngine::SetServerLimits(int64_t max_memory, Millis instance_idle)
     watch_wake_.Notify();
 }
 
+void LoopEngine::EndDraining()
+{
+    if (!draining_) return;
+    draining_ = false;
+    for (auto& [id, a] : active_) Wake(*a);  // the loops held at their next iteration go on
+}
+
 bool LoopEngine::IterationInFlight() const
 {
     for (const auto& [id, a] : active_)
@@ -58,7 +65,7 @@ asio::awaitable<void> LoopEngine::WatchServer()
         }
         const bool live = server_.state() == ServerState::Running && server_.Live().has_value();
         if (!live) {
-            draining_ = false;
+            EndDraining();
             continue;
         }
 
@@ -72,7 +79,7 @@ asio::awaitable<void> LoopEngine::WatchServer()
                     Log(LogLevel::Info) << "opencode server uses " << Megabytes(memory) << ", above server.max_memory "
                                         << Megabytes(max_memory_) << ", but another client is connected: not restarting it";
                 said_attached = true;
-                draining_ = false;
+                EndDraining();
                 continue;
             }
             said_attached = false;
@@ -83,11 +90,10 @@ asio::awaitable<void> LoopEngine::WatchServer()
             iterations_since_restart_ = 0;
             if (Status restarted = co_await server_.Restart(why); !restarted.ok())
                 Log(LogLevel::Warning) << "restarting the opencode server for its memory: " << restarted.message();
-            draining_ = false;
-            for (auto& [id, a] : active_) Wake(*a);
+            EndDraining();
             continue;
         }
-        draining_ = false;
+        EndDraining();
 
         // Idle projects' instances, on the same condition (other clients asked once: it reads /proc/net).
         if (instance_idle_.count() <= 0 || IterationInFlight()) continue;

@@ -436,6 +436,9 @@ TEST(E2ETop, ADaemonComingBackWhileItReconcilesIsShownAndTopKeepsAnsweringKeys)
     std::string screen = look();
     EXPECT_NE(screen.find("LAST ACTIVITY"), std::string::npos) << screen;  // still top, its table kept
     EXPECT_TRUE(term.AlternateScreen());
+    // The header says it too, no longer "not answering".
+    ASSERT_TRUE(WaitFor([&] { return look().find("ralph top  ralphd is starting") != std::string::npos; }, 60s))
+        << term.Screen();
 
     // Keys answered while it warms up: Enter opens the whole log, q comes back to the table; the
     // status line still says why the runs are not refreshed.

@@ -215,6 +215,10 @@ TEST(UnitTop, EveryLineFitsAnySizeAndTheStatusLineIsLast)
     auto screen = top::Layout(model, view, 80, 24, kNow);
     ASSERT_FALSE(screen.lines.empty());
     EXPECT_NE(screen.lines[0].find("ralphd is not answering"), std::string::npos) << screen.lines[0];
+    view.starting = true;  // it answers again, still warming up
+    screen = top::Layout(model, view, 80, 24, kNow);
+    ASSERT_FALSE(screen.lines.empty());
+    EXPECT_NE(screen.lines[0].find("ralphd is starting"), std::string::npos) << screen.lines[0];
 }
 
 TEST(UnitTop, FitCountsCharactersNotBytes)
