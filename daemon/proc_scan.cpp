@@ -373,20 +373,33 @@ std::vector<OpencodeServerProcess> ProcFs::FindOpencodeServers(uid_t uid, Server
     };
     for (int pid : Pids()) {
         if (memo && memo->not_servers.count(pid)) continue;
-        std::vector<std::string> argv = Cmdline(pid);
-        if (!IsOpencodeServe(argv)) {
+        // A server the memo knows (the same pid and start time) is only checked to be alive: its
+        // command line and owner (/proc/PID/status is costly to make) are not read again.
+        auto seen = memo ? memo->ports.lower_bound({pid, 0}) : decltype(memo->ports)::iterator{};
+        const bool maybe_known = memo && seen != memo->ports.end() && seen->first.first == pid;
+        std::optional<ProcStat> st;
+        if (maybe_known) st = Stat(pid);
+        const bool known = maybe_known && st && st->start_time == seen->first.second;
+        if (!known) {
+            std::vector<std::string> argv = Cmdline(pid);
+            if (!IsOpencodeServe(argv)) {
+                no_server(pid);
+                continue;
+            }
+            auto owner = Uid(pid);
+            if (!st) st = Stat(pid);
+            if (!owner || *owner != uid) {
+                no_server(pid);
+                continue;
+            }
+        }
+        if (!st || st->state == 'Z') {
             no_server(pid);
             continue;
         }
-        auto owner = Uid(pid);
-        auto st = Stat(pid);
-        if (!owner || *owner != uid || !st || st->state == 'Z') {
-            no_server(pid);
-            continue;
-        }
-        int port = 0;
         const std::pair<int, uint64_t> process{pid, st->start_time};
-        if (memo && memo->ports.count(process)) {
+        int port = 0;
+        if (known) {
             port = memo->ports.at(process);
         } else {
             if (!listening_read) {
