@@ -116,7 +116,7 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
     // One server for (a) and (b): ralphd uses it in external mode, the floor client directly.
     OpencodeServer server(world, "s1-opencode", RandomWord());
     Ralphd ralphd(world, "s1-ralphd",
-                  "[server]\nmode = external\nurl = " + server.url() + "\npassword = " + server.password() + "\n");
+                  "[run]\nmax_idle_iterations = 0\n[server]\nmode = external\nurl = " + server.url() + "\npassword = " + server.password() + "\n");
     FloorOptions fo;
     fo.server.port = server.port();
     fo.server.password = server.password();
