@@ -232,7 +232,6 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
     const IterationRow& done = *active.unsettled;
     const int64_t id = run.id;
     if (!active.unsettled_recorded) {
-        store_.FinishIteration(done);
         json::object end = Obj("outcome", Name(done.outcome), "promise", done.promise_seen, "tokens_in", done.tokens_in,
                                "tokens_out", done.tokens_out, "cost", done.cost);
         if (done.tokens_reasoning) end["tokens_reasoning"] = done.tokens_reasoning;
@@ -249,7 +248,9 @@ bool LoopEngine::Settle(ActiveRun& active, const RunRow& run)
             end["verify"] = done.verify;
             end["verify_exit"] = done.verify_exit ? json::value(*done.verify_exit) : json::value(nullptr);
         }
-        Event(id, done.n, "iteration.end", std::move(end));
+        const RunStore::BoundaryEvent end_event{"iteration.end", json::serialize(end), NowMillis()};
+        store_.FinishIteration(done, &end_event);  // the row and its event: one commit
+        activity_.Notify(id);
         if (done.outcome == OutcomeName::kError || done.outcome == OutcomeName::kTimeout) {
             AppendToFile(run.work_task_dir() + "/progress.txt",
                          "\n## ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(id) + " failed (" +

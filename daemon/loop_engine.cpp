@@ -68,6 +68,14 @@ asio::awaitable<void> LoopEngine::StopIdleServer()
 
 LoopEngine::~LoopEngine() = default;
 
+void LoopEngine::BeginIteration(int64_t run_id, int n, const std::string& session_id, int port)
+{
+    const int64_t now = NowMillis();
+    const RunStore::BoundaryEvent start{"iteration.start", json::serialize(Obj("session", session_id, "port", port)), now};
+    store_.BeginIteration(run_id, n, session_id, port, now, &start);  // the row and its event: one commit
+    activity_.Notify(run_id);
+}
+
 void LoopEngine::Event(int64_t run_id, int iteration, const std::string& kind, json::object data)
 {
     try {
@@ -379,16 +387,14 @@ asio::awaitable<LoopEngine::IterationResult> LoopEngine::Iterate(ActiveRun& acti
             co_return result;
         }
         // Record the failed attempt as an iteration so that the failure limit applies.
-        store_.BeginIteration(run.id, n, "", server.port, NowMillis());
-        Event(run.id, n, "iteration.start", Obj("session", "", "port", server.port));
+        BeginIteration(run.id, n, "", server.port);
         result.outcome = OutcomeName::kError;
         result.error = "could not create an opencode session: " + created.status().message();
         co_return result;
     }
 
     // 2. Record the iteration with its session before prompting, so attach can find it.
-    store_.BeginIteration(run.id, n, session_id, server.port, NowMillis());
-    Event(run.id, n, "iteration.start", Obj("session", session_id, "port", server.port));
+    BeginIteration(run.id, n, session_id, server.port);
 
     EventHub::Watch watch(io_.get_executor());
     watch.session_id = session_id;

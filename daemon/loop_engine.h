@@ -82,6 +82,8 @@ public:
     EventHub& hub() { return hub_; }
 
 private:
+    /// Records iteration n's start and its `iteration.start` event in one commit.
+    void BeginIteration(int64_t run_id, int n, const std::string& session_id, int port);
     struct ActiveRun;
     struct IterationResult;
 

@@ -201,7 +201,8 @@ int64_t RunStore::CountRuns(const std::string& task_dir)
 
 
 
-void RunStore::BeginIteration(int64_t run_id, int n, const std::string& session_id, int port, int64_t at)
+void RunStore::BeginIteration(int64_t run_id, int n, const std::string& session_id, int port, int64_t at,
+                              const BoundaryEvent* event)
 {
     sqlite::Transaction tx(db_);
     {
@@ -216,12 +217,16 @@ void RunStore::BeginIteration(int64_t run_id, int n, const std::string& session_
         s.Step();
         if (sqlite3_changes(db_.handle()) != 1) throw StoreError("run " + std::to_string(run_id) + " is not running");
     }
+    int64_t event_id = 0;
+    const bool in_tx = event && InsertBoundaryEvent(run_id, n, *event, event_id);
     tx.Commit();
+    if (in_tx) last_event_id_ = event_id;
+    else if (event) AppendEvent(run_id, n, event->kind, event->data, event->at);
 }
 
-void RunStore::FinishIteration(const IterationRow& it)
+void RunStore::FinishIteration(const IterationRow& it, const BoundaryEvent* event)
 {
-    sqlite::Transaction tx(db_);
+    std::optional<sqlite::Transaction> tx(std::in_place, db_);
     {
         auto s = db_.Cached("UPDATE iterations SET outcome = ?, ended_at = ?, error = ?, promise_seen = ?, tokens_in = ?, "
                       "tokens_out = ?, cost = ?, tokens_reasoning = ?, verify = ?, verify_exit = ? "
@@ -235,7 +240,9 @@ void RunStore::FinishIteration(const IterationRow& it)
         s.Bind(it.run_id).Bind(it.n);
         s.Step();
         if (sqlite3_changes(db_.handle()) != 1) {
-            // Already finished (e.g. recorded as interrupted): nothing more to add.
+            // Already finished (e.g. recorded as interrupted): nothing more to add but the event.
+            tx.reset();
+            if (event) AppendEvent(it.run_id, it.n, event->kind, event->data, event->at);
             return;
         }
     }
@@ -259,7 +266,11 @@ void RunStore::FinishIteration(const IterationRow& it)
         s.Bind(it.tokens_in).Bind(it.tokens_out).Bind(it.cost).Bind(it.tokens_reasoning).Bind(it.run_id);
         s.Step();
     }
-    tx.Commit();
+    int64_t event_id = 0;
+    const bool in_tx = event && InsertBoundaryEvent(it.run_id, it.n, *event, event_id);
+    tx->Commit();
+    if (in_tx) last_event_id_ = event_id;
+    else if (event) AppendEvent(it.run_id, it.n, event->kind, event->data, event->at);
 }
 
 void RunStore::SetRunBase(int64_t run_id, const std::string& commit)

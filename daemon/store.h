@@ -175,10 +175,19 @@ public:
     /// How many runs there are (of one task when `task_dir` is not empty).
     int64_t CountRuns(const std::string& task_dir);
 
+    /// The log event that marks an iteration's start or end (`iteration.start`, `iteration.end`):
+    /// written in the iteration's own transaction, so that each iteration boundary is one commit.
+    /// Behind events kept in memory (see AppendEvent) it is appended after them instead, in order.
+    struct BoundaryEvent {
+        std::string kind;
+        std::string data;  ///< JSON
+        int64_t at{0};
+    };
     /// Records iteration n of a run with its session (before the prompt is sent) and makes it current.
-    void BeginIteration(int64_t run_id, int n, const std::string& session_id, int port, int64_t at);
+    void BeginIteration(int64_t run_id, int n, const std::string& session_id, int port, int64_t at,
+                        const BoundaryEvent* event = nullptr);
     /// Ends an iteration, adds its tokens and cost to the run and updates the failure streak.
-    void FinishIteration(const IterationRow& it);
+    void FinishIteration(const IterationRow& it, const BoundaryEvent* event = nullptr);
     /// The run's base snapshot, once taken.
     void SetRunBase(int64_t run_id, const std::string& commit);
     /// The worktree and branch a run works in (recorded before the worktree is made, so that
@@ -266,6 +275,9 @@ private:
     /// Writes `events` and, when `with_lost_notes`, the notes for lost_ in one transaction,
     /// popping them once committed. Returns SQLITE_OK or the failing SQLite result code.
     int WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes);
+    /// Inside an open transaction: inserts `event` of `run_id` when nothing is kept in memory
+    /// (true; the id is in last_event_id_ once committed), else leaves it to AppendEvent (false).
+    bool InsertBoundaryEvent(int64_t run_id, int iteration, const BoundaryEvent& event, int64_t& id);
     /// Queues an event behind the kept ones; false when over the limits (then only counted as lost).
     bool Keep(RunEvent event);
     void Migrate();

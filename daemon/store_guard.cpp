@@ -51,6 +51,9 @@ void SyncDirectory(const std::string& dir)
 
 // ---- The run log, kept in memory while it cannot be written ----
 
+// Prepared once per connection: an event is the store's most frequent write.
+constexpr const char* kInsertEvent = "INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)";
+
 int RunStore::WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes)
 {
     auto failed = [&](int rc) {
@@ -62,8 +65,7 @@ int RunStore::WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes)
     if (rc != SQLITE_OK) return failed(rc);
     int64_t last_id = 0;
     auto write = [&](const RunEvent& e) {
-        // Prepared once per connection: an event is the store's most frequent write.
-        auto insert = db_.Cached("INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)");
+        auto insert = db_.Cached(kInsertEvent);
         insert.Bind(e.run_id).Bind(e.at).Bind(e.iteration).Bind(e.kind).Bind(e.data);
         int step = insert.TryStep();
         if (step != SQLITE_DONE) return step;
@@ -88,6 +90,16 @@ int RunStore::WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes)
     if (with_lost_notes) lost_.clear();
     last_event_id_ = last_id;
     return SQLITE_OK;
+}
+
+bool RunStore::InsertBoundaryEvent(int64_t run_id, int iteration, const BoundaryEvent& event, int64_t& id)
+{
+    if (!kept_.empty() || !lost_.empty()) return false;
+    auto insert = db_.Cached(kInsertEvent);
+    insert.Bind(run_id).Bind(event.at).Bind(iteration).Bind(event.kind).Bind(event.data);
+    insert.Step();
+    id = db_.LastInsertId();
+    return true;
 }
 
 bool RunStore::Keep(RunEvent event)

@@ -160,6 +160,52 @@ TEST_F(UnitStoreSafety, EventsAreKeptWhileAnotherProcessHoldsTheLockAndWrittenIn
     EXPECT_EQ(store.lost_events(), 0);
 }
 
+std::vector<std::string> EventKinds(RunStore& store, int64_t run)
+{
+    std::vector<std::string> out;
+    for (const RunEvent& e : store.Events(run, 0, 100000)) out.push_back(e.kind);
+    return out;
+}
+
+TEST_F(UnitStoreSafety, BoundaryEventsAreWrittenWithTheirIterationAndBehindEventsKeptInMemory)
+{
+    RunStore store(path_);
+    int64_t id = *store.InsertRun(NewRun("/p/tasks/a"));
+    const RunStore::BoundaryEvent start{"iteration.start", R"({"session":"ses_1"})", 10};
+    store.BeginIteration(id, 1, "ses_1", 0, 10, &start);
+    ASSERT_EQ(EventKinds(store, id), (std::vector<std::string>{"iteration.start"}));
+    EXPECT_EQ(store.LastEventId(), store.Events(id, 0, 10).front().id);
+
+    // A log line kept in memory while another process holds the lock: the iteration's end, written
+    // once the lock is free, goes behind it.
+    {
+        SqliteHolder locker(path_, "BEGIN EXCLUSIVE;");
+        ASSERT_TRUE(locker.ok()) << locker.error();
+        EXPECT_EQ(store.AppendEvent(id, 1, "text", Text(1), 11), 0);
+        ASSERT_EQ(store.kept_events(), 1u);
+    }
+    IterationRow it;
+    it.run_id = id;
+    it.n = 1;
+    it.outcome = OutcomeName::kContinue;
+    it.ended_at = 12;
+    const RunStore::BoundaryEvent end{"iteration.end", R"({"outcome":"continue"})", 12};
+    store.FinishIteration(it, &end);
+    EXPECT_EQ(store.kept_events(), 0u);
+    EXPECT_EQ(EventKinds(store, id), (std::vector<std::string>{"iteration.start", "text", "iteration.end"}));
+    EXPECT_EQ(store.Iterations(id).at(0).outcome, OutcomeName::kContinue);
+
+    // An iteration that is already finished still gets its event; a run that is not running gets
+    // neither an iteration nor its event.
+    store.FinishIteration(it, &end);
+    EXPECT_EQ(EventKinds(store, id).size(), 4u);
+    ASSERT_TRUE(store.FinishRun(id, RunStatus::kStopped, RunReason::kUser, 13));
+    const RunStore::BoundaryEvent late{"iteration.start", R"({"session":"ses_2"})", 14};
+    EXPECT_THROW(store.BeginIteration(id, 2, "ses_2", 0, 14, &late), StoreError);
+    EXPECT_EQ(EventKinds(store, id).size(), 4u);
+    EXPECT_EQ(store.Iterations(id).size(), 1u);
+}
+
 /// Appends events of `size` bytes until one is kept rather than written; returns how many were
 /// appended (the last one kept), or -1 when every one was written.
 int AppendUntilKept(RunStore& store, int64_t run, int& next, std::size_t size)
