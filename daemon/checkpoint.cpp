@@ -204,6 +204,10 @@ asio::awaitable<Result<std::string>> Checkpoints::WriteTree(const CheckpointRepo
         list += path;
         list.push_back('\0');
     }
+    if (list.empty()) {
+        if (const IndexMemo* memo = Memo(repo.index)) co_return memo->tree;  // the index is as it was
+    }
+    memos_.erase(repo.index);
     if (!list.empty()) {
         const std::string paths_file = repo.index + ".paths";
         {
@@ -218,7 +222,41 @@ asio::awaitable<Result<std::string>> Checkpoints::WriteTree(const CheckpointRepo
     }
     Result<std::string> tree = co_await git_.Run(repo.top, GitArgs("write-tree"), env);
     if (!tree) co_return tree.status();
+    RememberTree(repo.index, FirstLine(*tree));
     co_return FirstLine(*tree);
+}
+
+namespace {
+
+struct stat StatOrZero(const std::string& path)
+{
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) st = {};
+    return st;
+}
+
+int64_t MtimeNs(const struct stat& st) { return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec; }
+
+}  // namespace
+
+const Checkpoints::IndexMemo* Checkpoints::Memo(const std::string& index) const
+{
+    auto it = memos_.find(index);
+    if (it == memos_.end()) return nullptr;
+    const struct stat st = StatOrZero(index);
+    const IndexMemo& m = it->second;
+    if (st.st_ino == 0 || st.st_ino != m.ino || MtimeNs(st) != m.mtime_ns || st.st_size != m.size) return nullptr;
+    return &m;
+}
+
+void Checkpoints::RememberTree(const std::string& index, const std::string& tree)
+{
+    if (memos_.size() >= 256) {  // runs that ended: their index files are gone
+        std::erase_if(memos_, [](const auto& entry) { return StatOrZero(entry.first).st_ino == 0; });
+    }
+    const struct stat st = StatOrZero(index);
+    if (st.st_ino == 0) return;
+    memos_[index] = IndexMemo{static_cast<uint64_t>(st.st_ino), MtimeNs(st), static_cast<int64_t>(st.st_size), tree, ""};
 }
 
 asio::awaitable<Result<std::string>> Checkpoints::CommitTree(const CheckpointRepo& repo, const std::string& tree,
@@ -328,7 +366,12 @@ asio::awaitable<Result<Checkpoint>> Checkpoints::Take(const CheckpointRepo& repo
     if (!tree) co_return tree.status();
     // The commit and the ref, what changed and the agent's commits: independent, so side by side.
     Status published, counted, commits;
-    if (parent.empty()) {
+    const IndexMemo* memo = Memo(repo.index);
+    if (!parent.empty() && memo && memo->commit == parent && memo->tree == *tree) {
+        // The parent holds this very tree: nothing changed, nothing to count.
+        std::tie(published, commits) =
+            co_await (Publish(repo, run_id, iteration, *tree, parent, &cp) && CountCommits(repo, head_before, &cp));
+    } else if (parent.empty()) {
         published = co_await Publish(repo, run_id, iteration, *tree, parent, &cp);
         if (published.ok()) counted = co_await CountChanges(repo, "", cp.commit, &cp);
         commits = co_await CountCommits(repo, head_before, &cp);
@@ -345,6 +388,7 @@ asio::awaitable<Result<Checkpoint>> Checkpoints::Take(const CheckpointRepo& repo
     if (!published.ok()) co_return published;
     if (!counted.ok()) co_return counted;
     if (!commits.ok()) co_return commits;
+    if (auto it = memos_.find(repo.index); it != memos_.end() && it->second.tree == *tree) it->second.commit = cp.commit;
     co_return cp;
 }
 

@@ -13,6 +13,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -146,8 +147,22 @@ private:
                                                            const std::string& parent, const std::string& message);
     std::vector<std::string> IdentityEnv(const CheckpointRepo& repo) const;
 
+    /// What a private index held when its tree was last written, and the last snapshot of that
+    /// tree: an iteration that changed nothing then needs neither write-tree nor a count of its
+    /// changes. Valid while the index file is the very one stat'ed then.
+    struct IndexMemo {
+        uint64_t ino{0};
+        int64_t mtime_ns{0};
+        int64_t size{0};
+        std::string tree;
+        std::string commit;
+    };
+    const IndexMemo* Memo(const std::string& index) const;
+    void RememberTree(const std::string& index, const std::string& tree);
+
     GitRunner& git_;
     int64_t max_file_;
+    std::map<std::string, IndexMemo> memos_;  ///< by index path
 };
 
 }  // namespace ralph

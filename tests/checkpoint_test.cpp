@@ -282,6 +282,44 @@ TEST(FunctionalCheckpoint, AStaleLockFromAKilledDaemonDoesNotStopTheNextSnapshot
     EXPECT_FALSE(PathExists(cr.index));
 }
 
+TEST(FunctionalCheckpoint, AnIterationThatChangedNothingIsASnapshotOfTheSameTreeAndTheNextChangeCounts)
+{
+    Repo repo;
+    repo.Write("a.txt", "a\n");
+    repo.Commit("init");
+    Snapshots s;
+    CheckpointRepo cr = s.Open(repo.top, 5);
+    Result<Checkpoint> base = s.Await(s.checkpoints.TakeBase(cr, 5));
+    ASSERT_TRUE(base.ok()) << base.status().message();
+    repo.Write("a.txt", "b\n");
+    Result<Checkpoint> one = s.Await(s.checkpoints.Take(cr, 5, 1, "", base->commit));
+    ASSERT_TRUE(one.ok()) << one.status().message();
+    EXPECT_EQ(one->files_changed, 1);
+    // Nothing changed: a snapshot of its own, chained, with the same tree and nothing counted.
+    Result<Checkpoint> two = s.Await(s.checkpoints.Take(cr, 5, 2, "", one->commit));
+    ASSERT_TRUE(two.ok()) << two.status().message();
+    EXPECT_NE(two->commit, one->commit);
+    EXPECT_EQ(repo.Out({"rev-parse", two->commit + "^"}), one->commit + "\n");
+    EXPECT_EQ(repo.Out({"rev-parse", two->commit + "^{tree}"}), repo.Out({"rev-parse", one->commit + "^{tree}"}));
+    EXPECT_EQ(two->files_changed, 0);
+    EXPECT_EQ(two->insertions + two->deletions, 0);
+    // A new file after an unchanged snapshot is in the next one.
+    repo.Write("b.txt", "new\n");
+    Result<Checkpoint> three = s.Await(s.checkpoints.Take(cr, 5, 3, "", two->commit));
+    ASSERT_TRUE(three.ok()) << three.status().message();
+    EXPECT_EQ(three->files_changed, 1);
+    EXPECT_EQ(repo.Out({"show", three->commit + ":b.txt"}), "new\n");
+    // And a change right after an unchanged snapshot is counted against it.
+    Result<Checkpoint> four = s.Await(s.checkpoints.Take(cr, 5, 4, "", three->commit));
+    ASSERT_TRUE(four.ok()) << four.status().message();
+    EXPECT_EQ(four->files_changed, 0);
+    repo.Write("a.txt", "c\n");
+    Result<Checkpoint> five = s.Await(s.checkpoints.Take(cr, 5, 5, "", four->commit));
+    ASSERT_TRUE(five.ok()) << five.status().message();
+    EXPECT_EQ(five->files_changed, 1);
+    EXPECT_EQ(repo.Out({"show", five->commit + ":a.txt"}), "c\n");
+}
+
 TEST(FunctionalCheckpoint, AStaleParentHintIsNoticedAndTheSnapshotChainsOnTheRefAsItIs)
 {
     Repo repo;
