@@ -2,6 +2,7 @@
 
 #include "common/spawn.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -36,15 +37,16 @@ Finished Wait(pid_t pid, SteadyClock::time_point started, std::chrono::milliseco
     auto deadline = started + timeout;
     bool timed_out = false;
     while (pidfd >= 0) {
+        // A process that has already exited is never "timed out", even past the deadline.
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-        if (left <= 0) {
+        pollfd p{pidfd, POLLIN, 0};
+        int r = poll(&p, 1, static_cast<int>(std::clamp<long long>(left, 0, 1 << 30)));
+        if (r > 0) break;
+        if (r < 0 && errno != EINTR) break;
+        if (r == 0 && left <= 0) {
             timed_out = true;
             break;
         }
-        pollfd p{pidfd, POLLIN, 0};
-        int r = poll(&p, 1, static_cast<int>(std::min<long long>(left, 1 << 30)));
-        if (r > 0) break;
-        if (r < 0 && errno != EINTR) break;
     }
     if (pidfd >= 0) close(pidfd);
     if (timed_out) kill(pid, SIGKILL);

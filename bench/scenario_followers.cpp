@@ -38,7 +38,6 @@ void ScenarioFollowers(World& world, const Options& o, Report& report)
         const double cpu0 = CpuSeconds(ralphd.pid()), t0 = NowSeconds();
         std::vector<int64_t> ids;
         std::vector<pid_t> followers;
-        const auto followers_started = std::chrono::steady_clock::now();
         for (std::size_t i = 0; i < count; ++i) {
             const auto& [project, task] = tasks[i];
             json::value run = ralphd.RalphJson({"run", task, "-n", std::to_string(o.followed_iterations)}, project);
@@ -47,9 +46,10 @@ void ScenarioFollowers(World& world, const Options& o, Report& report)
         }
         WaitRunsEnd(ralphd, ids, std::chrono::seconds(900));
         // Each follower ends by itself once its run has ended: exit 4, the run stopped (at
-        // max_iterations).
+        // max_iterations). Two minutes for that, from the moment the last run ended.
+        const auto runs_ended = std::chrono::steady_clock::now();
         for (pid_t f : followers)
-            if (int code = Wait(f, followers_started, std::chrono::minutes(2)).code; code != 4)
+            if (int code = Wait(f, runs_ended, std::chrono::minutes(2)).code; code != 4)
                 throw std::runtime_error("a `ralph logs -f` ended with exit code " + std::to_string(code) +
                                          ", not 4 with its run");
         const double cpu = CpuSeconds(ralphd.pid()) - cpu0;
