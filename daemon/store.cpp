@@ -217,16 +217,12 @@ void RunStore::BeginIteration(int64_t run_id, int n, const std::string& session_
         s.Step();
         if (sqlite3_changes(db_.handle()) != 1) throw StoreError("run " + std::to_string(run_id) + " is not running");
     }
-    int64_t event_id = 0;
-    const bool in_tx = event && InsertBoundaryEvent(run_id, n, *event, event_id);
-    tx.Commit();
-    if (in_tx) last_event_id_ = event_id;
-    else if (event) AppendEvent(run_id, n, event->kind, event->data, event->at);
+    CommitWithEvent(tx, run_id, n, event);
 }
 
 void RunStore::FinishIteration(const IterationRow& it, const BoundaryEvent* event)
 {
-    std::optional<sqlite::Transaction> tx(std::in_place, db_);
+    sqlite::Transaction tx(db_);
     {
         auto s = db_.Cached("UPDATE iterations SET outcome = ?, ended_at = ?, error = ?, promise_seen = ?, tokens_in = ?, "
                       "tokens_out = ?, cost = ?, tokens_reasoning = ?, verify = ?, verify_exit = ? "
@@ -241,8 +237,7 @@ void RunStore::FinishIteration(const IterationRow& it, const BoundaryEvent* even
         s.Step();
         if (sqlite3_changes(db_.handle()) != 1) {
             // Already finished (e.g. recorded as interrupted): nothing more to add but the event.
-            tx.reset();
-            if (event) AppendEvent(it.run_id, it.n, event->kind, event->data, event->at);
+            CommitWithEvent(tx, it.run_id, it.n, event);
             return;
         }
     }
@@ -266,11 +261,7 @@ void RunStore::FinishIteration(const IterationRow& it, const BoundaryEvent* even
         s.Bind(it.tokens_in).Bind(it.tokens_out).Bind(it.cost).Bind(it.tokens_reasoning).Bind(it.run_id);
         s.Step();
     }
-    int64_t event_id = 0;
-    const bool in_tx = event && InsertBoundaryEvent(it.run_id, it.n, *event, event_id);
-    tx->Commit();
-    if (in_tx) last_event_id_ = event_id;
-    else if (event) AppendEvent(it.run_id, it.n, event->kind, event->data, event->at);
+    CommitWithEvent(tx, it.run_id, it.n, event);
 }
 
 void RunStore::SetRunBase(int64_t run_id, const std::string& commit)

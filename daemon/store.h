@@ -275,9 +275,11 @@ private:
     /// Writes `events` and, when `with_lost_notes`, the notes for lost_ in one transaction,
     /// popping them once committed. Returns SQLITE_OK or the failing SQLite result code.
     int WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes);
-    /// Inside an open transaction: inserts `event` of `run_id` when nothing is kept in memory
-    /// (true; the id is in last_event_id_ once committed), else leaves it to AppendEvent (false).
-    bool InsertBoundaryEvent(int64_t run_id, int iteration, const BoundaryEvent& event, int64_t& id);
+    /// Inserts one event (in the open transaction); SQLITE_OK or the failing result code.
+    int InsertEvent(const RunEvent& event);
+    /// Commits `tx` with `event` (if any) in it, or, behind events kept in memory, appends the
+    /// event after the commit so that the log stays in order.
+    void CommitWithEvent(sqlite::Transaction& tx, int64_t run_id, int iteration, const BoundaryEvent* event);
     /// Queues an event behind the kept ones; false when over the limits (then only counted as lost).
     bool Keep(RunEvent event);
     void Migrate();

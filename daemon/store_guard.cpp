@@ -51,8 +51,14 @@ void SyncDirectory(const std::string& dir)
 
 // ---- The run log, kept in memory while it cannot be written ----
 
-// Prepared once per connection: an event is the store's most frequent write.
-constexpr const char* kInsertEvent = "INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)";
+int RunStore::InsertEvent(const RunEvent& e)
+{
+    // Prepared once per connection: an event is the store's most frequent write.
+    auto insert = db_.Cached("INSERT INTO run_events (run_id, at, iteration, kind, data) VALUES (?, ?, ?, ?, ?)");
+    insert.Bind(e.run_id).Bind(e.at).Bind(e.iteration).Bind(e.kind).Bind(e.data);
+    int step = insert.TryStep();
+    return step == SQLITE_DONE ? SQLITE_OK : step;
+}
 
 int RunStore::WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes)
 {
@@ -65,12 +71,9 @@ int RunStore::WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes)
     if (rc != SQLITE_OK) return failed(rc);
     int64_t last_id = 0;
     auto write = [&](const RunEvent& e) {
-        auto insert = db_.Cached(kInsertEvent);
-        insert.Bind(e.run_id).Bind(e.at).Bind(e.iteration).Bind(e.kind).Bind(e.data);
-        int step = insert.TryStep();
-        if (step != SQLITE_DONE) return step;
-        last_id = db_.LastInsertId();
-        return SQLITE_OK;
+        int step = InsertEvent(e);
+        if (step == SQLITE_OK) last_id = db_.LastInsertId();
+        return step;
     };
     for (const RunEvent& e : events)
         if ((rc = write(e)) != SQLITE_OK) return failed(rc);
@@ -92,14 +95,22 @@ int RunStore::WriteEvents(std::deque<RunEvent>& events, bool with_lost_notes)
     return SQLITE_OK;
 }
 
-bool RunStore::InsertBoundaryEvent(int64_t run_id, int iteration, const BoundaryEvent& event, int64_t& id)
+void RunStore::CommitWithEvent(sqlite::Transaction& tx, int64_t run_id, int iteration, const BoundaryEvent* event)
 {
-    if (!kept_.empty() || !lost_.empty()) return false;
-    auto insert = db_.Cached(kInsertEvent);
-    insert.Bind(run_id).Bind(event.at).Bind(iteration).Bind(event.kind).Bind(event.data);
-    insert.Step();
-    id = db_.LastInsertId();
-    return true;
+    if (!event) {
+        tx.Commit();
+        return;
+    }
+    if (!kept_.empty() || !lost_.empty()) {
+        tx.Commit();
+        AppendEvent(run_id, iteration, event->kind, event->data, event->at);  // behind the kept ones
+        return;
+    }
+    if (InsertEvent(RunEvent{0, run_id, event->at, iteration, event->kind, event->data}) != SQLITE_OK)
+        db_.Fail("insert event");
+    const int64_t id = db_.LastInsertId();
+    tx.Commit();
+    last_event_id_ = id;
 }
 
 bool RunStore::Keep(RunEvent event)
