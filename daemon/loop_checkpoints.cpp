@@ -82,6 +82,18 @@ asio::awaitable<bool> LoopEngine::PrepareWorktree(RunRow& run)
     const std::string path = WorktreesDir() + "/" + std::filesystem::path(repo->top).filename().string() + "-" +
                              std::to_string(run.id);
     const std::string branch = BranchName(run);
+    while (worktrees_being_made_.count(repo->top))
+        co_await worktree_made_.WaitFor(std::chrono::seconds(1));
+    worktrees_being_made_.insert(repo->top);
+    struct Done {
+        LoopEngine& engine;
+        std::string top;
+        ~Done()
+        {
+            engine.worktrees_being_made_.erase(top);
+            engine.worktree_made_.Notify();
+        }
+    } done{*this, repo->top};
     if (remake) {
         // Whatever the killed attempt left: the worktree's files and record, and its new branch.
         std::error_code ec;

@@ -38,7 +38,7 @@ LoopEngine::LoopEngine(asio::io_context& io, RunStore& store, ServerAccess& serv
                        Clock& clock, OpencodeClientFactory clients, Millis idle_stop, GitRunner& git)
     : io_(io), store_(store), server_(server), run_defaults_(run_defaults), clock_(clock), idle_stop_(idle_stop),
       clients_(std::move(clients)), git_(git), hub_(io, server, clients_), activity_(io.get_executor(), clock),
-      last_busy_(clock.Now()), watch_wake_(io.get_executor(), clock)
+      last_busy_(clock.Now()), watch_wake_(io.get_executor(), clock), worktree_made_(io.get_executor(), clock)
 {
     server_.Subscribe([this](ServerState s) { OnServerState(s); });
     if (idle_stop_.count() > 0) asio::co_spawn(io_, StopIdleServer(), asio::detached);

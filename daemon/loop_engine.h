@@ -179,6 +179,11 @@ private:
     std::set<std::shared_ptr<pid_t>> hook_pids_;  ///< of the hooks running (0 until started)
     Clock::TimePoint last_busy_;
     Notifier watch_wake_;  ///< wakes WatchServer early (new limits, shutdown)
+    /// Repositories (work tree tops) in which a run's worktree is being made: git's `worktree
+    /// add` reads the other worktrees' records and fails on one another is writing, so runs
+    /// starting together in one repository make theirs one at a time.
+    std::set<std::string> worktrees_being_made_;
+    Notifier worktree_made_;
 };
 
 }  // namespace ralph
