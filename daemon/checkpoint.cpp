@@ -43,7 +43,7 @@ GitRunner::GitRunner(ProcessLauncher& launcher, std::string git_program, Millis 
 }
 
 asio::awaitable<Result<CommandOutput>> GitRunner::RunChecked(const std::string& dir, std::vector<std::string> args,
-                                                             std::vector<std::string> env)
+                                                             std::vector<std::string> env, std::string stdin_path)
 {
     if (program_.empty()) co_return Status(kInternalError, "git is not installed (no git on PATH)");
     LaunchSpec spec;
@@ -52,14 +52,15 @@ asio::awaitable<Result<CommandOutput>> GitRunner::RunChecked(const std::string& 
     spec.env = base_env_;
     spec.env.insert(spec.env.end(), env.begin(), env.end());
     spec.cwd = dir;
+    spec.stdin_path = std::move(stdin_path);
     co_return co_await RunChildCommand(launcher_, std::move(spec), timeout_, std::size_t(256) << 20);
 }
 
 asio::awaitable<Result<std::string>> GitRunner::Run(const std::string& dir, std::vector<std::string> args,
-                                                    std::vector<std::string> env)
+                                                    std::vector<std::string> env, std::string stdin_path)
 {
     const std::string what = "git " + (args.empty() ? std::string() : args[0]);
-    Result<CommandOutput> r = co_await RunChecked(dir, std::move(args), std::move(env));
+    Result<CommandOutput> r = co_await RunChecked(dir, std::move(args), std::move(env), std::move(stdin_path));
     if (!r) co_return r.status();
     if (r->timed_out) co_return Status(kInternalError, what + " in " + dir + " did not finish in time");
     if (r->exit.code != 0)
@@ -112,8 +113,10 @@ std::vector<std::string> ParseChangedPaths(std::string_view out)
 {
     std::vector<std::string> paths;
     std::set<std::string_view> seen;  // a deleted file is listed as modified, once per stage
-    for (std::string_view path : SplitNul(out))
+    for (std::string_view path : SplitNul(out)) {
+        if (path.ends_with('/')) path.remove_suffix(1);
         if (!path.empty() && seen.insert(path).second) paths.emplace_back(path);
+    }
     return paths;
 }
 
@@ -215,8 +218,10 @@ asio::awaitable<Result<std::string>> Checkpoints::WriteTree(const CheckpointRepo
             out << list;
             if (!out.flush()) co_return Status(kInternalError, "cannot write " + paths_file);
         }
+        // update-index takes exactly these paths (added, changed or gone; a file replacing a
+        // directory or the reverse); `add` with them as pathspecs would walk the whole tree again.
         Result<std::string> added = co_await git_.Run(
-            repo.top, GitArgs("add", "-A", "--pathspec-from-file=" + paths_file, "--pathspec-file-nul"), env);
+            repo.top, GitArgs("update-index", "--add", "--remove", "--replace", "-z", "--stdin"), env, paths_file);
         unlink(paths_file.c_str());
         if (!added) co_return added.status();
     }

@@ -26,12 +26,14 @@ namespace ralph {
 class GitRunner {
 public:
     GitRunner(ProcessLauncher& launcher, std::string git_program, Millis timeout = std::chrono::minutes(5));
-    /// `git args...` in `dir`, with `env` added ("KEY=VALUE").
+    /// `git args...` in `dir`, with `env` added ("KEY=VALUE") and `stdin_path` as its stdin (empty:
+    /// none).
     boost::asio::awaitable<Result<std::string>> Run(const std::string& dir, std::vector<std::string> args,
-                                                    std::vector<std::string> env = {});
+                                                    std::vector<std::string> env = {}, std::string stdin_path = {});
     /// The same, but the exit code is the caller's to judge.
     boost::asio::awaitable<Result<CommandOutput>> RunChecked(const std::string& dir, std::vector<std::string> args,
-                                                             std::vector<std::string> env = {});
+                                                             std::vector<std::string> env = {},
+                                                             std::string stdin_path = {});
     /// The launcher it runs git on (the one reaper of ralphd's children), lent to verify.
     ProcessLauncher& launcher() { return launcher_; }
 
@@ -79,8 +81,9 @@ struct NumstatEntry {
 };
 /// Parses `--numstat -z` output; entries it cannot read are skipped.
 std::vector<NumstatEntry> ParseNumstat(std::string_view out);
-/// The paths of `git ls-files -z -m -o --exclude-standard` (modified, deleted and untracked files
-/// that are not ignored: what a snapshot must add), each once.
+/// The paths of `git diff-files -z --name-only` and `git ls-files -z -o --exclude-standard`
+/// (modified, deleted and untracked files that are not ignored: what a snapshot must add), each
+/// once, as `update-index` takes them: an untracked nested repository ("sub/") without its slash.
 std::vector<std::string> ParseChangedPaths(std::string_view out);
 
 /// One file of a diff between two snapshots (SPEC §9, `ralph diff --json`).

@@ -124,11 +124,12 @@ std::variant<LaunchedProcess, std::string> PosixLauncher::Launch(const LaunchSpe
         close_all();
         return "cannot start " + spec.program + ": pipe: " + why;
     }
-    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const std::string stdin_path = spec.stdin_path.empty() ? "/dev/null" : spec.stdin_path;
+    int null_fd = open(stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (null_fd < 0) {
         std::string why = std::strerror(errno);
         close_all();
-        return "cannot start " + spec.program + ": /dev/null: " + why;
+        return "cannot start " + spec.program + ": " + stdin_path + ": " + why;
     }
 
     // posix_spawn rather than fork: glibc's shares the parent's memory until the child execs

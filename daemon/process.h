@@ -21,6 +21,7 @@ struct LaunchSpec {
     std::vector<std::string> args;  ///< argv[1...]
     std::vector<std::string> env;   ///< the complete environment, "KEY=VALUE"
     std::string cwd;                ///< empty: inherit
+    std::string stdin_path;         ///< a file to read as stdin; empty: /dev/null
 };
 
 /// How a child ended.
@@ -43,7 +44,7 @@ struct LaunchedProcess {
 class ProcessLauncher {
 public:
     virtual ~ProcessLauncher() = default;
-    /// Starts a child in its own session and process group, stdin /dev/null, stdout and stderr to
+    /// Starts a child in its own session and process group, stdin /dev/null (or `stdin_path`), stdout and stderr to
     /// pipes, no other descriptors, default signal dispositions and an empty signal mask.
     /// Returns the child or an error message naming the program.
     virtual std::variant<LaunchedProcess, std::string> Launch(const LaunchSpec& spec) = 0;

@@ -43,8 +43,9 @@ TEST(UnitCheckpoint, ParsesNumstatWithRenamesAndBinaries)
 TEST(UnitCheckpoint, ChangedPathsAreWhatDiffersInTheWorkTree)
 {
     std::string out = std::string("mod.txt\0", 8) + std::string("gone.txt\0", 9) + std::string("gone.txt\0", 9) +
-                      std::string("new dir/file\0", 13);
-    EXPECT_EQ(ParseChangedPaths(out), (std::vector<std::string>{"mod.txt", "gone.txt", "new dir/file"}));
+                      std::string("new dir/file\0", 13) + std::string("nested repo/\0", 13);
+    EXPECT_EQ(ParseChangedPaths(out),
+              (std::vector<std::string>{"mod.txt", "gone.txt", "new dir/file", "nested repo"}));
     EXPECT_TRUE(ParseChangedPaths("").empty());
 }
 
@@ -184,6 +185,46 @@ TEST(FunctionalCheckpoint, BaseHoldsTheUsersEditsAndAnIterationOnlyTheAgentsWork
     EXPECT_EQ(two->files_changed, 0);
     EXPECT_EQ(repo.Out({"rev-parse", two->commit + "^{tree}"}), repo.Out({"rev-parse", one->commit + "^{tree}"}));
     EXPECT_EQ(repo.Out({"fsck", "--no-progress"}), "");
+}
+
+TEST(FunctionalCheckpoint, EveryKindOfChangeIsTheTreeGitAddWouldStage)
+{
+    Repo repo;
+    repo.Write("file-then-dir", "a file\n");
+    repo.Write("dir-then-file/inner.txt", "in a directory\n");
+    repo.Write("script.sh", "echo\n");
+    repo.Commit("init");
+    Snapshots s;
+    CheckpointRepo cr = s.Open(repo.top, 3);
+    Result<Checkpoint> base = s.Await(s.checkpoints.TakeBase(cr, 3));
+    ASSERT_TRUE(base.ok()) << base.status().message();
+
+    // A file becomes a directory and a directory a file, a mode and a symlink change, a nested repository.
+    fs::remove(repo.top + "/file-then-dir");
+    repo.Write("file-then-dir/now-inside.txt", "moved in\n");
+    fs::remove_all(repo.top + "/dir-then-file");
+    repo.Write("dir-then-file", "now a file\n");
+    fs::permissions(repo.top + "/script.sh", fs::perms::owner_exec, fs::perm_options::add);
+    fs::create_symlink("script.sh", repo.top + "/link");
+    fs::create_directories(repo.top + "/nested");
+    ASSERT_EQ(RunProgram({"/usr/bin/git", "-C", repo.top + "/nested", "init", "-q"}, {}).exit_code, 0);
+    repo.Write("nested/inside.txt", "x\n");
+    ASSERT_EQ(RunProgram({"/usr/bin/git", "-C", repo.top + "/nested", "-c", "user.name=u", "-c", "user.email=u@u",
+                          "commit", "-qm", "n", "--allow-empty"}, {})
+                  .exit_code,
+              0);
+
+    Result<Checkpoint> one = s.Await(s.checkpoints.Take(cr, 3, 1, repo.Out({"rev-parse", "HEAD"}).substr(0, 40)));
+    ASSERT_TRUE(one.ok()) << one.status().message();
+    // What `git add -A` makes of the same tree, in an index of the test's own.
+    const std::string scratch = repo.env.dir + "/scratch-index";
+    auto git_add = RunProgram({"/usr/bin/git", "-C", repo.top, "add", "-A"}, {{"GIT_INDEX_FILE", scratch}});
+    ASSERT_EQ(git_add.exit_code, 0) << git_add.err;
+    auto expected = RunProgram({"/usr/bin/git", "-C", repo.top, "write-tree"}, {{"GIT_INDEX_FILE", scratch}});
+    ASSERT_EQ(expected.exit_code, 0) << expected.err;
+    EXPECT_EQ(repo.Out({"rev-parse", one->commit + "^{tree}"}), expected.out);
+    EXPECT_EQ(repo.Out({"ls-tree", "-r", "--name-only", one->commit}),
+              "dir-then-file\nfile-then-dir/now-inside.txt\nlink\nnested\nscript.sh\n");
 }
 
 TEST(FunctionalCheckpoint, NoCommitsNoIdentityFailingHooksAndSigningStillSnapshot)
