@@ -124,6 +124,7 @@ FloorResult RunFloor(const FloorOptions& o)
                     state.connected = true;
                     state.changed.Notify();
                 },
+                nullptr,  // every event parsed: the floor does no more than it must, but no less either
                 [&](const json::value& event) {
                     const json::value* payload = At(event, "payload");
                     if (!payload) return;

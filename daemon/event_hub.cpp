@@ -1,6 +1,7 @@
 #include "daemon/event_hub.h"
 
 #include "common/log.h"
+#include "daemon/iteration.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -85,7 +86,7 @@ asio::awaitable<void> EventHub::ReadStream(std::shared_ptr<Stream> stream, Serve
                 first = false;
                 state_changed_.Notify();
             },
-            [this](const json::value& v) { Dispatch(v); });
+            IterationMachine::Reads, [this](json::value v) { Dispatch(std::move(v)); });
         if (stream_ != stream) break;
         connected_ = false;
         state_changed_.Notify();
@@ -106,20 +107,22 @@ asio::awaitable<void> EventHub::ReadStream(std::shared_ptr<Stream> stream, Serve
     }
 }
 
-void EventHub::Dispatch(const json::value& event)
+void EventHub::Dispatch(json::value event)
 {
     ++events_received_;
     if (!event.is_object()) return;
     auto* payload = event.as_object().if_contains("payload");
     if (!payload || !payload->is_object()) return;
-    const json::object& p = payload->as_object();
+    json::object& p = payload->as_object();
     auto* props = p.if_contains("properties");
     if (!props || !props->is_object()) return;
     auto* sid = props->as_object().if_contains("sessionID");
     if (!sid || !sid->is_string()) return;
     auto [begin, end] = watches_.equal_range(std::string(sid->as_string()));
     for (auto it = begin; it != end; ++it) {
-        it->second->events.push_back(p);
+        // The last (almost always the only) watch takes the payload itself, the others a copy.
+        if (std::next(it) == end) it->second->events.push_back(std::move(p));
+        else it->second->events.push_back(p);
         it->second->notifier.Notify();
     }
 }

@@ -50,9 +50,9 @@ public:
     /// Events received since start, for tests and benchmarks.
     uint64_t events_received() const { return events_received_; }
 
-    /// Hands one event of the stream ({directory, payload: {type, properties}}) to the watches of
+    /// Hands one event of the stream (only the types IterationMachine::Reads are parsed) ({directory, payload: {type, properties}}) to the watches of
     /// its session. Public for the fuzzer (tests/fuzz/fuzz_events.cpp); the stream calls it.
-    void Dispatch(const boost::json::value& event);
+    void Dispatch(boost::json::value event);
 
 private:
     /// One connection's stream; its identity tells a stale reader that it was replaced.

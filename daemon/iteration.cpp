@@ -4,6 +4,7 @@
 #include "daemon/run_checks.h"
 #include "daemon/tool_result.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace ralph {
@@ -108,12 +109,23 @@ BudgetSpent IterationMachine::Spent(Clock::TimePoint now) const
     return spent;
 }
 
+bool IterationMachine::Reads(std::string_view type)
+{
+    // Each type OnEvent handles below; opencode's bulkier ones (session.updated, session.diff,
+    // message.part.delta) are not among them.
+    static constexpr std::string_view kRead[] = {"session.idle",     "session.status", "session.error",
+                                                 "permission.asked", "question.asked", "message.updated",
+                                                 "message.part.updated"};
+    return std::find(std::begin(kRead), std::end(kRead), type) != std::end(kRead);
+}
+
 IterationActions IterationMachine::OnEvent(const json::object& ev, Clock::TimePoint now)
 {
     IterationActions actions;
     std::string type = Str(ev.if_contains("type"));
+    static const json::value kNone;
     const json::value* found = ev.if_contains("properties");
-    const json::value props = found ? *found : json::value();
+    const json::value& props = found ? *found : kNone;
     if (type == "session.idle") {
         idle_ = true;
     } else if (type == "session.status") {

@@ -101,6 +101,8 @@ public:
     /// The prompt was accepted at `now`.
     IterationMachine(Settings settings, Clock::TimePoint now);
 
+    /// Whether OnEvent does anything with events of this type; others need not be parsed.
+    static bool Reads(std::string_view type);
     /// One event of the session.
     IterationActions OnEvent(const boost::json::object& event, Clock::TimePoint now);
     /// After the events at hand: interruption, stop --now, the iteration timeout and the stall

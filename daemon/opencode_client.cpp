@@ -153,11 +153,11 @@ public:
         : stream_(std::move(executor)), server_(std::move(server))
     {
     }
-    asio::awaitable<Status> Run(milliseconds idle_timeout, std::function<void()> connected,
-                                std::function<void(const json::value&)> on_event) override
+    asio::awaitable<Status> Run(milliseconds idle_timeout, std::function<void()> connected, EventTypeFilter wanted,
+                                std::function<void(json::value)> on_event) override
     {
         auto ec = co_await stream_.Run(server_, opencode_api::GlobalEventTarget(), idle_timeout, std::move(connected),
-                                       std::move(on_event));
+                                       std::move(wanted), std::move(on_event));
         if (ec == boost::beast::error::timeout) co_return Status(kUpstreamTimeout, ec.message());
         if (ec) co_return Status(kUpstreamUnreachable, ec.message());
         co_return Status::Ok();

@@ -71,9 +71,11 @@ class OpencodeEventStream {
 public:
     virtual ~OpencodeEventStream() = default;
     /// Reads until the stream ends, breaks, is silent longer than `idle_timeout` or Close() is
-    /// called; the Status says why it ended. `connected` is called once the stream is open.
+    /// called; the Status says why it ended. `connected` is called once the stream is open. Events
+    /// whose type `wanted` refuses may be dropped unparsed.
     virtual boost::asio::awaitable<Status> Run(std::chrono::milliseconds idle_timeout, std::function<void()> connected,
-                                               std::function<void(const boost::json::value&)> on_event) = 0;
+                                               EventTypeFilter wanted,
+                                               std::function<void(boost::json::value)> on_event) = 0;
     virtual void Close() = 0;
 };
 

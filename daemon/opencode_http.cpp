@@ -149,6 +149,25 @@ void SseParser::Line(std::string_view line, const std::function<void(std::string
     has_data_ = true;
 }
 
+std::string_view PeekEventType(std::string_view data)
+{
+    // Inside a JSON string every '"' is escaped, so the first `"payload":{` is the key itself,
+    // not text; the type must come before the properties, which may hold other "type" keys.
+    constexpr std::string_view kPayload = "\"payload\":{", kType = "\"type\":\"", kProperties = "\"properties\":";
+    // Only strings may come before either (no '{' but the event's own): else parse it to be sure.
+    std::size_t payload = data.find(kPayload);
+    if (payload == std::string_view::npos || data.find('{', 1) < payload) return {};
+    std::string_view rest = data.substr(payload + kPayload.size());
+    std::size_t type = rest.find(kType);
+    if (type == std::string_view::npos || rest.substr(0, type).find_first_of("{[") != std::string_view::npos ||
+        rest.substr(0, type).find(kProperties) != std::string_view::npos)
+        return {};
+    rest.remove_prefix(type + kType.size());
+    std::size_t end = rest.find_first_of("\"\\");
+    if (end == std::string_view::npos || rest[end] != '"') return {};  // an escape: parse it to be sure
+    return rest.substr(0, end);
+}
+
 struct EventStream::Impl {
     explicit Impl(asio::any_io_executor ex) : stream(ex) {}
     beast::tcp_stream stream;
@@ -166,8 +185,8 @@ void EventStream::Close()
 
 asio::awaitable<boost::system::error_code> EventStream::Run(const ServerEndpoint& server, const std::string& target,
                                                             std::chrono::milliseconds idle_timeout,
-                                                            std::function<void()> connected,
-                                                            std::function<void(const json::value&)> on_event)
+                                                            std::function<void()> connected, EventTypeFilter wanted,
+                                                            std::function<void(json::value)> on_event)
 {
     auto impl = impl_;  // keeps the stream alive while this coroutine runs
     boost::system::error_code ec;
@@ -192,6 +211,7 @@ asio::awaitable<boost::system::error_code> EventStream::Run(const ServerEndpoint
     if (connected) connected();
 
     SseParser sse;
+    json::parser json_parser;  // one for the stream: its buffers are kept from event to event
     char chunk[16384];
     while (!impl->closed) {
         parser.get().body().data = chunk;
@@ -202,9 +222,14 @@ asio::awaitable<boost::system::error_code> EventStream::Run(const ServerEndpoint
         if (ec) break;
         std::size_t got = sizeof chunk - parser.get().body().size;
         sse.Feed(std::string_view(chunk, got), [&](std::string_view data) {
+            if (wanted) {
+                std::string_view type = PeekEventType(data);
+                if (!type.empty() && !wanted(type)) return;
+            }
             boost::system::error_code perr;
-            json::value v = json::parse(data, perr);
-            if (!perr) on_event(v);
+            json_parser.reset();
+            json_parser.write(data.data(), data.size(), perr);
+            if (!perr) on_event(json_parser.release());
         });
         if (parser.is_done()) {
             ec = http::error::end_of_stream;

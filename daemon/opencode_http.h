@@ -61,9 +61,18 @@ private:
     bool has_data_{false};
 };
 
+/// The `type` of a `/global/event` event's payload, read from its text without parsing it
+/// (`{"directory":…,"payload":{"id":…,"type":"session.idle","properties":…}}`, the order
+/// opencode writes). Empty when it is not found there: the event must then be parsed to know.
+std::string_view PeekEventType(std::string_view data);
+
+/// Which events a stream's reader wants, by their type (PeekEventType); the others are not parsed.
+using EventTypeFilter = std::function<bool(std::string_view type)>;
+
 /// A long-lived GET of an SSE endpoint (e.g. /global/event). Run() returns when the stream ends,
 /// breaks, stays silent longer than `idle_timeout` (opencode sends a heartbeat every 10 s) or Close()
-/// is called; each event's data is parsed as JSON and passed to on_event.
+/// is called; each event's data is parsed as JSON and passed to on_event, unless its type is known
+/// and `wanted` (when given) says no.
 class EventStream {
 public:
     explicit EventStream(boost::asio::any_io_executor executor);
@@ -71,8 +80,8 @@ public:
     /// Returns why the stream ended; `connected` is called once the response headers arrived.
     boost::asio::awaitable<boost::system::error_code> Run(const ServerEndpoint& server, const std::string& target,
                                                           std::chrono::milliseconds idle_timeout,
-                                                          std::function<void()> connected,
-                                                          std::function<void(const boost::json::value&)> on_event);
+                                                          std::function<void()> connected, EventTypeFilter wanted,
+                                                          std::function<void(boost::json::value)> on_event);
     void Close();
 
 private:

@@ -20,8 +20,8 @@ namespace ralph {
 /// A stream that ends at once, as if the server did not answer.
 class ClosedEventStream final : public OpencodeEventStream {
 public:
-    boost::asio::awaitable<Status> Run(std::chrono::milliseconds, std::function<void()>,
-                                       std::function<void(const boost::json::value&)>) override
+    boost::asio::awaitable<Status> Run(std::chrono::milliseconds, std::function<void()>, EventTypeFilter,
+                                       std::function<void(boost::json::value)>) override
     {
         co_return Status(kUpstreamUnreachable, "connection refused");
     }
@@ -36,8 +36,8 @@ public:
         : timer_(std::move(executor)), events_(std::move(events))
     {
     }
-    boost::asio::awaitable<Status> Run(std::chrono::milliseconds, std::function<void()> connected,
-                                       std::function<void(const boost::json::value&)> on_event) override
+    boost::asio::awaitable<Status> Run(std::chrono::milliseconds, std::function<void()> connected, EventTypeFilter,
+                                       std::function<void(boost::json::value)> on_event) override
     {
         if (connected) connected();
         for (const auto& e : events_) on_event(e);

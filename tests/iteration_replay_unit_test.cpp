@@ -40,6 +40,8 @@ Recording Load(const std::string& name)
     for (std::string line; std::getline(events, line);) {
         if (line.empty()) continue;
         json::value v = json::parse(line);
+        // As the stream hands them over: types the iteration does not read are dropped unparsed.
+        if (!IterationMachine::Reads(Str(At(v, "event", "type")))) continue;
         r.events.push_back({Millis(Int(At(v, "t"))), v.at("event").as_object()});
     }
     if (std::ifstream messages(base + ".messages.json"); messages) {

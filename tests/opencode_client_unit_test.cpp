@@ -1,6 +1,7 @@
 // OpencodeClient: the requests it builds (every path segment and query value percent-encoded,
 // checked against opencode-openapi.json), how answers and failures become a Status, and the HTTP
 // client against a scripted server on an ephemeral port.
+#include "daemon/iteration.h"
 #include "daemon/opencode_client.h"
 #include "daemon/run_checks.h"
 #include "tests/fake_opencode_client.h"
@@ -15,6 +16,8 @@
 #include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -33,6 +36,44 @@ const std::string kNastyId = "ses/a?b#c%d e";
 const std::string kNastyIdEncoded = "ses%2Fa%3Fb%23c%25d%20e";
 const std::string kNastyDir = "/home/u x/proj#1?a=b&c%/caf\xC3\xA9";
 const std::string kNastyDirQuery = "?directory=%2Fhome%2Fu%20x%2Fproj%231%3Fa%3Db%26c%25%2Fcaf%C3%A9";
+
+TEST(UnitOpencodeClient, TheEventTypeReadFromTheTextIsTheParsedOneOnEveryRecordedEvent)
+{
+    // The events exactly as opencode 1.18.33 wrote them (scripts/record-streams).
+    std::map<std::string, int> unread;
+    int events = 0;
+    for (const char* name : {"promise", "tools", "permission"}) {
+        std::ifstream in(std::string(RALPH_SOURCE_DIR) + "/tests/data/iteration/" + name + ".sse.txt");
+        ASSERT_TRUE(in) << name;
+        for (std::string line; std::getline(in, line); ++events) {
+            const json::value v = json::parse(line);
+            const std::string_view peeked = PeekEventType(line);
+            ASSERT_FALSE(peeked.empty()) << line.substr(0, 200);
+            EXPECT_EQ(peeked, std::string_view(v.at("payload").at("type").as_string()));
+            if (!IterationMachine::Reads(peeked)) ++unread[std::string(peeked)];
+        }
+    }
+    EXPECT_GT(events, 100);
+    // What the stream then need not parse: opencode's bulkiest events.
+    EXPECT_TRUE(unread.count("session.updated"));
+    EXPECT_TRUE(unread.count("message.part.delta"));
+    EXPECT_FALSE(unread.count("message.part.updated"));
+    EXPECT_FALSE(unread.count("session.idle"));
+}
+
+TEST(UnitOpencodeClient, AnEventTypeThatCannotBeReadSafelyFromTheTextIsLeftToTheParser)
+{
+    EXPECT_EQ(PeekEventType(R"({"payload":{"id":"e","type":"session.idle","properties":{}}})"), "session.idle");
+    EXPECT_EQ(PeekEventType(R"({"directory":"/a","payload":{"type":"x"}})"), "x");
+    EXPECT_EQ(PeekEventType(R"({"payload":{"properties":{"type":"text"},"type":"session.idle"}})"), "");
+    EXPECT_EQ(PeekEventType(R"({"directory":"/a{b}","payload":{"type":"x"}})"), "");  // a brace in a string
+    EXPECT_EQ(PeekEventType(R"({"other":{"payload":{"type":"x"}},"payload":{"type":"y"}})"), "");
+    EXPECT_EQ(PeekEventType(R"({"payload":{"extra":[1],"type":"x"}})"), "");
+    EXPECT_EQ(PeekEventType(R"({"payload":{"type":"session.\u0069dle"}})"), "");  // an escape
+    EXPECT_EQ(PeekEventType(R"({"payload":{"type":"unterminated)"), "");
+    EXPECT_EQ(PeekEventType(R"({"directory":"\"payload\":{\"type\":\"x\"}"})"), "");
+    EXPECT_EQ(PeekEventType(""), "");
+}
 
 TEST(UnitOpencodeClient, PercentEncodeKeepsOnlyUnreservedCharacters)
 {

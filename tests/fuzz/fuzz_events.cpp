@@ -108,6 +108,16 @@ int Events(const uint8_t* data, std::size_t size)
         boost::system::error_code ec;
         json::value v = json::parse(event_data, ec);
         if (ec) continue;  // EventStream skips what is not JSON
+        // As the stream does: an event whose type is read from its text, not one the loop reads, is
+        // dropped unparsed. The type is a piece of the text (tests/opencode_http_test.cpp checks it
+        // against the parsed type on every recorded event of the real opencode).
+        std::string_view peeked = PeekEventType(event_data);
+        if (!peeked.empty() && (peeked.data() < event_data.data() ||
+                                peeked.data() + peeked.size() > event_data.data() + event_data.size())) {
+            std::fprintf(stderr, "fuzz_events: PeekEventType pointed outside the event\n");
+            std::abort();
+        }
+        if (!peeked.empty() && !IterationMachine::Reads(peeked)) continue;
         w.hub->Dispatch(v);
         HttpResult http;
         http.status = 200;
