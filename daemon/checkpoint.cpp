@@ -347,6 +347,7 @@ asio::awaitable<Status> Checkpoints::CountCommits(const CheckpointRepo& repo, st
 {
     Result<std::string> head = co_await Head(repo);
     if (!head) co_return head.status();
+    cp->head = *head;
     if (head->empty() || *head == head_before) co_return Status::Ok();
     std::vector<std::string> count = GitArgs("rev-list", "--count", *head);
     if (!head_before.empty()) count.push_back("^" + head_before);

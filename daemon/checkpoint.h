@@ -67,6 +67,7 @@ struct Checkpoint {
     std::string commit;
     int files_changed{0}, insertions{0}, deletions{0};  ///< against the previous snapshot
     int commits{0};                      ///< commits the agent made (HEAD before -> after)
+    std::string head;                    ///< HEAD as the snapshot found it ("" with no commit)
     std::vector<std::string> left_out;   ///< files above checkpoint_max_file, not captured
 };
 

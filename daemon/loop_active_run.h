@@ -31,6 +31,12 @@ struct LoopEngine::ActiveRun {
     std::optional<CheckpointRepo> repo;
     std::unique_ptr<Checkpoints> checkpoints;
     std::string head_before;  ///< HEAD when the current iteration began
+    /// HEAD as the last checkpoint read it, while nothing of ralph's has moved it since (no
+    /// branch commit, no verify command): the next iteration's head_before without asking git,
+    /// when that iteration follows at once (not after a pause, a back-off or a wait for the server,
+    /// in which the user may commit).
+    std::string head_after_checkpoint;
+    Clock::TimePoint head_after_checkpoint_at{};
     std::string branch;       ///< the run's own branch in its worktree; empty when in place
     std::string last_snapshot;  ///< where this loop left refs/ralph/runs/<id>; "" to ask git
     std::string verify_output;  ///< a failed verification, for the next prompt's {VERIFY_OUTPUT}

@@ -182,12 +182,18 @@ asio::awaitable<void> LoopEngine::BeforeIteration(ActiveRun& active)
 {
     active.head_before.clear();
     if (!active.repo) co_return;
+    std::string seen = std::exchange(active.head_after_checkpoint, "");
+    if (!seen.empty() && clock_.Now() - active.head_after_checkpoint_at < std::chrono::seconds(1)) {
+        active.head_before = std::move(seen);
+        co_return;
+    }
     Result<std::string> head = co_await active.checkpoints->Head(*active.repo);
     if (head) active.head_before = *head;
 }
 
 asio::awaitable<void> LoopEngine::CheckpointIteration(ActiveRun& active, IterationRow& done)
 {
+    active.head_after_checkpoint.clear();
     if (!active.repo) co_return;
     const auto started = clock_.Now();
     Result<Checkpoint> cp =
@@ -199,6 +205,10 @@ asio::awaitable<void> LoopEngine::CheckpointIteration(ActiveRun& active, Iterati
         co_return;
     }
     Record(*cp, done);
+    if (active.branch.empty()) {
+        active.head_after_checkpoint = cp->head;
+        active.head_after_checkpoint_at = clock_.Now();
+    }
     if (!active.branch.empty()) {
         Status committed = co_await active.checkpoints->CommitOnBranch(
             *active.repo, active.branch, cp->commit, "ralph: iteration " + std::to_string(done.n) + " of run " + std::to_string(done.run_id));

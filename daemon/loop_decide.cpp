@@ -129,6 +129,7 @@ asio::awaitable<void> LoopEngine::VerifyIteration(ActiveRun& active, const RunRo
     bool claims = done.outcome == OutcomeName::kComplete ||
                   (done.outcome == OutcomeName::kContinue && ReadPrd(run.work_task_dir() + "/prd.json").complete());
     if (!claims) co_return;
+    active.head_after_checkpoint.clear();  // the command may commit: BeforeIteration asks git again
     VerifyVerdict verdict = co_await RunVerify(active, run, run.work_root(), &done);
     done.verify = verdict.verdict;
     done.verify_exit = verdict.exit;
