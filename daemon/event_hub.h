@@ -50,7 +50,8 @@ public:
     /// Events received since start, for tests and benchmarks.
     uint64_t events_received() const { return events_received_; }
 
-    /// Hands one event of the stream (only the types IterationMachine::Reads are parsed) ({directory, payload: {type, properties}}) to the watches of
+    /// Hands one event of the stream ({directory, payload: {type, properties}}; only the types
+    /// IterationMachine::Reads reach it parsed) to the watches of
     /// its session. Public for the fuzzer (tests/fuzz/fuzz_events.cpp); the stream calls it.
     void Dispatch(boost::json::value event);
 
