@@ -120,6 +120,13 @@ double CpuSeconds(pid_t pid)
     return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+double ExactCpuSeconds(pid_t pid)
+{
+    std::string text = ReadFile("/proc/" + std::to_string(pid) + "/schedstat");
+    if (text.empty()) return -1;
+    return static_cast<double>(std::strtoull(text.c_str(), nullptr, 10)) / 1e9;
+}
+
 bool ResetPeakRss(pid_t pid)
 {
     std::ofstream out("/proc/" + std::to_string(pid) + "/clear_refs");

@@ -44,6 +44,10 @@ void Terminate(pid_t pid, std::chrono::milliseconds grace = std::chrono::seconds
 long StatusKb(pid_t pid, const char* field);
 /// User + system CPU seconds of a process so far (/proc/PID/stat); -1 when it is gone.
 double CpuSeconds(pid_t pid);
+/// CPU seconds of a single-threaded process (ralphd) to the nanosecond (/proc/PID/schedstat: the
+/// main thread's time on a CPU, user and system); -1 when it is gone. /proc/PID/stat counts in
+/// 10 ms ticks, too coarse for a few milliseconds per iteration.
+double ExactCpuSeconds(pid_t pid);
 /// Resets the process's peak RSS (VmHWM) to its current RSS (writes 5 to /proc/PID/clear_refs).
 bool ResetPeakRss(pid_t pid);
 /// True while the process exists and is not a zombie.

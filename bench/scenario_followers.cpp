@@ -35,7 +35,7 @@ void ScenarioFollowers(World& world, const Options& o, Report& report)
     };
     auto measure = [&](std::size_t count) {
         ResetPeakRss(ralphd.pid());
-        const double cpu0 = CpuSeconds(ralphd.pid()), t0 = NowSeconds();
+        const double cpu0 = ExactCpuSeconds(ralphd.pid()), t0 = NowSeconds();
         std::vector<int64_t> ids;
         std::vector<pid_t> followers;
         for (std::size_t i = 0; i < count; ++i) {
@@ -52,7 +52,7 @@ void ScenarioFollowers(World& world, const Options& o, Report& report)
             if (int code = Wait(f, runs_ended, std::chrono::minutes(2)).code; code != 4)
                 throw std::runtime_error("a `ralph logs -f` ended with exit code " + std::to_string(code) +
                                          ", not 4 with its run");
-        const double cpu = CpuSeconds(ralphd.pid()) - cpu0;
+        const double cpu = ExactCpuSeconds(ralphd.pid()) - cpu0;
         for (int64_t id : ids) {
             json::value run = ralphd.Call("run.get", json::object{{"run", id}});
             if (std::string(run.at("reason").as_string()) != "max_iterations")

@@ -146,6 +146,18 @@ std::vector<int> ProcFs::Pids() const
     return out;
 }
 
+int ProcFs::LastPid() const
+{
+    // "0.10 0.20 0.30 1/123 4567\n"
+    const std::string text = Slurp(root_ + "/loadavg", 256);
+    std::vector<std::string_view> fields = Fields(text);
+    int pid = -1;
+    if (fields.size() < 5) return -1;
+    std::string_view last = fields[4];
+    if (!last.empty() && last.back() == '\n') last.remove_suffix(1);
+    return ToNumber(last, pid) && pid >= 0 ? pid : -1;
+}
+
 std::vector<ProcStat> ProcFs::Descendants(int ancestor) const
 {
     std::multimap<int, ProcStat> by_parent;
@@ -371,7 +383,15 @@ std::vector<OpencodeServerProcess> ProcFs::FindOpencodeServers(uid_t uid, Server
     auto no_server = [&](int pid) {
         if (memo) memo->not_servers.insert(pid);
     };
-    for (int pid : Pids()) {
+    std::vector<int> pids;
+    const int last_pid = memo ? LastPid() : -1;
+    if (memo && last_pid >= 0 && last_pid == memo->last_pid) {
+        pids = memo->pids;  // no process started since: those that ended are dropped below
+    } else {
+        pids = Pids();
+        if (memo) memo->pids = pids, memo->last_pid = last_pid;
+    }
+    for (int pid : pids) {
         if (memo && memo->not_servers.count(pid)) continue;
         // A server the memo knows (the same pid and start time) is only checked to be alive: its
         // command line and owner (/proc/PID/status is costly to make) are not read again.

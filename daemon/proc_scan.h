@@ -39,6 +39,10 @@ struct OpencodeServerProcess {
 struct ServerScanMemo {
     std::set<int> not_servers;
     std::map<std::pair<int, uint64_t>, int> ports;  ///< (pid, start time) -> port
+    /// The pids of the last scan and the last pid the kernel had handed out then (/proc/loadavg):
+    /// while no new pid was handed out, no process can have appeared, and /proc is not listed.
+    std::vector<int> pids;
+    int last_pid{-1};
 };
 
 class ProcFs {
@@ -54,6 +58,8 @@ public:
     bool EnvironHas(int pid, std::string_view entry) const;
     /// Every pid present now.
     std::vector<int> Pids() const;
+    /// The pid the kernel handed out last (the fifth field of /proc/loadavg); -1 when unreadable.
+    int LastPid() const;
     /// Every process descending from `ancestor` (children, grandchildren, ...), not `ancestor` itself.
     std::vector<ProcStat> Descendants(int ancestor) const;
     /// Listening TCP sockets (IPv4 and IPv6) of the given uid: socket inode -> port. On the real

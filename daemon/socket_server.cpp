@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <malloc.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@ namespace ralph {
 using namespace boost::asio::experimental::awaitable_operators;
 using stream = asio::local::stream_protocol;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kTrimAfterReplyBytes = 1 << 20;
 
 class SocketServer::Connection {
 public:
@@ -62,6 +64,11 @@ public:
                 } catch (const ClientGone&) {
                     co_return;
                 }
+                // A large reply (run.list {all}: megabytes) was built from hundreds of thousands of
+                // small allocations, now freed. Give that memory back now, on this call's time:
+                // otherwise glibc merges them on the next call's first large allocation, and
+                // ralphd keeps the peak's pages.
+                if (reply && reply->size() >= kTrimAfterReplyBytes) malloc_trim(0);
                 if (reply && !co_await Write(*reply)) co_return;
                 if (ctx.after_reply) ctx.after_reply();
                 if (closing_) co_return;

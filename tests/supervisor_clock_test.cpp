@@ -246,6 +246,8 @@ public:
     void Add(int pid, uint64_t start_time, int port, bool serve = true)
     {
         const std::string dir = root_ + "/" + std::to_string(pid);
+        // As the kernel: a new process is a new pid handed out (/proc/loadavg), an exec is not.
+        if (!std::filesystem::exists(dir)) test::WriteFile(root_ + "/loadavg", "0.00 0.00 0.00 1/1 " + std::to_string(++last_pid_) + "\n");
         std::filesystem::create_directories(dir + "/fd");
         test::WriteFile(dir + "/cmdline", serve ? std::string("opencode\0serve\0", 15) : std::string("bash\0", 5));
         test::WriteFile(dir + "/status", "Name:\topencode\nUid:\t" + std::to_string(getuid()) + "\t0\t0\t0\n");
@@ -267,6 +269,7 @@ public:
 
 private:
     std::string root_, tcp_;
+    int last_pid_{0};
 };
 
 std::vector<int64_t> UntrackedPids(ServerSupervisor& s)
@@ -304,6 +307,30 @@ TEST_F(UnitSupervisorOnFakeClock, UntrackedServersNewProcessesAtOnceAnExecWithin
     proc.Remove(101);
     proc.Add(101, 6000, 0, false);
     EXPECT_EQ(UntrackedPids(s), (std::vector<int64_t>{102}));
+}
+
+// The scan lists /proc only when the kernel has handed out a pid since the last scan: this
+// fake tree adds a process without one, which the memo then does not see until it is forgotten.
+TEST_F(UnitSupervisorOnFakeClock, UntrackedServersAreSearchedForOnlyWhenAPidWasHandedOut)
+{
+    FakeProc proc(dir_ + "/proc");
+    proc.Add(100, 5000, 4100);
+    ProcFs fs(dir_ + "/proc");
+    ServerScanMemo memo;
+    ASSERT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 1u);
+    const std::string loadavg = test::ReadFile(dir_ + "/proc/loadavg");
+    proc.Add(102, 5002, 4102);
+    test::WriteFile(dir_ + "/proc/loadavg", loadavg);  // as if no pid had been handed out
+    EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 1u);
+    test::WriteFile(dir_ + "/proc/loadavg", "0.00 0.00 0.00 1/1 102\n");
+    EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 2u);
+    // Without a memo, or without a readable loadavg, every scan lists /proc.
+    EXPECT_EQ(fs.FindOpencodeServers(getuid()).size(), 2u);
+    std::filesystem::remove(dir_ + "/proc/loadavg");
+    proc.Add(104, 5004, 4104);
+    std::filesystem::remove(dir_ + "/proc/loadavg");
+    EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 3u);
+    EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 3u);
 }
 
 }  // namespace

@@ -21,6 +21,16 @@ TEST(UnitSecurityText, Utf8ValidationRejectsWhatJsonParsersReject)
     EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // a surrogate
     EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // above U+10FFFF
     EXPECT_FALSE(IsValidUtf8("\xE2\x82"));          // truncated
+    // ASCII is skipped eight bytes at a time: a bad or split sequence at any offset after a run
+    // of ASCII, or crossing an eight-byte boundary, is still judged.
+    for (std::size_t ascii = 0; ascii < 20; ++ascii) {
+        const std::string pad(ascii, 'a');
+        EXPECT_FALSE(IsValidUtf8(pad + "\xFF" + pad)) << ascii;
+        EXPECT_FALSE(IsValidUtf8(pad + "\xE2\x82")) << ascii;
+        EXPECT_FALSE(IsValidUtf8(pad + "\xE2\x82" + pad + "bcdefghi")) << ascii;
+        EXPECT_TRUE(IsValidUtf8(pad + "\xE2\x82\xAC" + pad)) << ascii;
+        EXPECT_TRUE(IsValidUtf8(pad + "\xF0\x9F\x98\x80" + pad + "bcdefghi")) << ascii;
+    }
     // Whatever the input, the repaired text is valid and keeps the valid parts.
     EXPECT_EQ(ToValidUtf8("bad\xFFname"), "bad\xEF\xBF\xBDname");
     EXPECT_EQ(ToValidUtf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");
