@@ -9,6 +9,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <ctime>
+
 namespace ralph::bench {
 
 namespace asio = boost::asio;
@@ -149,7 +151,11 @@ FloorResult RunFloor(const FloorOptions& o)
             stream->Close();
         },
         asio::detached);
+    timespec cpu0{}, cpu1{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
     io.run();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+    result.cpu_ms = static_cast<double>(cpu1.tv_sec - cpu0.tv_sec) * 1e3 + static_cast<double>(cpu1.tv_nsec - cpu0.tv_nsec) / 1e6;
     return result;
 }
 

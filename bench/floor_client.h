@@ -33,6 +33,7 @@ struct FloorIteration {
 struct FloorResult {
     std::vector<FloorIteration> iterations;
     double wall_ms{0};  ///< from the event stream's connect to the last iteration's end
+    double cpu_ms{0};   ///< the floor's own CPU for the whole run (its thread: user and system)
     std::string error;  ///< set when it had to give up
 };
 

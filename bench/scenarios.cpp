@@ -133,7 +133,7 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
     RunFloor(warm);
 
     std::vector<double> a_cycle, a_recorded, a_between, a_wall_per_iter, a_client_cpu_ms, a_daemon_cpu_ms, a1_daemon_cpu_ms;
-    std::vector<double> b_cycle, b_total, b_wall_per_iter, b_create, b_prompt, b_idle, b_messages;
+    std::vector<double> b_cycle, b_total, b_wall_per_iter, b_cpu_per_iter, b_create, b_prompt, b_idle, b_messages;
     std::vector<double> ratio_rounds, control_rounds, control_cycle;
     // (a) ralph run -n N -f, as a user types it; returns the round's cycles.
     auto run_ralph = [&](int round) {
@@ -193,6 +193,7 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
         } else {
             b_cycle.insert(b_cycle.end(), cycles.begin(), cycles.end());
             b_wall_per_iter.push_back(b.wall_ms / o.iterations);
+            b_cpu_per_iter.push_back(b.cpu_ms / o.iterations);
         }
         return cycles;
     };
@@ -255,6 +256,15 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
                 "ms", Single(per_further), false, {}, ""});
     report.Add({"iteration.ralphd_cpu_further_share", S, "`ralphd` CPU per further iteration ÷ median (b)", "%",
                 Single(per_further / sb.median * 100), false, AtMost(0.3, "≤ 0.3 %"), ""});
+    // What the same HTTP sequence costs a client that does nothing else: a bound from below for
+    // anything that speaks to opencode this way.
+    const double floor_cpu = Summarize(b_cpu_per_iter).median;
+    report.Add({"iteration.floor_cpu_ms", S, "(b) the floor client's own CPU per iteration", "ms", Summarize(b_cpu_per_iter),
+                false, {}, ""});
+    report.Add({"iteration.floor_cpu_share", S, "(b) the floor client's CPU per iteration ÷ median (b)", "%",
+                Single(floor_cpu / sb.median * 100), false, {}, ""});
+    report.Add({"iteration.ralphd_cpu_over_floor_cpu", S, "`ralphd` CPU per further iteration ÷ the floor client's, medians",
+                "×", Single(per_further / floor_cpu), false, {}, ""});
     report.Add({"iteration.client_cpu_ms", S, "`ralph run -f` client CPU per iteration", "ms", Summarize(a_client_cpu_ms),
                 false, {}, ""});
     report.Add({"iteration.ralph_wall_per_iteration_ms", S, "(a) whole `ralph run -f` process ÷ iterations", "ms",

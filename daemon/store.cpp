@@ -194,13 +194,6 @@ int64_t RunStore::CountRuns(const std::string& task_dir)
     return s.Step() ? s.Int(0) : 0;
 }
 
-
-
-
-
-
-
-
 void RunStore::BeginIteration(int64_t run_id, int n, const std::string& session_id, int port, int64_t at,
                               const BoundaryEvent* event)
 {
