@@ -241,9 +241,12 @@ std::optional<ServerEndpoint> ServerSupervisor::Live() const
 
 std::vector<OpencodeServerProcess> ServerSupervisor::UntrackedServers() const
 {
-    // Every scan looks at every process, but reads again only the command lines of those it has
-    // not seen yet: servers are checked each time (one that ended is never listed); a process
-    // that became a server by exec, keeping its pid, and a new server's port show within a second.
+    // Every scan looks at every process (listing /proc again only when the kernel has handed out
+    // a pid since the last scan), but reads again only the command lines of those it has not seen
+    // yet: servers are checked each time (one that ended is never listed); a process that became
+    // a server by exec, keeping its pid, and a new server's port show within a second. Should
+    // /proc/loadavg lie about the last pid (a container's virtual file), forgetting the memo every
+    // second bounds that too.
     if (clock_.Now() - scan_memo_since_ >= std::chrono::seconds(1)) {
         scan_memo_ = {};
         scan_memo_since_ = clock_.Now();
