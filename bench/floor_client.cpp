@@ -126,7 +126,9 @@ FloorResult RunFloor(const FloorOptions& o)
                     state.connected = true;
                     state.changed.Notify();
                 },
-                nullptr,  // every event parsed: the floor does no more than it must, but no less either
+                // By default every event is parsed: the floor does no more than it must, but no less.
+                o.parse_only_idle ? EventTypeFilter([](std::string_view type) { return type == "session.idle"; })
+                                  : EventTypeFilter(nullptr),
                 [&](const json::value& event) {
                     const json::value* payload = At(event, "payload");
                     if (!payload) return;

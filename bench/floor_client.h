@@ -17,6 +17,9 @@ struct FloorOptions {
     std::string prompt;     ///< the text sent in every iteration
     std::string title;      ///< session title prefix
     int iterations{30};
+    /// Parse only the events whose type is session.idle (read from the text, as ralph skips the
+    /// types it does not read): the least CPU a client of this sequence can spend.
+    bool parse_only_idle{false};
 };
 
 struct FloorIteration {

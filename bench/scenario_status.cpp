@@ -165,7 +165,7 @@ void ScenarioStatus(World& world, const Options& o, Report& report)
         }
     }
     // The same run.list again and again, nothing between: what one call costs when the one before
-    // was no 4 MB `{all}` (above, each run.list follows one), and ralphd's own CPU per call.
+    // was no `{all}` of megabytes (above, each run.list follows one), and ralphd's own CPU per call.
     std::vector<double> list_back_to_back;
     const double list_cpu0 = ExactCpuSeconds(subjects[0].ralphd->pid());
     for (int i = 0; i < 5 * o.status_invocations; ++i)

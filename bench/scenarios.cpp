@@ -197,6 +197,16 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
         }
         return cycles;
     };
+    // (b') the floor parsing only session.idle: its CPU, a bound from below; not timed.
+    std::vector<double> b_idle_only_cpu_per_iter;
+    auto run_floor_idle_only = [&](int round) {
+        Progress("round " + std::to_string(round) + ": floor client parsing only session.idle");
+        FloorOptions lean = fo;
+        lean.parse_only_idle = true;
+        FloorResult b = RunFloor(lean);
+        if (!b.error.empty()) throw std::runtime_error("floor client: " + b.error);
+        b_idle_only_cpu_per_iter.push_back(b.cpu_ms / o.iterations);
+    };
     for (int round = 1; round <= o.rounds; ++round) {
         CheckInterrupted();
         // The order turns each round, so that no way always goes first or last.
@@ -208,7 +218,10 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
                 run_ralph_once();
                 break;
             case 1: rb = run_floor(round, false); break;
-            case 2: rc = run_floor(round, true); break;
+            case 2:
+                rc = run_floor(round, true);
+                run_floor_idle_only(round);
+                break;
             }
         }
         ratio_rounds.push_back(Summarize(ra).median / Summarize(rb).median);
@@ -263,6 +276,10 @@ void ScenarioIteration(World& world, const Options& o, Report& report)
                 false, {}, ""});
     report.Add({"iteration.floor_cpu_share", S, "(b) the floor client's CPU per iteration ÷ median (b)", "%",
                 Single(floor_cpu / sb.median * 100), false, {}, ""});
+    report.Add({"iteration.floor_idle_only_cpu_ms", S, "(b') the floor client parsing only `session.idle`: CPU per iteration",
+                "ms", Summarize(b_idle_only_cpu_per_iter), false, {}, ""});
+    report.Add({"iteration.floor_idle_only_cpu_share", S, "(b') its CPU per iteration ÷ median (b)", "%",
+                Single(Summarize(b_idle_only_cpu_per_iter).median / sb.median * 100), false, {}, ""});
     report.Add({"iteration.ralphd_cpu_over_floor_cpu", S, "`ralphd` CPU per further iteration ÷ the floor client's, medians",
                 "×", Single(per_further / floor_cpu), false, {}, ""});
     report.Add({"iteration.client_cpu_ms", S, "`ralph run -f` client CPU per iteration", "ms", Summarize(a_client_cpu_ms),

@@ -311,26 +311,30 @@ TEST_F(UnitSupervisorOnFakeClock, UntrackedServersNewProcessesAtOnceAnExecWithin
 
 // The scan lists /proc only when the kernel has handed out a pid since the last scan: this
 // fake tree adds a process without one, which the memo then does not see until it is forgotten.
-TEST_F(UnitSupervisorOnFakeClock, UntrackedServersAreSearchedForOnlyWhenAPidWasHandedOut)
+TEST(UnitProcScan, UntrackedServersAreSearchedForOnlyWhenAPidWasHandedOut)
 {
-    FakeProc proc(dir_ + "/proc");
+    char tmpl[] = "/tmp/ralph-procscan-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl;
+    FakeProc proc(dir + "/proc");
     proc.Add(100, 5000, 4100);
-    ProcFs fs(dir_ + "/proc");
+    ProcFs fs(dir + "/proc");
     ServerScanMemo memo;
     ASSERT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 1u);
-    const std::string loadavg = test::ReadFile(dir_ + "/proc/loadavg");
+    const std::string loadavg = test::ReadFile(dir + "/proc/loadavg");
     proc.Add(102, 5002, 4102);
-    test::WriteFile(dir_ + "/proc/loadavg", loadavg);  // as if no pid had been handed out
+    test::WriteFile(dir + "/proc/loadavg", loadavg);  // as if no pid had been handed out
     EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 1u);
-    test::WriteFile(dir_ + "/proc/loadavg", "0.00 0.00 0.00 1/1 102\n");
+    test::WriteFile(dir + "/proc/loadavg", "0.00 0.00 0.00 1/1 102\n");
     EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 2u);
     // Without a memo, or without a readable loadavg, every scan lists /proc.
     EXPECT_EQ(fs.FindOpencodeServers(getuid()).size(), 2u);
-    std::filesystem::remove(dir_ + "/proc/loadavg");
+    std::filesystem::remove(dir + "/proc/loadavg");
     proc.Add(104, 5004, 4104);
-    std::filesystem::remove(dir_ + "/proc/loadavg");
+    std::filesystem::remove(dir + "/proc/loadavg");
     EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 3u);
     EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 3u);
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace
