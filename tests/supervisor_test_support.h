@@ -184,10 +184,11 @@ class FakeOpencodeHttp {
 public:
     explicit FakeOpencodeHttp(asio::io_context& io) : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0))
     {
-        asio::co_spawn(io, Accept(), asio::detached);
+        asio::co_spawn(io, Accept(alive_), asio::detached);
     }
     ~FakeOpencodeHttp()
     {
+        *alive_ = false;  // an Accept() that has not started yet never touches this object
         boost::system::error_code ec;
         acceptor_.close(ec);
         for (auto& s : held_) s->close(ec);
@@ -202,11 +203,12 @@ public:
     std::vector<std::string> auth_headers;
 
 private:
-    asio::awaitable<void> Accept()
+    asio::awaitable<void> Accept(std::shared_ptr<bool> alive)
     {
+        if (!*alive) co_return;
         for (;;) {
             auto [ec, sock] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
-            if (ec) co_return;
+            if (ec || !*alive) co_return;
             auto s = std::make_shared<tcp::socket>(std::move(sock));
             held_.push_back(s);
             asio::co_spawn(acceptor_.get_executor(), Serve(s), asio::detached);
@@ -244,6 +246,7 @@ private:
 
     tcp::acceptor acceptor_;
     std::vector<std::shared_ptr<tcp::socket>> held_;
+    std::shared_ptr<bool> alive_{std::make_shared<bool>(true)};
 };
 
 class UnitServerSupervisor : public ::testing::Test {
