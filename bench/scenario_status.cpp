@@ -167,10 +167,11 @@ void ScenarioStatus(World& world, const Options& o, Report& report)
     // The same run.list again and again, nothing between: what one call costs when the one before
     // was no `{all}` of megabytes (above, each run.list follows one), and ralphd's own CPU per call.
     std::vector<double> list_back_to_back;
+    const int back_to_back_calls = 5 * o.status_invocations;
     const double list_cpu0 = ExactCpuSeconds(subjects[0].ralphd->pid());
-    for (int i = 0; i < 5 * o.status_invocations; ++i)
+    for (int i = 0; i < back_to_back_calls; ++i)
         timed(*rpcs[0], "run.list", json::object{{"cwd", project}}, list_back_to_back);
-    const double list_cpu_ms = (ExactCpuSeconds(subjects[0].ralphd->pid()) - list_cpu0) * 1000 / (5 * o.status_invocations);
+    const double list_cpu_ms = (ExactCpuSeconds(subjects[0].ralphd->pid()) - list_cpu0) * 1000 / back_to_back_calls;
     const Subject& x = subjects[0];
     report.Add({"status.ralph_status_ms", S, "`ralph status` (whole process)", "ms", Summarize(x.status), true,
                 AtMost(10, "≤ 10 ms"), ""});

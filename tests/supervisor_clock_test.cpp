@@ -329,7 +329,6 @@ TEST(UnitProcScan, UntrackedServersAreSearchedForOnlyWhenAPidWasHandedOut)
     EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 2u);
     // Without a memo, or without a readable loadavg, every scan lists /proc.
     EXPECT_EQ(fs.FindOpencodeServers(getuid()).size(), 2u);
-    std::filesystem::remove(dir + "/proc/loadavg");
     proc.Add(104, 5004, 4104);
     std::filesystem::remove(dir + "/proc/loadavg");
     EXPECT_EQ(fs.FindOpencodeServers(getuid(), &memo).size(), 3u);
