@@ -151,6 +151,9 @@ public:
             auto now = SteadyClock::now();
             if (now >= next_poll_) {
                 Refresh();
+                // What the stream already holds is older than the list just read: take it too,
+                // so a row is never painted "stopped" above a log that has not yet said so.
+                if (stream_) DrainStream();
                 next_poll_ = now + std::chrono::seconds(1);
                 dirty = true;
             }

@@ -136,6 +136,8 @@ TEST(E2ETop, ShowsARunGoingThroughItsIterationsAndEnding)
         << term.Screen();
     ASSERT_TRUE(term.WaitText("2/3", 120s)) << term.Screen();
     ASSERT_TRUE(term.WaitText("stopped", 120s)) << term.Screen();
+    // The row comes from run.list, the log from the event stream: the log may say so a paint later.
+    ASSERT_TRUE(term.WaitText("run stopped (max_iterations)")) << term.Screen();
     std::string screen = term.Screen();
     EXPECT_NE(screen.find("3/3"), std::string::npos) << screen;
     EXPECT_NE(screen.find("-- run " + id + " log"), std::string::npos) << screen;
