@@ -169,8 +169,9 @@ public:
                 std::chrono::duration_cast<std::chrono::milliseconds>(wake - SteadyClock::now()).count() + 1, 0, 1000));
             pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {stream_ ? stream_->fd() : -1, POLLIN, 0}};
             poll(fds, 2, timeout);
-            if (ReadKeys()) dirty = true;
+            // The stream first: a key acts on what top knows, so let it know what has arrived.
             if (stream_ && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && DrainStream()) dirty = true;
+            if (ReadKeys()) dirty = true;
         }
         return g_interrupted ? kExitInterrupted : kExitOk;
     }

@@ -139,6 +139,8 @@ TEST(FunctionalEnvironment, ExclusiveLockHeldByAnotherProcessGivesAClearErrorThe
     std::string project = MakeQuickTask(env);
     env.StartDaemon();
     ASSERT_TRUE(StartQuickRun(env, project).contains("result"));
+    // Ended first: the run's own writes would otherwise meet the lock and hold the daemon's thread.
+    EXPECT_EQ(WaitEnded(env, 1), "completed");
 
     // Held longer than the daemon's busy timeout (5 s): its writes give up with a clear error.
     SqliteHolder locker(env.state_dir + "/ralph.db", "BEGIN EXCLUSIVE;");
