@@ -151,8 +151,9 @@ public:
             auto now = SteadyClock::now();
             if (now >= next_poll_) {
                 Refresh();
-                // What the stream already holds is older than the list just read: take it too,
-                // so a row is never painted "stopped" above a log that has not yet said so.
+                // What the stream already holds is older than the list just read: take it too, so
+                // a row is not painted "stopped" above a log still short of the run's end (what the
+                // daemon has not sent yet comes a paint later).
                 if (stream_) DrainStream();
                 next_poll_ = now + std::chrono::seconds(1);
                 dirty = true;
