@@ -22,6 +22,9 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
+/// The whole-log view's title. Not "whole log" alone: the table's log title says "Enter: whole log".
+const std::string kWholeLogTitle = "whole log (q or Esc: back";
+
 std::string ShellQuote(const std::string& s)
 {
     std::string out = "'";
@@ -152,7 +155,7 @@ TEST(E2ETop, ShowsARunGoingThroughItsIterationsAndEnding)
     })) << term.Screen();
     // Enter: the whole log; q: back to the table.
     term.Keys({"Enter"});
-    ASSERT_TRUE(term.WaitText("whole log (q or Esc")) << term.Screen();
+    ASSERT_TRUE(term.WaitText(kWholeLogTitle)) << term.Screen();
     term.Keys({"q"});
     ASSERT_TRUE(term.WaitText("LAST ACTIVITY")) << term.Screen();
     term.Keys({"q"});
@@ -287,10 +290,10 @@ TEST(E2ETop, AAttachesToTheSelectedRunsSessionInTheOpencodeTuiAndTopComesBack)
     EXPECT_TRUE(term.AlternateScreen());
     // It still answers keys: Enter shows the whole log, q goes back, q quits.
     term.Keys({"Enter"});
-    ASSERT_TRUE(term.WaitText("whole log (q or Esc")) << term.Screen();
+    ASSERT_TRUE(term.WaitText(kWholeLogTitle)) << term.Screen();
     term.Keys({"q"});
     ASSERT_TRUE(term.WaitScreen([](const std::string& s) {
-        return s.find("LAST ACTIVITY") != std::string::npos && s.find("whole log (q or Esc") == std::string::npos;
+        return s.find("LAST ACTIVITY") != std::string::npos && s.find(kWholeLogTitle) == std::string::npos;
     })) << term.Screen();
     // A frame painted after attach returned (the first one back is the old frame restored): the
     // keys on the status line, where top would say "ralph attach <run> exited with N".
@@ -458,14 +461,14 @@ TEST(E2ETop, ADaemonComingBackWhileItReconcilesIsShownAndTopKeepsAnsweringKeys)
     // Keys answered while it warms up: Enter opens the whole log, q comes back to the table; the
     // status line still says why the runs are not refreshed.
     term.Keys({"Enter"});
-    ASSERT_TRUE(WaitFor([&] { return look().find("whole log (q or Esc: back") != std::string::npos; }, 60s))
+    ASSERT_TRUE(WaitFor([&] { return look().find(kWholeLogTitle) != std::string::npos; }, 60s))
         << term.Screen();
     EXPECT_TRUE(warming_up()) << "the warm-up ended before the test ended it";
     ASSERT_TRUE(WaitFor(status_warming, 60s)) << term.Screen();
     term.Keys({"q"});
     ASSERT_TRUE(WaitFor([&] {
         std::string s = look();
-        return s.find("LAST ACTIVITY") != std::string::npos && s.find("whole log (q or Esc") == std::string::npos;
+        return s.find("LAST ACTIVITY") != std::string::npos && s.find(kWholeLogTitle) == std::string::npos;
     }, 60s)) << term.Screen();
     EXPECT_TRUE(warming_up()) << "the warm-up ended before the test ended it";
     ASSERT_TRUE(WaitFor(status_warming, 60s)) << term.Screen();
